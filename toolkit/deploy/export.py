@@ -1,0 +1,234 @@
+"""Export a block to ONNX with a metadata file beside it.
+
+``export_block(block, prefix)`` writes
+
+* ``prefix.onnx``: the graph and its weights (one file), traced with
+  ``torch.onnx.export(..., dynamo=True)`` from ``torch.export``;
+* ``prefix.json``: what a runtime needs to use the graph on its own (see
+  :data:`FORMAT` and the keys listed in :func:`export_block`).
+
+The C++ and Java runners in ``deploy/`` read the same two files.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import torch
+
+from ..version import __version__
+
+__all__ = ["FORMAT", "export_block", "sha256_file", "write_json_atomic", "metadata_path", "onnx_path"]
+
+#: Version tag of the ``prefix.json`` layout.
+FORMAT = "toolkit-export/1"
+
+_DTYPES = {
+    torch.float32: "float32",
+    torch.float16: "float16",
+    torch.bfloat16: "bfloat16",
+    torch.float64: "float64",
+    torch.int64: "int64",
+    torch.int32: "int32",
+    torch.uint8: "uint8",
+    torch.int8: "int8",
+    torch.bool: "bool",
+}
+
+
+def onnx_path(prefix: str | os.PathLike) -> Path:
+    return Path(f"{os.fspath(prefix)}.onnx")
+
+
+def metadata_path(prefix: str | os.PathLike) -> Path:
+    return Path(f"{os.fspath(prefix)}.json")
+
+
+def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    """Hex sha256 of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(chunk), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def write_json_atomic(path: str | os.PathLike, data: Any) -> None:
+    """Write JSON so that a reader never sees a half-written file."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f, indent=2, default=_json_default)
+            f.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _json_default(value: Any):
+    if isinstance(value, (np.generic,)):
+        return value.item()
+    if isinstance(value, (np.ndarray, torch.Tensor)):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"cannot write {type(value).__name__} to export metadata")
+
+
+def _io_spec(name: str, tensor: torch.Tensor, axes: Mapping[int, str]) -> dict[str, Any]:
+    return {
+        "name": name,
+        "dtype": _DTYPES.get(tensor.dtype, str(tensor.dtype).replace("torch.", "")),
+        "shape": [axes.get(i, int(s)) for i, s in enumerate(tensor.shape)],
+    }
+
+
+def _flatten_outputs(out: Any) -> list[torch.Tensor]:
+    leaves = torch.utils._pytree.tree_leaves(out)
+    return [t for t in leaves if isinstance(t, torch.Tensor)]
+
+
+def export_block(
+    block: torch.nn.Module,
+    prefix: str | os.PathLike,
+    example_inputs: Sequence[torch.Tensor] | None = None,
+    input_names: Sequence[str] | None = None,
+    output_names: Sequence[str] | None = None,
+    metadata: Mapping[str, Any] | None = None,
+    check: bool = True,
+    opset_version: int = 18,
+) -> dict[str, Any]:
+    """Export ``block`` (in eval mode) to ``prefix.onnx`` and ``prefix.json``.
+
+    Parameters
+    ----------
+    block : HybridBlock
+        The model. Its ``dynamic_axes`` pick the dynamic dimensions, its
+        ``metadata`` dict is written to the JSON file.
+    prefix : str or path
+        Output path without extension; parent folders are created.
+    example_inputs : sequence of Tensor, optional
+        Tracing inputs; default ``block.example_inputs()``.
+    input_names, output_names : sequence of str, optional
+        Graph input/output names; default the forward's parameter names and
+        ``output``/``output0..N``.
+    metadata : mapping, optional
+        Extra keys merged over ``block.metadata``.
+    check : bool
+        Run the exported graph with onnxruntime on the example inputs and
+        raise if it disagrees with eager PyTorch (max abs diff over
+        ``1e-4 * (1 + max |eager|)``).
+
+    Returns
+    -------
+    dict
+        The metadata written: ``format``, ``model``, ``task``, ``toolkit_version``,
+        ``torch_version``, ``onnx_file``, ``sha256``, ``inputs``/``outputs``
+        (name, dtype, shape with axis names for dynamic axes), ``dynamic_axes``,
+        ``opset``, plus the block's own metadata (``preprocessing``, ``classes``,
+        ``vocab_file`` ...).
+    """
+    import inspect
+
+    from ..nn.block import HybridBlock
+
+    prefix = Path(prefix)
+    prefix.parent.mkdir(parents=True, exist_ok=True)
+    was_training = block.training
+    block.eval()
+    try:
+        if example_inputs is None:
+            if not hasattr(block, "example_inputs"):
+                raise ValueError("export needs example_inputs for a plain torch.nn.Module")
+            example_inputs = block.example_inputs()
+        example_inputs = tuple(example_inputs)
+        params = [
+            p.name
+            for p in inspect.signature(block.forward).parameters.values()
+            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+        ]
+        input_names = list(input_names or params[: len(example_inputs)])
+        if len(input_names) != len(example_inputs):
+            raise ValueError(f"{len(input_names)} input names for {len(example_inputs)} example inputs")
+
+        if isinstance(block, HybridBlock):
+            axes_per_input = [block._axes_for(i, n, t) for i, (n, t) in enumerate(zip(params, example_inputs))]
+            dynamic_shapes = block.dynamic_shapes_for(example_inputs, auto=False)[0]
+        else:
+            axes_per_input = [{0: "batch"} for _ in example_inputs]
+            dynamic_shapes = tuple({0: torch.export.Dim("batch")} for _ in example_inputs)
+
+        with torch.no_grad():
+            eager_out = _flatten_outputs(block(*example_inputs))
+        output_names = list(output_names or (["output"] if len(eager_out) == 1 else [f"output{i}" for i in range(len(eager_out))]))
+        if len(output_names) != len(eager_out):
+            raise ValueError(f"{len(output_names)} output names for {len(eager_out)} outputs")
+
+        target = onnx_path(prefix)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=target.name, suffix=".tmp")
+        os.close(fd)
+        try:
+            with torch.no_grad():
+                program = torch.onnx.export(
+                    block,
+                    example_inputs,
+                    dynamo=True,
+                    dynamic_shapes=dynamic_shapes,
+                    input_names=input_names,
+                    output_names=output_names,
+                    opset_version=opset_version,
+                    external_data=False,
+                    verbose=False,
+                )
+            program.save(tmp, external_data=False)
+            os.replace(tmp, target)
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+
+        # The output's dynamic axes follow the batch axis of the first input.
+        in_axes = axes_per_input[0] if axes_per_input else {}
+        meta: dict[str, Any] = {
+            "format": FORMAT,
+            "model": getattr(block, "metadata", {}).get("name", type(block).__name__),
+            "task": None,
+            "toolkit_version": __version__,
+            "torch_version": torch.__version__,
+            "opset": opset_version,
+        }
+        meta.update(getattr(block, "metadata", {}) or {})
+        meta.update(metadata or {})
+        meta["inputs"] = [_io_spec(n, t, a) for n, t, a in zip(input_names, example_inputs, axes_per_input)]
+        meta["outputs"] = [
+            _io_spec(n, t, {a: name for a, name in in_axes.items() if a < t.dim() and t.shape[a] == example_inputs[0].shape[a]})
+            for n, t in zip(output_names, eager_out)
+        ]
+        meta["dynamic_axes"] = {n: {str(a): v for a, v in ax.items()} for n, ax in zip(input_names, axes_per_input)}
+        meta["onnx_file"] = target.name
+        meta["sha256"] = sha256_file(target)
+        write_json_atomic(metadata_path(prefix), meta)
+
+        if check:
+            from .runtime import load
+
+            got = load(prefix)(*example_inputs)
+            got = got if isinstance(got, (list, tuple)) else [got]
+            for name, ref, out in zip(output_names, eager_out, got):
+                ref = ref.detach().float()
+                out = torch.as_tensor(out).float()
+                tol = 1e-4 * (1 + ref.abs().max().item())
+                diff = (ref - out).abs().max().item() if ref.numel() else 0.0
+                if ref.shape != out.shape or diff > tol:
+                    raise RuntimeError(
+                        f"exported graph disagrees with eager PyTorch on output '{name}': "
+                        f"shape {tuple(out.shape)} vs {tuple(ref.shape)}, max abs diff {diff:.3g} > {tol:.3g}"
+                    )
+        return meta
+    finally:
+        block.train(was_training)

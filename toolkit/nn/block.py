@@ -1,0 +1,349 @@
+"""Hybridizable blocks: eager PyTorch modules that can capture themselves as graphs.
+
+A :class:`HybridBlock` is a plain ``torch.nn.Module`` until :meth:`HybridBlock.hybridize`
+is called. After that, its next call captures the forward with ``torch.export``
+(the batch axis, and for text blocks the sequence axis, dynamic) and later calls
+run the captured graph. An input the graph cannot take (another rank, dtype,
+device, mode, or a size outside what the capture allowed) gets a graph of its
+own: never a wrong answer.
+"""
+from __future__ import annotations
+
+import contextlib
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Sequence
+
+import torch
+from torch import nn
+
+__all__ = ["HybridBlock", "HybridizeError"]
+
+_state = threading.local()
+
+
+class HybridizeError(RuntimeError):
+    """Raised when a block's forward cannot be captured as a graph.
+
+    Attributes
+    ----------
+    block_path : str
+        Qualified name of the innermost sub-module that was running when capture
+        failed (``""`` for the hybridized block itself).
+    block_type : str
+        Class name of that sub-module.
+    """
+
+    def __init__(self, message: str, block_path: str = "", block_type: str = ""):
+        super().__init__(message)
+        self.block_path = block_path
+        self.block_type = block_type
+
+
+def _capturing() -> bool:
+    return getattr(_state, "depth", 0) > 0
+
+
+@contextlib.contextmanager
+def _capture_scope():
+    _state.depth = getattr(_state, "depth", 0) + 1
+    try:
+        yield
+    finally:
+        _state.depth -= 1
+
+
+@dataclass
+class _Graph:
+    """One captured forward and the shapes it accepts."""
+
+    program: torch.export.ExportedProgram
+    runner: Callable[..., Any]
+    # per user-input tensor: tuple of (static size | (low, high)) per axis
+    accepts: list[tuple | None] = field(default_factory=list)
+
+    def fits(self, flat_inputs: Sequence[Any]) -> bool:
+        if len(flat_inputs) != len(self.accepts):
+            return False
+        for value, spec in zip(flat_inputs, self.accepts):
+            if spec is None:
+                continue
+            if not isinstance(value, torch.Tensor) or value.dim() != len(spec):
+                return False
+            for size, allowed in zip(value.shape, spec):
+                if isinstance(allowed, int):
+                    if size != allowed:
+                        return False
+                elif not (allowed[0] <= size <= allowed[1]):
+                    return False
+        return True
+
+
+def _key(training: bool, args: tuple, kwargs: dict) -> tuple:
+    """Everything a captured graph is specialised on, apart from sizes."""
+
+    def one(v):
+        if isinstance(v, torch.Tensor):
+            return ("T", v.dtype, v.device.type, v.dim(), v.requires_grad)
+        if isinstance(v, (list, tuple)):
+            return (type(v).__name__, tuple(one(x) for x in v))
+        if isinstance(v, dict):
+            return ("dict", tuple((k, one(x)) for k, x in sorted(v.items())))
+        return ("V", repr(v))
+
+    return (training, torch.is_grad_enabled(), one(args), one(kwargs))
+
+
+def _sym_range(program: torch.export.ExportedProgram, size) -> int | tuple[int, float]:
+    if isinstance(size, int):
+        return size
+    expr = size.node.expr
+    constraint = program.range_constraints.get(expr)
+    if constraint is None:  # derived expression (e.g. 2*s0): let the graph's own check decide
+        return (0, float("inf"))
+    try:
+        upper: float = int(constraint.upper)
+    except (TypeError, AttributeError, OverflowError, ValueError):  # sympy/torch infinity
+        upper = float("inf")
+    return (int(constraint.lower), upper)
+
+
+class HybridBlock(nn.Module):
+    """Base class of every toolkit model: eager PyTorch, capturable as a graph.
+
+    Subclasses write an ordinary ``forward``. Class attribute
+    :attr:`dynamic_axes` names the axes of every tensor input that may change
+    size between calls without a new capture (``{0: "batch"}`` for images,
+    ``{0: "batch", 1: "seq"}`` for token sequences); a mapping from input name to
+    such a dict sets them per input.
+
+    Attributes
+    ----------
+    metadata : dict
+        Everything an exported graph needs to be used on its own: ``name``,
+        ``task``, ``preprocessing``, ``classes``, ``input_shape`` ... filled by the
+        model builders and the zoo, written next to the graph by :meth:`export`.
+    """
+
+    dynamic_axes: Mapping[Any, Any] = {0: "batch"}
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.metadata: dict[str, Any] = {}
+        self._hybrid_active = False
+        self._hybrid_compile = False
+        self._graphs: dict[tuple, list[_Graph]] = {}
+        self._last_graph: _Graph | None = None
+
+    # ------------------------------------------------------------------ hybridize
+    def hybridize(self, active: bool = True, compile: bool = False) -> "HybridBlock":
+        """Capture the forward as a graph on the next call (or go back to eager).
+
+        Parameters
+        ----------
+        active : bool
+            ``True`` to run captured graphs, ``False`` to run eagerly again.
+        compile : bool
+            Also run the captured graph through ``torch.compile``. Off by default:
+            it speeds CNNs up on CPU but slowed a Transformer encoder down.
+
+        Returns
+        -------
+        HybridBlock
+            ``self``, so calls can be chained.
+        """
+        for module in self.modules():
+            if isinstance(module, HybridBlock):
+                module._hybrid_active = bool(active)
+                module._hybrid_compile = bool(compile)
+                module._clear_graphs()
+        return self
+
+    @property
+    def hybridized(self) -> bool:
+        return self._hybrid_active
+
+    @property
+    def graph(self) -> torch.fx.Graph | None:
+        """The most recently used captured graph, or ``None`` before the first capture."""
+        return None if self._last_graph is None else self._last_graph.program.graph
+
+    @property
+    def exported_program(self) -> torch.export.ExportedProgram | None:
+        """The ``torch.export.ExportedProgram`` behind :attr:`graph`."""
+        return None if self._last_graph is None else self._last_graph.program
+
+    def _clear_graphs(self) -> None:
+        self._graphs = {}
+        self._last_graph = None
+
+    def _apply(self, fn, *args, **kwargs):
+        # .to(), .half(), .cuda() replace parameter tensors: captured graphs would
+        # keep the old ones.
+        for module in self.modules():
+            if isinstance(module, HybridBlock):
+                module._clear_graphs()
+        return super()._apply(fn, *args, **kwargs)
+
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
+        if assign:  # new tensor objects: captured graphs would keep the old ones
+            for module in self.modules():
+                if isinstance(module, HybridBlock):
+                    module._clear_graphs()
+        return super().load_state_dict(state_dict, strict=strict, assign=assign)
+
+    def __call__(self, *args, **kwargs):
+        if not self._hybrid_active or _capturing() or torch.compiler.is_compiling():
+            return super().__call__(*args, **kwargs)
+        return self._call_hybrid(args, kwargs)
+
+    def _call_hybrid(self, args: tuple, kwargs: dict):
+        key = _key(self.training, args, kwargs)
+        flat = [v for v in torch.utils._pytree.tree_leaves((args, kwargs))]
+        for graph in self._graphs.get(key, []):
+            if graph.fits(flat):
+                self._last_graph = graph
+                return graph.runner(*args, **kwargs)
+        graph = self._capture(args, kwargs)
+        self._graphs.setdefault(key, []).append(graph)
+        self._last_graph = graph
+        return graph.runner(*args, **kwargs)
+
+    # ------------------------------------------------------------------ capture
+    def _axes_for(self, index: int, name: str | None, tensor: torch.Tensor) -> dict[int, str]:
+        axes = self.dynamic_axes
+        if axes and all(isinstance(k, str) for k in axes):
+            axes = axes.get(name, {}) if name is not None else {}
+        return {int(a): n for a, n in axes.items() if int(a) < tensor.dim()}
+
+    def dynamic_shapes_for(self, args: tuple, kwargs: dict | None = None, auto: bool = True):
+        """``dynamic_shapes`` for ``torch.export`` from :attr:`dynamic_axes`.
+
+        With ``auto=True`` the axes are ``Dim.AUTO`` (the exporter may specialise
+        them, and the captured graph then only accepts that size); otherwise
+        named ``Dim`` objects shared by axes of the same name.
+        """
+        import inspect
+
+        kwargs = kwargs or {}
+        params = [
+            p.name
+            for p in inspect.signature(self.forward).parameters.values()
+            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+        ]
+        dims: dict[str, Any] = {}
+
+        def dim(label: str):
+            if auto:
+                return torch.export.Dim.AUTO
+            if label not in dims:
+                dims[label] = torch.export.Dim(label)
+            return dims[label]
+
+        def spec(i, name, value):
+            if isinstance(value, torch.Tensor):
+                return {a: dim(n) for a, n in self._axes_for(i, name, value).items()} or None
+            return None
+
+        arg_specs = tuple(spec(i, params[i] if i < len(params) else None, v) for i, v in enumerate(args))
+        kw_specs = {k: spec(-1, k, v) for k, v in kwargs.items()}
+        return arg_specs, kw_specs
+
+    def _capture(self, args: tuple, kwargs: dict) -> _Graph:
+        arg_specs, kw_specs = self.dynamic_shapes_for(args, kwargs)
+        dynamic_shapes = (arg_specs, kw_specs) if kwargs else arg_specs
+        if kwargs:
+            # torch.export takes dynamic_shapes keyed like forward's signature
+            import inspect
+
+            names = list(inspect.signature(self.forward).parameters)
+            dynamic_shapes = {names[i]: s for i, s in enumerate(arg_specs)} | kw_specs
+        program = self._export_program(args, kwargs, dynamic_shapes)
+        runner = program.module()
+        if self._hybrid_compile:
+            runner = torch.compile(runner, dynamic=True)
+        accepts: list[tuple | None] = []
+        user_inputs = set(program.graph_signature.user_inputs)
+        for node in program.graph.nodes:
+            if node.op == "placeholder" and node.name in user_inputs:
+                val = node.meta.get("val")
+                if isinstance(val, torch.Tensor):
+                    accepts.append(tuple(_sym_range(program, s) for s in val.shape))
+                else:
+                    accepts.append(None)
+        return _Graph(program=program, runner=runner, accepts=accepts)
+
+    def _export_program(self, args: tuple, kwargs: dict, dynamic_shapes) -> torch.export.ExportedProgram:
+        """Run ``torch.export`` and name the sub-module that breaks it, if any."""
+        stack: list[str] = []
+        names = {id(m): n for n, m in self.named_modules()}
+        failed: list[tuple[str, str]] = []
+
+        def pre(module, _inputs):
+            if id(module) in names:
+                stack.append(names[id(module)])
+
+        def post(module, _inputs, _output):
+            if id(module) in names and stack:
+                stack.pop()
+
+        h1 = nn.modules.module.register_module_forward_pre_hook(pre)
+        h2 = nn.modules.module.register_module_forward_hook(post)
+        try:
+            with _capture_scope():
+                return torch.export.export(self, args, kwargs or None, dynamic_shapes=dynamic_shapes, strict=False)
+        except Exception as err:  # noqa: BLE001 - re-raised with the block that failed
+            if stack:
+                path = stack[-1]
+                failed.append((path, type(self.get_submodule(path)).__name__ if path else type(self).__name__))
+            path, kind = failed[0] if failed else ("", type(self).__name__)
+            where = f"sub-block '{path}' ({kind})" if path else f"block {kind}"
+            raise HybridizeError(
+                f"cannot capture {type(self).__name__} as a graph: {where} failed during torch.export: "
+                f"{type(err).__name__}: {err}".strip(),
+                block_path=path,
+                block_type=kind,
+            ) from err
+        finally:
+            h1.remove()
+            h2.remove()
+
+    # ------------------------------------------------------------------ export
+    def example_inputs(self, batch_size: int = 2) -> tuple[torch.Tensor, ...]:
+        """Inputs used to trace :meth:`export` when none are given.
+
+        The default builds one float tensor of shape ``(batch_size, *metadata["input_shape"])``.
+        Text blocks override this.
+        """
+        shape = self.metadata.get("input_shape")
+        if not shape:
+            raise ValueError(
+                f"{type(self).__name__} has no metadata['input_shape']; pass example_inputs to export()"
+            )
+        return (torch.randn(batch_size, *shape),)
+
+    def export(
+        self,
+        prefix: str,
+        example_inputs: Sequence[torch.Tensor] | None = None,
+        input_names: Sequence[str] | None = None,
+        output_names: Sequence[str] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        check: bool = True,
+    ) -> dict[str, Any]:
+        """Write ``prefix.onnx`` (graph and weights) and ``prefix.json`` (metadata).
+
+        See :func:`toolkit.deploy.export.export_block` for the parameters and the
+        metadata written. Returns the metadata dict.
+        """
+        from ..deploy.export import export_block
+
+        return export_block(
+            self,
+            prefix,
+            example_inputs=example_inputs,
+            input_names=input_names,
+            output_names=output_names,
+            metadata=metadata,
+            check=check,
+        )
