@@ -154,7 +154,7 @@ def export_block(
             for p in inspect.signature(block.forward).parameters.values()
             if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
         ]
-        input_names = list(input_names or params[: len(example_inputs)])
+        input_names = list(input_names or getattr(block, "input_names", None) or params[: len(example_inputs)])
         if len(input_names) != len(example_inputs):
             raise ValueError(f"{len(input_names)} input names for {len(example_inputs)} example inputs")
 
@@ -167,7 +167,7 @@ def export_block(
 
         with torch.no_grad():
             eager_out = _flatten_outputs(block(*example_inputs))
-        output_names = list(output_names or (["output"] if len(eager_out) == 1 else [f"output{i}" for i in range(len(eager_out))]))
+        output_names = list(output_names or getattr(block, "output_names", None) or (["output"] if len(eager_out) == 1 else [f"output{i}" for i in range(len(eager_out))]))
         if len(output_names) != len(eager_out):
             raise ValueError(f"{len(output_names)} output names for {len(eager_out)} outputs")
 

@@ -126,6 +126,10 @@ class HybridBlock(nn.Module):
     """
 
     dynamic_axes: Mapping[Any, Any] = {0: "batch"}
+    #: Graph input/output names used by :meth:`export` (default: forward's
+    #: parameter names, and ``output``/``output0..N``).
+    input_names: Sequence[str] | None = None
+    output_names: Sequence[str] | None = None
 
     def __init__(self) -> None:
         super().__init__()
