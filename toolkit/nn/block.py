@@ -246,7 +246,9 @@ class HybridBlock(nn.Module):
 
         def spec(i, name, value):
             if isinstance(value, torch.Tensor):
-                return {a: dim(n) for a, n in self._axes_for(i, name, value).items()} or None
+                # torch.export specialises sizes 0 and 1 anyway; saying so avoids its warning
+                axes = {a: n for a, n in self._axes_for(i, name, value).items() if not (auto and value.shape[a] <= 1)}
+                return {a: dim(n) for a, n in axes.items()} or None
             return None
 
         arg_specs = tuple(spec(i, params[i] if i < len(params) else None, v) for i, v in enumerate(args))
