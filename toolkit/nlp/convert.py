@@ -1,0 +1,256 @@
+"""Import Hugging Face BERT checkpoints into the toolkit's BERT blocks.
+
+:func:`from_huggingface` reads a checkpoint folder as ``save_pretrained``
+writes it (``config.json`` + ``model.safetensors``, or ``pytorch_model.bin``
+read with ``torch.load(weights_only=True)``, which refuses pickled code) and
+its tokenizer files (``vocab.txt`` / ``tokenizer.json``). It needs neither
+``transformers`` nor network access.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..zoo import WeightsError
+from .models.bert import _HEADS, bert_cfg_reg
+from .models.config import Config
+
+__all__ = ["from_huggingface", "hf_bert_config", "hf_bert_state_dict"]
+
+_ACTIVATIONS = {"gelu": "gelu", "gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh", "relu": "relu"}
+
+# Hugging Face BertModel name (after stripping "bert.") -> toolkit BertModel name.
+_LAYER_RULES = [
+    (r"attention\.self\.(query|key|value)\.", r"attention.\1."),
+    (r"attention\.output\.dense\.", "attention.out."),
+    (r"attention\.output\.LayerNorm\.", "attention_norm."),
+    (r"intermediate\.dense\.", "ffn.ffn_1."),
+    (r"output\.dense\.", "ffn.ffn_2."),
+    (r"output\.LayerNorm\.", "ffn_norm."),
+]
+_FIXED = {
+    "embeddings.word_embeddings.weight": "word_embed.weight",
+    "embeddings.position_embeddings.weight": "position_embed.weight",
+    "embeddings.token_type_embeddings.weight": "token_type_embed.weight",
+    "embeddings.LayerNorm.weight": "embed_norm.weight",
+    "embeddings.LayerNorm.bias": "embed_norm.bias",
+    "pooler.dense.weight": "pooler.weight",
+    "pooler.dense.bias": "pooler.bias",
+}
+# Head names: HF name -> toolkit name (relative to the head model).
+_HEAD_NAMES = {
+    "cls.predictions.transform.dense.weight": "mlm.dense.weight",
+    "cls.predictions.transform.dense.bias": "mlm.dense.bias",
+    "cls.predictions.transform.LayerNorm.weight": "mlm.norm.weight",
+    "cls.predictions.transform.LayerNorm.bias": "mlm.norm.bias",
+    "cls.predictions.bias": "mlm.decoder.bias",
+    "cls.predictions.decoder.bias": "mlm.decoder.bias",
+    "cls.seq_relationship.weight": "nsp.weight",
+    "cls.seq_relationship.bias": "nsp.bias",
+    "classifier.weight": "classifier.weight",
+    "classifier.bias": "classifier.bias",
+    "qa_outputs.weight": "span.weight",
+    "qa_outputs.bias": "span.bias",
+}
+# Ignored: tied decoder weight (it is the word embedding) and buffers.
+_IGNORED = re.compile(r"(cls\.predictions\.decoder\.weight|position_ids|embeddings\.token_type_ids)$")
+
+
+def hf_bert_config(config: dict[str, Any]) -> Config:
+    """Toolkit BERT config from a Hugging Face ``config.json`` dict."""
+    model_type = config.get("model_type", "bert")
+    if model_type != "bert":
+        raise ValueError(f"only BERT checkpoints are supported, this one has model_type={model_type!r}")
+    act = config.get("hidden_act", "gelu")
+    if act not in _ACTIVATIONS:
+        raise ValueError(f"unsupported hidden_act {act!r}; supported: {sorted(_ACTIVATIONS)}")
+    if config.get("position_embedding_type", "absolute") != "absolute":
+        raise ValueError("only absolute position embeddings are supported")
+    try:
+        return Config(
+            vocab_size=int(config["vocab_size"]),
+            units=int(config["hidden_size"]),
+            hidden_size=int(config["intermediate_size"]),
+            num_layers=int(config["num_hidden_layers"]),
+            num_heads=int(config["num_attention_heads"]),
+            max_length=int(config.get("max_position_embeddings", 512)),
+            num_token_types=int(config.get("type_vocab_size", 2)),
+            dropout=float(config.get("hidden_dropout_prob", 0.1)),
+            attention_dropout=float(config.get("attention_probs_dropout_prob", 0.1)),
+            activation=_ACTIVATIONS[act],
+            layer_norm_eps=float(config.get("layer_norm_eps", 1e-12)),
+            pad_id=int(config.get("pad_token_id") or 0),
+            initializer_range=float(config.get("initializer_range", 0.02)),
+        ).freeze()
+    except KeyError as err:
+        raise ValueError(f"config.json lacks {err.args[0]!r}") from None
+
+
+def _rename(key: str) -> str | None:
+    key = key.replace(".gamma", ".weight").replace(".beta", ".bias")  # TF-era LayerNorm names
+    if key in _HEAD_NAMES:
+        return _HEAD_NAMES[key]
+    if key.startswith("bert."):
+        key = key[len("bert."):]
+    if _IGNORED.search(key):
+        return None
+    if key in _FIXED:
+        return "backbone." + _FIXED[key]
+    m = re.match(r"encoder\.layer\.(\d+)\.(.*)$", key)
+    if m:
+        rest = m.group(2)
+        for pattern, repl in _LAYER_RULES:
+            new, n = re.subn("^" + pattern, repl, rest)
+            if n:
+                return f"backbone.layers.{m.group(1)}.{new}"
+    return "?" + key
+
+
+def hf_bert_state_dict(state: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], list[str]]:
+    """Rename a Hugging Face BERT state dict; returns ``(renamed, unknown_keys)``.
+
+    Backbone names get a ``backbone.`` prefix (strip it for a bare :class:`BertModel`).
+    """
+    out: dict[str, torch.Tensor] = {}
+    unknown: list[str] = []
+    for key, value in state.items():
+        new = _rename(key)
+        if new is None:
+            continue
+        if new.startswith("?"):
+            unknown.append(key)
+            continue
+        out[new] = value
+    return out, unknown
+
+
+def _read_state(path: Path) -> dict[str, torch.Tensor]:
+    safetensors_file = path / "model.safetensors"
+    bin_file = path / "pytorch_model.bin"
+    if safetensors_file.is_file():
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        try:
+            return load_file(str(safetensors_file))
+        except (SafetensorError, OSError, ValueError) as err:
+            raise WeightsError(f"{safetensors_file} is corrupt or truncated: {err}") from err
+    if bin_file.is_file():
+        try:
+            return torch.load(bin_file, map_location="cpu", weights_only=True)
+        except Exception as err:  # noqa: BLE001 - torch raises several types for bad files
+            raise WeightsError(f"{bin_file} cannot be read as a weights-only checkpoint: {err}") from err
+    if (path / "model.safetensors.index.json").is_file():
+        raise WeightsError(f"{path} holds a sharded checkpoint; sharded BERT checkpoints are not supported")
+    raise WeightsError(f"no model.safetensors or pytorch_model.bin in {path}")
+
+
+def _load_tokenizer(path: Path):
+    vocab_file = path / "vocab.txt"
+    if not vocab_file.is_file():
+        return None
+    from .tokenizers import BertWordPieceTokenizer
+
+    lowercase = True
+    tok_cfg = path / "tokenizer_config.json"
+    if tok_cfg.is_file():
+        lowercase = bool(json.loads(tok_cfg.read_text()).get("do_lower_case", True))
+    return BertWordPieceTokenizer.from_vocab_file(str(vocab_file), lowercase=lowercase)
+
+
+def _config_name(cfg: Config) -> str | None:
+    keys = ("units", "hidden_size", "num_layers", "num_heads")
+    for name in bert_cfg_reg.list():
+        ref = bert_cfg_reg.get(name)
+        if all(ref[k] == cfg[k] for k in keys):
+            return name
+    return None
+
+
+def from_huggingface(
+    path: str | os.PathLike, name: str | None = None, head: str | None = None, **head_kwargs: Any
+):
+    """Load a Hugging Face BERT checkpoint folder as ``(model, tokenizer)``.
+
+    Parameters
+    ----------
+    path : str or path
+        Folder with ``config.json`` and ``model.safetensors`` (or
+        ``pytorch_model.bin``), and optionally ``vocab.txt`` /
+        ``tokenizer_config.json`` for the tokenizer.
+    name : str, optional
+        Name written to ``model.metadata["name"]``; default the zoo name whose
+        sizes match (``bert_12_768_12`` ...) or ``"bert_custom"``.
+    head : {None, "pretrain", "mlm", "classification", "qa"}
+        Which toolkit block to build. ``None`` gives :class:`~toolkit.nlp.models.BertModel`
+        (``model(input_ids, token_type_ids=None, attention_mask=None)`` returns
+        ``(sequence_output, pooled_output)``, equal to ``transformers``'
+        ``last_hidden_state`` and ``pooler_output``). A head's weights must be
+        in the checkpoint.
+    **head_kwargs
+        ``num_classes`` for ``head="classification"`` (default: the checkpoint's).
+
+    Returns
+    -------
+    (HybridBlock, BertWordPieceTokenizer or None)
+        The model in eval mode, and the tokenizer built from ``vocab.txt``
+        (``None`` when the folder has no ``vocab.txt``).
+
+    Raises
+    ------
+    FileNotFoundError
+        If the folder or its ``config.json`` is missing.
+    ValueError
+        For a config that is not a supported BERT.
+    WeightsError
+        For missing, corrupt or unexpected weights.
+    """
+    path = Path(path)
+    cfg_file = path / "config.json"
+    if not cfg_file.is_file():
+        raise FileNotFoundError(f"{cfg_file} not found: expected a Hugging Face checkpoint folder")
+    try:
+        hf_cfg = json.loads(cfg_file.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{cfg_file} is not valid JSON: {err}") from err
+    cfg = hf_bert_config(hf_cfg)
+    renamed, unknown = hf_bert_state_dict(_read_state(path))
+    if unknown:
+        raise WeightsError(f"checkpoint {path} has weights this converter does not know: {unknown[:5]}")
+    if head not in _HEADS:
+        raise ValueError(f"unknown BERT head {head!r}; choose from {list(_HEADS)}")
+    if head == "classification" and "num_classes" not in head_kwargs and "classifier.weight" in renamed:
+        head_kwargs["num_classes"] = renamed["classifier.weight"].shape[0]
+    model = _HEADS[head](cfg, **head_kwargs)
+    if head is None:
+        renamed = {k[len("backbone."):]: v for k, v in renamed.items() if k.startswith("backbone.")}
+    else:
+        # Head weights absent from the model (e.g. NSP of a pretraining checkpoint) are dropped.
+        own_heads = {k for k in model.state_dict() if not k.startswith("backbone.")}
+        renamed = {k: v for k, v in renamed.items() if k.startswith("backbone.") or k in own_heads}
+    own = model.state_dict()
+    tied = {"mlm.decoder.weight"}
+    missing = [k for k in own if k not in renamed and k not in tied]
+    if missing:
+        raise WeightsError(f"checkpoint {path} lacks weights for {type(model).__name__}: {missing[:5]}")
+    bad = [f"{k}: {tuple(v.shape)} vs {tuple(own[k].shape)}" for k, v in renamed.items() if own[k].shape != v.shape]
+    if bad:
+        raise WeightsError(f"checkpoint {path} does not fit config.json: {bad[:5]}")
+    model.load_state_dict({k: v.to(own[k].dtype) for k, v in renamed.items()}, strict=False)
+    model.eval()
+    tokenizer = _load_tokenizer(path)
+    model.metadata["name"] = name or _config_name(cfg) or "bert_custom"
+    model.metadata["source"] = "huggingface"
+    if tokenizer is not None:
+        vocab = tokenizer.vocab
+        for token_name in ("unk", "pad", "cls", "sep", "mask"):
+            idx = getattr(vocab, f"{token_name}_id", None)
+            if idx is not None:
+                model.metadata[f"{token_name}_id"] = int(idx)
+        model.metadata["lowercase"] = bool(getattr(tokenizer, "lowercase", True))
+    return model, tokenizer
