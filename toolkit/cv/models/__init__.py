@@ -1,0 +1,21 @@
+"""Vision model zoo: importing this package registers every family with :mod:`toolkit.zoo`.
+
+Build models with ``toolkit.zoo.get_model("resnet50_v1d", classes=10)``;
+``toolkit.zoo.list_models(task="classification")`` lists them.
+"""
+from . import cifar_resnet, cifar_wideresnet, mobilenetv3, resnet, resnetv1b
+from .cifar_resnet import CIFARResNetV1, CIFARResNetV2
+from .cifar_wideresnet import CIFARWideResNet
+from .mobilenetv3 import MobileNetV3
+from .resnet import ResNetV1, ResNetV2
+from .resnetv1b import ResNetV1b
+
+__all__ = [
+    "CIFARResNetV1",
+    "CIFARResNetV2",
+    "CIFARWideResNet",
+    "MobileNetV3",
+    "ResNetV1",
+    "ResNetV2",
+    "ResNetV1b",
+]
