@@ -1,0 +1,270 @@
+"""The ``toolkit`` command: ``export``, ``predict`` and ``quantize`` over the Python API.
+
+::
+
+    toolkit export resnet18_v1 --pretrained --out build/r18
+    toolkit predict build/r18 cat.png dog.png --json --topk 5
+    toolkit quantize build/r18 --calib images/ --num-calib-batches 10 --calib-mode entropy
+
+Every error a user can cause (unknown model, missing or corrupt files, an
+unreadable image, a wrong shape) ends with one ``toolkit: error: ...`` line on
+stderr and exit status 1; a bad command line exits with 2 (argparse).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+__all__ = ["main", "build_parser", "build_model"]
+
+
+def _input_size(values: Sequence[int] | None) -> list[int] | None:
+    if not values:
+        return None
+    if len(values) not in (1, 2, 3) or min(values) <= 0:
+        raise SystemExit("toolkit export: error: --input-size takes S, H W or C H W (positive sizes)")
+    return list(values)
+
+
+def _checkpoint_state(path: Path, model_name: str | None) -> tuple[str, dict[str, Any], Any]:
+    """Read a checkpoint file: returns (zoo name, builder kwargs, state dict or safetensors path)."""
+    from ..zoo import WeightsError
+
+    kwargs: dict[str, Any] = {}
+    if path.suffix == ".safetensors":
+        from safetensors import SafetensorError, safe_open
+
+        try:
+            with safe_open(str(path), framework="pt") as f:
+                header = f.metadata() or {}
+        except (SafetensorError, OSError) as err:
+            raise WeightsError(f"checkpoint {path} is not a readable safetensors file: {err}") from err
+        name = model_name or header.get("model") or header.get("name")
+        if header.get("kwargs"):
+            kwargs = json.loads(header["kwargs"])
+        state: Any = path
+    else:
+        import torch
+
+        try:
+            # weights_only: never unpickle arbitrary objects from a checkpoint.
+            blob = torch.load(str(path), map_location="cpu", weights_only=True)
+        except Exception as err:  # torch raises several types for a bad file
+            raise WeightsError(f"checkpoint {path} cannot be read as a torch checkpoint: {err}") from err
+        if not isinstance(blob, dict):
+            raise WeightsError(f"checkpoint {path} holds a {type(blob).__name__}, not a dict")
+        name = model_name or blob.get("model_name") or blob.get("name")
+        if isinstance(blob.get("model_kwargs"), dict):
+            kwargs = dict(blob["model_kwargs"])
+        state = next((blob[k] for k in ("model", "state_dict", "model_state") if isinstance(blob.get(k), dict)), blob)
+    if not name:
+        raise WeightsError(
+            f"checkpoint {path} does not record its model name; pass the zoo name with --model NAME"
+        )
+    return str(name), kwargs, state
+
+
+def build_model(
+    model: str,
+    pretrained: bool | str = False,
+    weights: str | None = None,
+    classes: int | None = None,
+    in_channels: int | None = None,
+    model_name: str | None = None,
+    input_size: Sequence[int] | None = None,
+):
+    """Build the block ``toolkit export`` exports.
+
+    Parameters
+    ----------
+    model : str
+        A zoo name, or a checkpoint file (``.safetensors`` whose metadata has
+        ``model`` and optionally JSON ``kwargs``; or a torch checkpoint dict
+        with ``model_name`` and ``model``/``state_dict``, read with
+        ``weights_only=True``).
+    pretrained : bool or str
+        As in :func:`toolkit.zoo.get_model` (``True``, a tag or a path).
+    weights : str, optional
+        A local safetensors file loaded after building.
+    classes, in_channels : int, optional
+        Builder arguments.
+    model_name : str, optional
+        Zoo name of a checkpoint that does not record it.
+    input_size : sequence of int, optional
+        ``S``, ``H W`` or ``C H W``: the export's input size. The center crop
+        follows it and the resize keeps its ratio to the crop.
+    """
+    import torch
+
+    from ..zoo import get_model, load_weights
+
+    kwargs: dict[str, Any] = {}
+    if classes is not None:
+        kwargs["classes"] = classes
+    if in_channels is not None:
+        kwargs["in_channels"] = in_channels
+    path = Path(model)
+    state: Any = None
+    if path.is_file():
+        name, ck_kwargs, state = _checkpoint_state(path, model_name)
+        kwargs = {**ck_kwargs, **kwargs}
+    else:
+        name = model
+    block = get_model(name, pretrained=pretrained, **kwargs)
+    if isinstance(state, Path):
+        load_weights(block, state)
+    elif isinstance(state, dict):
+        from ..zoo import WeightsError
+
+        try:
+            block.load_state_dict({k.removeprefix("module."): v for k, v in state.items()})
+        except RuntimeError as err:
+            raise WeightsError(f"checkpoint {path} does not fit {name}: {err}") from err
+    if weights:
+        load_weights(block, weights)
+    if input_size:
+        _set_input_size(block, list(input_size))
+    block.eval()
+    torch.set_grad_enabled(False)
+    return block
+
+
+def _set_input_size(block, size: list[int]) -> None:
+    meta = block.metadata
+    old = list(meta.get("input_shape") or [])
+    if len(size) == 1:
+        size = size * 2
+    if len(size) == 2:
+        if len(old) != 3:
+            raise ValueError("--input-size H W needs a model whose metadata has input_shape [C, H, W]; give C H W")
+        size = [old[0], *size]
+    meta["input_shape"] = size
+    pre = meta.get("preprocessing")
+    if isinstance(pre, dict) and pre.get("crop"):
+        old_crop = list(pre["crop"]) if not isinstance(pre["crop"], int) else [pre["crop"]] * 2
+        if pre.get("resize"):
+            # keep the resize/crop ratio the model was evaluated with (e.g. 256/224)
+            pre["resize"] = int((2 * pre["resize"] * size[1] + old_crop[0]) // (2 * old_crop[0]))
+        pre["crop"] = size[1:]
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    pretrained: bool | str = args.pretrained if args.pretrained is not None else False
+    block = build_model(
+        args.model,
+        pretrained=pretrained,
+        weights=args.weights,
+        classes=args.classes,
+        in_channels=args.in_channels,
+        model_name=args.model_name,
+        input_size=_input_size(args.input_size),
+    )
+    meta = block.export(args.out, check=not args.no_check)
+    print(f"wrote {args.out}.onnx and {args.out}.json (model {meta.get('model')}, sha256 {meta['sha256'][:12]}...)")
+    return 0
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from .predict import predict
+
+    results = predict(args.prefix, args.inputs, k=args.topk, with_logits=args.logits)
+    if args.json:
+        print(json.dumps(results))
+        return 0
+    for item in results:
+        if "topk" in item:
+            best = "  ".join(f"{t['label']} ({t['index']}) {t['prob']:.6f}" for t in item["topk"])
+            print(f"{item['input']}:  {best}")
+        else:
+            print(json.dumps(item))
+    return 0
+
+
+def _cmd_quantize(args: argparse.Namespace) -> int:
+    from .quantize import quantize
+
+    report = quantize(
+        args.prefix,
+        calib=args.calib,
+        num_calib_batches=args.num_calib_batches,
+        batch_size=args.batch_size,
+        calib_mode=args.calib_mode,
+        exclude_first_last=args.exclude_first_last,
+        out=args.out,
+        val=args.val,
+        num_val=args.num_val,
+        dynamic=args.dynamic,
+        num_threads=args.threads,
+    )
+    if args.json:
+        print(json.dumps(report))
+    else:
+        print(report["summary"])
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="toolkit", description="Export, quantize and run toolkit models.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("export", help="write PREFIX.onnx + PREFIX.json from a zoo model or a checkpoint")
+    p.add_argument("model", help="zoo name (see toolkit.zoo.list_models) or checkpoint file")
+    p.add_argument("--out", required=True, help="output prefix (PREFIX.onnx, PREFIX.json)")
+    p.add_argument("--input-size", type=int, nargs="+", metavar="N", help="S, H W or C H W of the exported input")
+    p.add_argument("--pretrained", nargs="?", const=True, default=None, metavar="TAG",
+                   help="load the published weights (optionally a weight tag or a file)")
+    p.add_argument("--weights", help="local safetensors file to load after building")
+    p.add_argument("--classes", type=int, help="number of output classes")
+    p.add_argument("--in-channels", type=int, help="input channels (1 for grey images)")
+    p.add_argument("--model", dest="model_name", help="zoo name of a checkpoint that does not record it")
+    p.add_argument("--no-check", action="store_true", help="skip the onnxruntime-vs-eager check")
+    p.set_defaults(func=_cmd_export)
+
+    p = sub.add_parser("predict", help="run an exported model on input files")
+    p.add_argument("prefix", help="export prefix")
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files (classification)")
+    p.add_argument("--json", action="store_true", help="print one JSON list, an object per input")
+    p.add_argument("--topk", type=int, default=5, help="classes per input (default 5)")
+    p.add_argument("--logits", action="store_true", help="also print the raw logits")
+    p.set_defaults(func=_cmd_predict)
+
+    p = sub.add_parser("quantize", help="post-training int8 quantization of an exported model")
+    p.add_argument("prefix", help="export prefix (writes PREFIX-int8.onnx + .json)")
+    p.add_argument("--calib", help="calibration data: a folder of images or a dataset name (fashion-mnist)")
+    p.add_argument("--num-calib-batches", type=int, default=10)
+    p.add_argument("--batch-size", type=int, default=8, help="calibration/validation batch size")
+    p.add_argument("--calib-mode", choices=("naive", "entropy", "percentile"), default="naive")
+    p.add_argument("--exclude-first-last", action="store_true", help="keep the first and last layer in float")
+    p.add_argument("--val", help="validation set with labels (fashion-mnist) to compare fp32 and int8 accuracy")
+    p.add_argument("--num-val", type=int, default=None, help="use only the first N validation samples")
+    p.add_argument("--out", help="output prefix (default PREFIX-int8)")
+    p.add_argument("--dynamic", action="store_true", help="dynamic quantization (default for token-input models)")
+    p.add_argument("--threads", type=int, default=None, help="threads for latency measurement")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.set_defaults(func=_cmd_quantize)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``toolkit`` command; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "topk", 1) is not None and getattr(args, "topk", 1) < 1:
+        parser.error("--topk must be >= 1")
+    from ..zoo import WeightsError
+    from .preprocess import ImageError
+    from .runtime import ExportError
+
+    try:
+        return int(args.func(args) or 0)
+    except (ExportError, ImageError, WeightsError, ValueError, FileNotFoundError) as err:
+        print(f"toolkit: error: {err}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,166 @@
+"""Predictions from an exported model: what ``toolkit predict`` prints.
+
+The output of :func:`predict` (and of ``toolkit predict --json``) is the
+reference the C++ and Java runners reproduce: a list with one object per input,
+for classification ``{"input": PATH, "topk": [{"index": I, "label": NAME,
+"prob": P}, ...]}`` best first (ties: lower index first), probabilities from a
+float64 softmax of the graph's logits.
+
+Tasks other than classification plug in with :func:`register_predictor`; the
+text half of the toolkit adds its own.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from .preprocess import ImagePreprocessing, preprocess_image
+from .runtime import ExportedBlock, ExportError, load
+
+__all__ = ["predict", "classify", "softmax", "topk", "register_predictor", "PREDICTORS"]
+
+#: task name -> function(model, inputs, k, with_logits) -> list of result dicts
+PREDICTORS: dict[str, Callable[..., list[dict[str, Any]]]] = {}
+
+
+def register_predictor(task: str) -> Callable:
+    """Register the function that serves ``toolkit predict`` for exported models of ``task``."""
+
+    def wrap(fn: Callable) -> Callable:
+        PREDICTORS[task] = fn
+        return fn
+
+    return wrap
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Softmax over the last axis in float64 (the runners do the same sum in the same order)."""
+    x = np.asarray(logits, dtype=np.float64)
+    e = np.exp(x - x.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def topk(probs: np.ndarray, k: int) -> list[int]:
+    """Indices of the ``k`` largest values, best first, ties broken by the lower index."""
+    order = sorted(range(len(probs)), key=lambda i: (-probs[i], i))
+    return order[: max(0, min(k, len(probs)))]
+
+
+def _classes(meta: dict[str, Any], n: int) -> list[str] | None:
+    names = meta.get("classes")
+    if isinstance(names, list) and len(names) == n:
+        return [str(c) for c in names]
+    return None
+
+
+def _image_input(meta: dict[str, Any]) -> tuple[str, list[Any]]:
+    inputs = meta.get("inputs") or []
+    if len(inputs) != 1:
+        raise ExportError(f"an image classifier takes one input; the metadata lists {len(inputs)}")
+    spec = inputs[0]
+    shape = list(spec.get("shape", []))
+    if len(shape) != 4:
+        raise ExportError(f"image input {spec.get('name')!r} must be NCHW, the metadata says shape {shape}")
+    return spec["name"], shape
+
+
+@register_predictor("classification")
+def classify(
+    model: ExportedBlock,
+    inputs: Sequence[str | os.PathLike],
+    k: int = 5,
+    with_logits: bool = False,
+    batch_size: int = 8,
+) -> list[dict[str, Any]]:
+    """Classify image files with an exported classifier.
+
+    Parameters
+    ----------
+    model : ExportedBlock
+        A loaded export (``toolkit.deploy.load(prefix)``).
+    inputs : sequence of path
+        Image files (PNG/JPEG ...).
+    k : int
+        How many classes to report per image.
+    with_logits : bool
+        Also return the raw ``logits`` list (used to compare runtimes).
+    batch_size : int
+        Images per graph call.
+
+    Returns
+    -------
+    list of dict
+        ``{"input": PATH, "topk": [{"index", "label", "prob"}, ...]}`` per image.
+    """
+    meta = model.metadata
+    pre = ImagePreprocessing.from_metadata(meta)
+    _, shape = _image_input(meta)
+    results: list[dict[str, Any]] = []
+    for start in range(0, len(inputs), max(1, batch_size)):
+        chunk = list(inputs[start : start + batch_size])
+        batch = np.stack([preprocess_image(p, pre, shape[1:]) for p in chunk])
+        logits = model(batch)
+        if isinstance(logits, tuple):
+            logits = logits[0]
+        logits = np.asarray(logits)
+        if logits.ndim != 2 or logits.shape[0] != len(chunk):
+            raise ExportError(f"the graph returned shape {list(logits.shape)}; a classifier returns (N, classes)")
+        names = _classes(meta, logits.shape[1])
+        for path, row in zip(chunk, logits):
+            probs = softmax(row)
+            best = topk(probs, k)
+            item: dict[str, Any] = {
+                "input": os.fspath(path),
+                "topk": [
+                    {"index": int(i), "label": names[i] if names else str(i), "prob": float(probs[i])} for i in best
+                ],
+            }
+            if with_logits:
+                item["logits"] = [float(v) for v in row]
+            results.append(item)
+    return results
+
+
+def predict(
+    prefix_or_model: str | os.PathLike | ExportedBlock,
+    inputs: Sequence[str | os.PathLike],
+    k: int = 5,
+    with_logits: bool = False,
+    **kwargs: Any,
+) -> list[dict[str, Any]]:
+    """Run an exported model on input files and return one result dict per input.
+
+    Parameters
+    ----------
+    prefix_or_model : path or ExportedBlock
+        The export prefix (``prefix.onnx`` + ``prefix.json``) or a loaded model.
+    inputs : sequence of path
+        Input files; what they are depends on the model's task (images for
+        classification).
+    k : int
+        Top-k size.
+    with_logits : bool
+        Include the raw outputs.
+
+    Raises
+    ------
+    ExportError
+        Missing/corrupt model files, or a task ``toolkit predict`` does not serve yet.
+    ImageError
+        An unreadable or unusable image.
+    """
+    model = prefix_or_model if isinstance(prefix_or_model, ExportedBlock) else load(prefix_or_model)
+    if not inputs:
+        raise ExportError("no inputs given")
+    task = model.metadata.get("task")
+    fn = PREDICTORS.get(task or "")
+    if fn is None:
+        served = ", ".join(sorted(PREDICTORS))
+        raise ExportError(
+            f"toolkit predict does not yet support task {task!r} (model {model.metadata.get('model')!r}); "
+            f"supported tasks: {served}"
+        )
+    return fn(model, [Path(p) if not isinstance(p, str) else p for p in inputs], k=k, with_logits=with_logits, **kwargs)
