@@ -254,7 +254,8 @@ class Pad:
                     f"{tuple(tensors[0].shape)} but sample {i} has {tuple(t.shape)}"
                 )
         dtype = _resolve_dtype(tensors, kinds, self._dtype, "Pad")
-        if not (dtype.is_floating_point or dtype.is_complex) and float(self._val) != int(self._val):
+        if (not (dtype.is_floating_point or dtype.is_complex) and isinstance(self._val, float)
+                and not self._val.is_integer()):
             raise ValueError(f"Pad: val={self._val!r} cannot be stored in a {dtype} batch")
         lengths = [t.shape[axis] for t in tensors]
         longest = max(lengths)
