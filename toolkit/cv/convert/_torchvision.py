@@ -1,0 +1,140 @@
+"""torchvision checkpoint -> zoo model.
+
+Below the classifier, each supported zoo model holds the same tensors as its
+torchvision counterpart in the same order (ResNet v1b *is* torchvision's
+ResNet; ResNeXt, MobileNetV2 and MobileNetV3 differ only in module names), so
+the body is matched position by position with a strict check of every pair:
+same kind of tensor (``weight``, ``bias``, ``running_mean`` ...) and same
+shape. The classifier layers are mapped by name. Builder arguments that
+torchvision fixes differently from our defaults are set here: MobileNetV3's
+norms use ``eps=0.001``.
+"""
+from __future__ import annotations
+
+import functools
+import os
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+from torch import nn
+
+from ...zoo import WeightsError, get_model
+from ._common import assign_state, to_tensor
+
+__all__ = ["from_torchvision", "TORCHVISION_NAMES"]
+
+#: zoo name -> (torchvision builder name, {torchvision classifier key prefix: our prefix})
+TORCHVISION_NAMES: dict[str, tuple[str, dict[str, str]]] = {
+    "resnet18_v1b": ("resnet18", {"fc": "fc"}),
+    "resnet34_v1b": ("resnet34", {"fc": "fc"}),
+    "resnet50_v1b": ("resnet50", {"fc": "fc"}),
+    "resnet101_v1b": ("resnet101", {"fc": "fc"}),
+    "resnet152_v1b": ("resnet152", {"fc": "fc"}),
+    "resnext50_32x4d": ("resnext50_32x4d", {"fc": "output"}),
+    "resnext101_64x4d": ("resnext101_64x4d", {"fc": "output"}),
+    "mobilenetv2_1.0": ("mobilenet_v2", {"classifier.1": "output"}),
+    "mobilenetv3_large": ("mobilenet_v3_large", {"classifier.0": "head.1", "classifier.3": "output"}),
+    "mobilenetv3_small": ("mobilenet_v3_small", {"classifier.0": "head.1", "classifier.3": "output"}),
+}
+
+
+def _load_state(source: Any) -> dict[str, torch.Tensor]:
+    if isinstance(source, nn.Module):
+        return dict(source.state_dict())
+    if isinstance(source, Mapping):
+        if "state_dict" in source and isinstance(source["state_dict"], Mapping):
+            source = source["state_dict"]
+        return {str(k): to_tensor(v) for k, v in source.items()}
+    if isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        if not path.is_file():
+            raise WeightsError(f"torchvision checkpoint {path} not found")
+        try:
+            if path.suffix == ".safetensors":
+                from safetensors.torch import load_file
+
+                return _load_state(load_file(str(path)))
+            # weights_only: tensors and containers only, no arbitrary pickled code
+            return _load_state(torch.load(path, map_location="cpu", weights_only=True))
+        except WeightsError:
+            raise
+        except Exception as err:  # torch/safetensors raise many types for a bad file
+            raise WeightsError(f"cannot read torchvision checkpoint {path}: {err}") from err
+    raise TypeError(f"expected a state dict, a module or a path, not {type(source).__name__}")
+
+
+def _kind(key: str) -> str:
+    return key.rpartition(".")[2]
+
+
+def from_torchvision(state_dict: Any, name: str, **kwargs: Any) -> nn.Module:
+    """Build zoo model ``name`` with the weights of a torchvision classifier.
+
+    Parameters
+    ----------
+    state_dict : mapping, torch.nn.Module or path
+        The torchvision model's ``state_dict()`` (or the model, or a
+        ``.pth``/``.safetensors`` file of it, read without unpickling code).
+    name : str
+        Zoo name: ``resnet18_v1b`` ... ``resnet152_v1b`` (torchvision's
+        ``resnet18`` ... ``resnet152``), ``resnext50_32x4d``,
+        ``resnext101_64x4d``, ``mobilenetv2_1.0``, ``mobilenetv3_large``,
+        ``mobilenetv3_small``.
+    **kwargs
+        Builder arguments; ``classes`` and ``in_channels`` (and MobileNetV3's
+        ``last_channels``) are read from the checkpoint by default.
+
+    Returns
+    -------
+    torch.nn.Module
+        The zoo model (training mode); its eval-mode logits equal torchvision's.
+
+    Raises
+    ------
+    ValueError
+        For a zoo name without a torchvision counterpart.
+    WeightsError
+        If the checkpoint does not fit the model.
+    """
+    key = str(name).lower()
+    if key not in TORCHVISION_NAMES:
+        raise ValueError(f"no torchvision counterpart known for {name!r}; supported: {', '.join(TORCHVISION_NAMES)}")
+    arch, head_map = TORCHVISION_NAMES[key]
+    theirs = _load_state(state_dict)
+    head = {k: v for k, v in theirs.items() if any(k.startswith(p + ".") for p in head_map)}
+    body = [(k, v) for k, v in theirs.items() if k not in head]
+
+    inferred: dict[str, Any] = {}
+    last_prefix = [p for p, ours in head_map.items() if ours in ("fc", "output")][0]
+    if f"{last_prefix}.weight" in theirs:
+        inferred["classes"] = int(theirs[f"{last_prefix}.weight"].shape[0])
+    first_conv = next((v for _, v in body if v.dim() == 4), None)
+    if first_conv is not None:
+        inferred["in_channels"] = int(first_conv.shape[1])
+    if arch.startswith("mobilenet_v3"):
+        if "classifier.0.weight" in theirs:
+            inferred["last_channels"] = int(theirs["classifier.0.weight"].shape[0])
+        inferred["norm_layer"] = functools.partial(nn.BatchNorm2d, eps=0.001, momentum=0.01)
+    model = get_model(key, **{**inferred, **kwargs})
+
+    ours_head = {ours for ours in head_map.values()}
+    own = [(k, v) for k, v in model.state_dict().items()
+           if not any(k.startswith(p + ".") for p in ours_head)]
+    source = f"torchvision {arch} checkpoint"
+    if len(own) != len(body):
+        raise WeightsError(
+            f"{source} has {len(body)} tensors below the classifier, {type(model).__name__} "
+            f"({key}) has {len(own)}: not the same architecture"
+        )
+    state: dict[str, torch.Tensor] = {}
+    for (ok, ov), (tk, tv) in zip(own, body):
+        if _kind(ok) != _kind(tk) or tuple(ov.shape) != tuple(tv.shape):
+            raise WeightsError(
+                f"{source} does not fit {key}: {tk} {tuple(tv.shape)} falls on {ok} {tuple(ov.shape)}"
+            )
+        state[ok] = tv
+    for tk, tv in head.items():
+        prefix = next(p for p in head_map if tk.startswith(p + "."))
+        state[head_map[prefix] + tk[len(prefix):]] = tv
+    return assign_state(model, state, source)
