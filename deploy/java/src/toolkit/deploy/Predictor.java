@@ -1,0 +1,287 @@
+package toolkit.deploy;
+
+import java.io.File;
+import java.io.IOException;
+import java.io.InputStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.Paths;
+import java.security.MessageDigest;
+import java.security.NoSuchAlgorithmException;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * A model written by {@code toolkit export} ({@code PREFIX.onnx} + {@code PREFIX.json}),
+ * run by OpenVINO through a small JNI library.
+ *
+ * <pre>
+ *   try (Predictor p = Predictor.load("build/resnet18")) {
+ *     float[] logits = p.predict(data, new long[] {1, 3, 224, 224});
+ *   }
+ * </pre>
+ *
+ * <p>Not thread-safe for concurrent {@link #predict} calls on one instance (its
+ * methods are synchronized); use one Predictor per thread for parallel work.
+ */
+public final class Predictor implements AutoCloseable {
+  private static final String FORMAT = "toolkit-export/1";
+  private static boolean loaded;
+
+  private final Map<String, Object> meta;
+  private final long[][] inputShapes;  // from the metadata; -1 = dynamic axis
+  private long handle;
+  private long[] lastOutputShape = new long[0];
+
+  private static native long nativeLoad(String graphPath, int threads);
+
+  private static native void nativeClose(long handle);
+
+  private static native String[] nativeNames(long handle, boolean inputs);
+
+  private static native long[] nativeInputShape(long handle, int index);
+
+  private static native float[] nativeRun(long handle, float[] data, long[] shape, long[] outShape);
+
+  private static synchronized void loadLibrary() {
+    if (loaded) return;
+    String explicit = System.getProperty("toolkit.jni");
+    try {
+      if (explicit != null) System.load(new File(explicit).getAbsolutePath());
+      else System.loadLibrary("toolkit_jni");
+    } catch (UnsatisfiedLinkError err) {
+      throw new ModelException("cannot load the JNI library libtoolkit_jni.so (run deploy/java/build.sh and pass "
+          + "-Djava.library.path=deploy/java/build): " + err.getMessage(), err);
+    }
+    loaded = true;
+  }
+
+  private Predictor(Map<String, Object> meta, long[][] inputShapes, long handle) {
+    this.meta = meta;
+    this.inputShapes = inputShapes;
+    this.handle = handle;
+  }
+
+  /** Loads PREFIX.onnx with all OpenVINO threads. */
+  public static Predictor load(String prefix) {
+    return load(prefix, 0);
+  }
+
+  /**
+   * Loads PREFIX.onnx after checking it against PREFIX.json: format, sha256 of the graph,
+   * input/output names and input shapes.
+   *
+   * @param threads OpenVINO inference threads, 0 for its default
+   * @throws ModelException naming what is missing, corrupt or inconsistent
+   */
+  @SuppressWarnings("unchecked")
+  public static Predictor load(String prefix, int threads) {
+    Path json = Paths.get(prefix + ".json");
+    if (!Files.isRegularFile(json))
+      throw new ModelException("metadata file " + json + " not found (expected next to " + prefix + ".onnx)");
+    Object parsed;
+    try {
+      parsed = Json.parse(new String(Files.readAllBytes(json), StandardCharsets.UTF_8));
+    } catch (IOException err) {
+      throw new ModelException("cannot read " + json + ": " + err.getMessage(), err);
+    } catch (IllegalArgumentException err) {
+      throw new ModelException("metadata file " + json + " is not valid JSON: " + err.getMessage(), err);
+    }
+    if (!(parsed instanceof Map)) throw new ModelException("metadata file " + json + " must hold a JSON object");
+    Map<String, Object> meta = (Map<String, Object>) parsed;
+    for (String key : new String[] {"format", "inputs", "outputs", "sha256"})
+      if (!meta.containsKey(key)) throw new ModelException("metadata file " + json + " lacks " + key);
+    if (!FORMAT.equals(meta.get("format")))
+      throw new ModelException("metadata file " + json + " has format " + meta.get("format") + "; this runner reads " + FORMAT);
+    List<String> inNames = names(meta.get("inputs"), "inputs");
+    List<String> outNames = names(meta.get("outputs"), "outputs");
+    long[][] shapes = new long[inNames.size()][];
+    for (int i = 0; i < shapes.length; i++) shapes[i] = specShape(((List<Map<String, Object>>) meta.get("inputs")).get(i));
+
+    Object file = meta.get("onnx_file");
+    Path graph = json.toAbsolutePath().getParent().resolve(file instanceof String ? (String) file : prefix + ".onnx");
+    if (!Files.isRegularFile(graph)) throw new ModelException("graph file " + graph + " not found");
+    String digest = sha256(graph);
+    String recorded = String.valueOf(meta.get("sha256"));
+    if (!digest.equals(recorded))
+      throw new ModelException("graph file " + graph + " is corrupt or was replaced: sha256 " + digest.substring(0, 12)
+          + "... but the metadata records " + recorded.substring(0, Math.min(12, recorded.length())) + "...");
+
+    loadLibrary();
+    long handle = nativeLoad(graph.toString(), threads);
+    Predictor p = new Predictor(meta, shapes, handle);
+    try {
+      List<String> gIn = Arrays.asList(nativeNames(handle, true));
+      List<String> gOut = Arrays.asList(nativeNames(handle, false));
+      if (!gIn.equals(inNames)) throw new ModelException("metadata inputs " + inNames + " do not match the graph's inputs " + gIn);
+      if (!gOut.equals(outNames)) throw new ModelException("metadata outputs " + outNames + " do not match the graph's outputs " + gOut);
+      for (int i = 0; i < shapes.length; i++) {
+        long[] g = nativeInputShape(handle, i);
+        if (g == null) continue;
+        boolean bad = g.length != shapes[i].length;
+        for (int d = 0; !bad && d < g.length; d++) bad = g[d] >= 0 && shapes[i][d] >= 0 && g[d] != shapes[i][d];
+        if (bad)
+          throw new ModelException("metadata input '" + inNames.get(i) + "' has shape " + shapeText(shapes[i])
+              + "; the graph takes " + shapeText(g));
+      }
+    } catch (RuntimeException err) {
+      p.close();
+      throw err;
+    }
+    return p;
+  }
+
+  @SuppressWarnings("unchecked")
+  private static List<String> names(Object specs, String what) {
+    if (!(specs instanceof List)) throw new ModelException("metadata " + what + " must be a list");
+    List<String> out = new ArrayList<>();
+    for (Object s : (List<Object>) specs) {
+      if (!(s instanceof Map) || !(((Map<String, Object>) s).get("name") instanceof String))
+        throw new ModelException("metadata " + what + " entries need a 'name'");
+      out.add((String) ((Map<String, Object>) s).get("name"));
+    }
+    return out;
+  }
+
+  private static long[] specShape(Map<String, Object> spec) {
+    Object shape = spec.get("shape");
+    if (!(shape instanceof List)) throw new ModelException("metadata input '" + spec.get("name") + "' has no shape");
+    List<?> dims = (List<?>) shape;
+    long[] out = new long[dims.size()];
+    for (int d = 0; d < out.length; d++) out[d] = dims.get(d) instanceof Long ? (Long) dims.get(d) : -1;
+    return out;
+  }
+
+  static String shapeText(long[] shape) {
+    StringBuilder sb = new StringBuilder("[");
+    for (int i = 0; i < shape.length; i++) sb.append(i > 0 ? ", " : "").append(shape[i] < 0 ? "?" : Long.toString(shape[i]));
+    return sb.append(']').toString();
+  }
+
+  private static String sha256(Path file) {
+    try (InputStream in = Files.newInputStream(file)) {
+      MessageDigest md = MessageDigest.getInstance("SHA-256");
+      byte[] buf = new byte[1 << 20];
+      for (int n; (n = in.read(buf)) > 0; ) md.update(buf, 0, n);
+      StringBuilder hex = new StringBuilder();
+      for (byte b : md.digest()) hex.append(String.format("%02x", b & 0xff));
+      return hex.toString();
+    } catch (IOException | NoSuchAlgorithmException err) {
+      throw new ModelException("cannot hash " + file + ": " + err.getMessage(), err);
+    }
+  }
+
+  /** The parsed PREFIX.json. */
+  public Map<String, Object> metadata() {
+    return meta;
+  }
+
+  /** Shape of the output returned by the last {@link #predict} call. */
+  public synchronized long[] outputShape() {
+    return lastOutputShape.clone();
+  }
+
+  /**
+   * Runs the graph's single float32 input and returns its first output (row-major).
+   *
+   * @param data  the input values, row-major
+   * @param shape the input shape, e.g. {N, C, H, W}
+   * @throws ModelException if the shape does not fit the graph or the data size
+   */
+  public synchronized float[] predict(float[] data, long[] shape) {
+    if (handle == 0) throw new ModelException("predictor is closed");
+    if (inputShapes.length != 1) throw new ModelException("predict(float[], long[]) feeds models with one input");
+    long[] want = inputShapes[0];
+    boolean bad = shape.length != want.length;
+    long count = 1;
+    for (int d = 0; d < shape.length; d++) {
+      if (!bad && want[d] >= 0 && want[d] != shape[d]) bad = true;
+      if (shape[d] <= 0) bad = true;
+      count *= Math.max(shape[d], 0);
+    }
+    if (bad) throw new ModelException("input has shape " + shapeText(shape) + "; the graph takes " + shapeText(want));
+    if (count != data.length) throw new ModelException("input data holds " + data.length + " values for shape " + shapeText(shape));
+    long[] out = new long[17];
+    float[] result = nativeRun(handle, data, shape, out);
+    lastOutputShape = Arrays.copyOfRange(out, 1, 1 + (int) out[0]);
+    return result;
+  }
+
+  /**
+   * Classifies image files like {@code toolkit predict --json}: per image a map
+   * {input, topk: [{index, label, prob}...]} best first, optionally with the logits.
+   *
+   * @param dump if not null, receives the preprocessed tensors (to compare runtimes)
+   */
+  @SuppressWarnings("unchecked")
+  public List<Map<String, Object>> classify(List<String> images, int k, boolean withLogits, java.io.OutputStream dump)
+      throws IOException {
+    if (!"classification".equals(meta.get("task")))
+      throw new ModelException("toolkit predict (Java) does not yet support task '" + meta.get("task") + "' (model '"
+          + meta.get("model") + "'); supported tasks: classification");
+    long[] want = inputShapes.length == 1 ? inputShapes[0] : new long[0];
+    if (want.length != 4) throw new ModelException("an image classifier takes one NCHW input");
+    Preprocess pre = Preprocess.fromMetadata(meta);
+    Object classes = meta.get("classes");
+    List<Map<String, Object>> results = new ArrayList<>();
+    for (String path : images) {
+      int[] chw = new int[3];
+      float[] data = pre.apply(path, chw);
+      for (int d = 1; d < 4; d++)
+        if (want[d] >= 0 && want[d] != chw[d - 1])
+          throw new ModelException(path + ": preprocessing gives a [" + chw[0] + ", " + chw[1] + ", " + chw[2]
+              + "] tensor but the graph takes [" + want[1] + ", " + want[2] + ", " + want[3] + "]");
+      if (dump != null) {
+        java.nio.ByteBuffer buf = java.nio.ByteBuffer.allocate(data.length * 4).order(java.nio.ByteOrder.LITTLE_ENDIAN);
+        buf.asFloatBuffer().put(data);
+        dump.write(buf.array());
+      }
+      float[] logits = predict(data, new long[] {1, chw[0], chw[1], chw[2]});
+      long[] shape = outputShape();
+      if (shape.length != 2 || shape[0] != 1)
+        throw new ModelException("the graph returned shape " + shapeText(shape) + "; a classifier returns (N, classes)");
+      int n = (int) shape[1];
+      double mx = Double.NEGATIVE_INFINITY;
+      for (int i = 0; i < n; i++) mx = Math.max(mx, logits[i]);
+      double[] probs = new double[n];
+      double sum = 0.0;
+      for (int i = 0; i < n; i++) sum += (probs[i] = Math.exp((double) logits[i] - mx));
+      for (int i = 0; i < n; i++) probs[i] /= sum;
+      Integer[] order = new Integer[n];
+      for (int i = 0; i < n; i++) order[i] = i;
+      Arrays.sort(order, (a, b) -> Double.compare(probs[b], probs[a]));  // stable: ties keep the lower index first
+      List<Object> names = classes instanceof List && ((List<Object>) classes).size() == n ? (List<Object>) classes : null;
+      List<Object> top = new ArrayList<>();
+      for (int r = 0; r < Math.min(k, n); r++) {
+        int i = order[r];
+        Map<String, Object> t = new LinkedHashMap<>();
+        t.put("index", (long) i);
+        t.put("label", names != null ? String.valueOf(names.get(i)) : Integer.toString(i));
+        t.put("prob", probs[i]);
+        top.add(t);
+      }
+      Map<String, Object> item = new LinkedHashMap<>();
+      item.put("input", path);
+      item.put("topk", top);
+      if (withLogits) {
+        List<Object> l = new ArrayList<>();
+        for (int i = 0; i < n; i++) l.add((double) logits[i]);
+        item.put("logits", l);
+      }
+      results.add(item);
+    }
+    return results;
+  }
+
+  @Override
+  public synchronized void close() {
+    if (handle != 0) {
+      nativeClose(handle);
+      handle = 0;
+    }
+  }
+}

@@ -1,0 +1,270 @@
+package toolkit.deploy;
+
+import java.awt.image.BufferedImage;
+import java.awt.image.ColorModel;
+import java.awt.image.IndexColorModel;
+import java.awt.image.Raster;
+import java.io.File;
+import java.io.IOException;
+import java.util.List;
+import java.util.Map;
+import javax.imageio.ImageIO;
+
+/**
+ * Image preprocessing recorded in an export's metadata, written operation for
+ * operation like toolkit/deploy/preprocess.py (and deploy/cpp/src/preprocess.cpp)
+ * so that the graph gets the same float32 tensor bit for bit: colour, shorter-side
+ * bilinear resize (half-pixel centres, float64, rounded half up), center crop,
+ * then (p / scale - mean) / std in float32.
+ */
+public final class Preprocess {
+  /** 8-bit pixels, rows of interleaved channels (HWC). */
+  public static final class Pixels {
+    public final int height, width, channels;
+    public final int[] data;
+
+    Pixels(int height, int width, int channels) {
+      this.height = height;
+      this.width = width;
+      this.channels = channels;
+      this.data = new int[height * width * channels];
+    }
+
+    int at(int y, int x, int c) {
+      return data[(y * width + x) * channels + c];
+    }
+  }
+
+  public final String color;
+  public final int resize;
+  public final int cropH, cropW;  // 0 = no crop
+  public final double scale;
+  public final float[] mean, std;
+
+  private Preprocess(String color, int resize, int cropH, int cropW, double scale, float[] mean, float[] std) {
+    this.color = color;
+    this.resize = resize;
+    this.cropH = cropH;
+    this.cropW = cropW;
+    this.scale = scale;
+    this.mean = mean;
+    this.std = std;
+  }
+
+  public int channels() {
+    return color.equals("L") ? 1 : 3;
+  }
+
+  private static float[] floats(Object v, String label, int channels) {
+    float[] out;
+    if (v == null) {
+      out = new float[] {label.equals("std") ? 1f : 0f};
+    } else if (v instanceof Number) {
+      out = new float[] {(float) ((Number) v).doubleValue()};
+    } else if (v instanceof List) {
+      List<?> list = (List<?>) v;
+      out = new float[list.size()];
+      for (int i = 0; i < out.length; i++) {
+        if (!(list.get(i) instanceof Number)) throw new ModelException("preprocessing " + label + " must hold numbers");
+        out[i] = (float) ((Number) list.get(i)).doubleValue();
+      }
+    } else {
+      throw new ModelException("preprocessing " + label + " must be a number or a list");
+    }
+    if (out.length != 1 && out.length != channels)
+      throw new ModelException("preprocessing " + label + " has " + out.length + " values for " + channels + " channels");
+    return out;
+  }
+
+  private static String str(Map<?, ?> m, String key, String dflt) {
+    Object v = m.get(key);
+    return v == null ? dflt : v.toString();
+  }
+
+  /** Reads and checks meta["preprocessing"]. */
+  public static Preprocess fromMetadata(Map<String, Object> meta) {
+    Object entry = meta.get("preprocessing");
+    if (!(entry instanceof Map)) throw new ModelException("the metadata has no 'preprocessing' entry");
+    Map<?, ?> pre = (Map<?, ?>) entry;
+    if (!str(pre, "type", "image").equals("image")) throw new ModelException("preprocessing type is not 'image'");
+    String color = str(pre, "color", "RGB").toUpperCase();
+    if (!color.equals("RGB") && !color.equals("L"))
+      throw new ModelException("preprocessing color '" + color + "' is not supported (RGB or L)");
+    if (!str(pre, "layout", "NCHW").toUpperCase().equals("NCHW")) throw new ModelException("preprocessing layout is not NCHW");
+    String interp = str(pre, "interpolation", "bilinear");
+    if (!interp.equals("bilinear"))
+      throw new ModelException("preprocessing interpolation '" + interp + "' is not supported (bilinear)");
+    int resize = 0;
+    Object r = pre.get("resize");
+    if (r != null) {
+      if (!(r instanceof Long)) throw new ModelException("preprocessing resize must be one int (the shorter side)");
+      resize = (int) (long) (Long) r;
+      if (resize < 0) throw new ModelException("preprocessing resize must be >= 0");
+    }
+    int ch = 0, cw = 0;
+    Object crop = pre.get("crop");
+    if (crop instanceof Long) {
+      ch = cw = (int) (long) (Long) crop;
+    } else if (crop instanceof List && ((List<?>) crop).size() == 2 && ((List<?>) crop).get(0) instanceof Long
+        && ((List<?>) crop).get(1) instanceof Long) {
+      ch = (int) (long) (Long) ((List<?>) crop).get(0);
+      cw = (int) (long) (Long) ((List<?>) crop).get(1);
+    } else if (crop != null) {
+      throw new ModelException("preprocessing crop must be [H, W]");
+    }
+    if (crop != null && (ch <= 0 || cw <= 0)) throw new ModelException("preprocessing crop must be positive");
+    Object s = pre.get("scale");
+    double scale = s instanceof Number ? ((Number) s).doubleValue() : 255.0;
+    if (scale == 0.0) throw new ModelException("preprocessing scale is zero");
+    int channels = color.equals("L") ? 1 : 3;
+    float[] mean = floats(pre.get("mean"), "mean", channels);
+    float[] std = floats(pre.get("std"), "std", channels);
+    for (float v : std)
+      if (v == 0f) throw new ModelException("preprocessing std has a zero");
+    return new Preprocess(color, resize, ch, cw, scale, mean, std);
+  }
+
+  /**
+   * Decodes an image with javax.imageio, reading raw raster samples (getRGB would
+   * apply colour-space conversions to grey images); 16-bit samples keep their high byte.
+   */
+  public static Pixels readImage(String path) {
+    File file = new File(path);
+    if (!file.isFile()) throw new ModelException("image file " + path + " not found");
+    BufferedImage img;
+    try {
+      img = ImageIO.read(file);
+    } catch (IOException | RuntimeException err) {
+      throw new ModelException("cannot read image " + path + ": " + err.getMessage(), err);
+    }
+    if (img == null) throw new ModelException("cannot read image " + path + ": not an image this runner can decode");
+    ColorModel cm = img.getColorModel();
+    Raster raster = img.getRaster();
+    int h = img.getHeight(), w = img.getWidth();
+    if (cm instanceof IndexColorModel) {
+      IndexColorModel icm = (IndexColorModel) cm;
+      Pixels out = new Pixels(h, w, 3);
+      for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x++) {
+          int idx = raster.getSample(x, y, 0), o = (y * w + x) * 3;
+          out.data[o] = icm.getRed(idx);
+          out.data[o + 1] = icm.getGreen(idx);
+          out.data[o + 2] = icm.getBlue(idx);
+        }
+      return out;
+    }
+    int bands = raster.getNumBands();
+    int bits = raster.getSampleModel().getSampleSize(0);
+    if (bits != 8 && bits != 16) throw new ModelException("image " + path + " has " + bits + "-bit samples, which are not supported");
+    int shift = bits - 8;
+    int channels = bands <= 2 ? 1 : 3;  // grey(+alpha) or RGB(+alpha): alpha is dropped, not composited
+    Pixels out = new Pixels(h, w, channels);
+    for (int y = 0; y < h; y++)
+      for (int x = 0; x < w; x++)
+        for (int c = 0; c < channels; c++) out.data[(y * w + x) * channels + c] = raster.getSample(x, y, c) >> shift;
+    return out;
+  }
+
+  public static Pixels toColor(Pixels in, String color) {
+    int channels = color.equals("L") ? 1 : 3;
+    Pixels out = new Pixels(in.height, in.width, channels);
+    for (int y = 0; y < in.height; y++)
+      for (int x = 0; x < in.width; x++) {
+        int o = (y * in.width + x) * channels;
+        if (in.channels == 1) {
+          for (int c = 0; c < channels; c++) out.data[o + c] = in.at(y, x, 0);
+        } else if (channels == 3) {
+          for (int c = 0; c < 3; c++) out.data[o + c] = in.at(y, x, c);
+        } else {
+          out.data[o] = (int) ((in.at(y, x, 0) * 299L + in.at(y, x, 1) * 587L + in.at(y, x, 2) * 114L + 500L) / 1000L);
+        }
+      }
+    return out;
+  }
+
+  /** {H, W} after resizing the shorter side to `shorter`, rounding half up in exact integers. */
+  public static int[] resizedSize(int height, int width, int shorter) {
+    if (height <= width) return new int[] {shorter, (int) ((2L * width * shorter + height) / (2L * height))};
+    return new int[] {(int) ((2L * height * shorter + width) / (2L * width)), shorter};
+  }
+
+  private static void taps(int inSize, int outSize, int[] i0, int[] i1, double[] w) {
+    double ratio = (double) inSize / (double) outSize;
+    for (int o = 0; o < outSize; o++) {
+      double src = ((double) o + 0.5) * ratio - 0.5;
+      if (src < 0.0) src = 0.0;
+      int a = Math.min((int) Math.floor(src), inSize - 1);
+      i0[o] = a;
+      i1[o] = Math.min(a + 1, inSize - 1);
+      w[o] = src - (double) a;
+    }
+  }
+
+  public static Pixels resizeShorter(Pixels in, int shorter) {
+    int[] size = resizedSize(in.height, in.width, shorter);
+    int oh = size[0], ow = size[1];
+    if (oh == in.height && ow == in.width) return in;
+    int[] y0 = new int[oh], y1 = new int[oh], x0 = new int[ow], x1 = new int[ow];
+    double[] wy = new double[oh], wx = new double[ow];
+    taps(in.height, oh, y0, y1, wy);
+    taps(in.width, ow, x0, x1, wx);
+    Pixels out = new Pixels(oh, ow, in.channels);
+    for (int y = 0; y < oh; y++)
+      for (int x = 0; x < ow; x++)
+        for (int c = 0; c < in.channels; c++) {
+          double a = in.at(y0[y], x0[x], c), b = in.at(y0[y], x1[x], c);
+          double d0 = in.at(y1[y], x0[x], c), d1 = in.at(y1[y], x1[x], c);
+          double top = a + (b - a) * wx[x];
+          double bottom = d0 + (d1 - d0) * wx[x];
+          double value = top + (bottom - top) * wy[y];
+          double r = Math.floor(value + 0.5);
+          r = Math.min(255.0, Math.max(0.0, r));
+          out.data[(y * ow + x) * in.channels + c] = (int) r;
+        }
+    return out;
+  }
+
+  public static Pixels centerCrop(Pixels in, int ch, int cw) {
+    if (ch > in.height || cw > in.width)
+      throw new ModelException("image of " + in.height + "x" + in.width + " is smaller than the crop " + ch + "x" + cw);
+    int top = (in.height - ch) / 2, left = (in.width - cw) / 2;
+    Pixels out = new Pixels(ch, cw, in.channels);
+    for (int y = 0; y < ch; y++)
+      for (int x = 0; x < cw; x++)
+        for (int c = 0; c < in.channels; c++) out.data[(y * cw + x) * in.channels + c] = in.at(top + y, left + x, c);
+    return out;
+  }
+
+  /** HWC 8-bit -> CHW float32: (p / scale - mean[c]) / std[c] in float32. */
+  public static float[] normalize(Pixels in, double scale, float[] mean, float[] std) {
+    float s = (float) scale;
+    float[] out = new float[in.channels * in.height * in.width];
+    for (int c = 0; c < in.channels; c++) {
+      float m = mean.length == 1 ? mean[0] : mean[c];
+      float d = std.length == 1 ? std[0] : std[c];
+      for (int y = 0; y < in.height; y++)
+        for (int x = 0; x < in.width; x++) {
+          float v = (float) in.at(y, x, c) / s;
+          out[(c * in.height + y) * in.width + x] = (v - m) / d;
+        }
+    }
+    return out;
+  }
+
+  /** The whole pipeline for one image file; returns C*H*W floats and writes {C, H, W} into chw. */
+  public float[] apply(String path, int[] chw) {
+    Pixels px = toColor(readImage(path), color);
+    if (resize > 0) px = resizeShorter(px, resize);
+    if (cropH > 0) {
+      try {
+        px = centerCrop(px, cropH, cropW);
+      } catch (ModelException err) {
+        throw new ModelException(path + ": " + err.getMessage());
+      }
+    }
+    chw[0] = px.channels;
+    chw[1] = px.height;
+    chw[2] = px.width;
+    return normalize(px, scale, mean, std);
+  }
+}
