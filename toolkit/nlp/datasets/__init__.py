@@ -1,0 +1,13 @@
+"""Text datasets read from standard on-disk layouts under :func:`toolkit.data.data_root`.
+
+Every loader returns a :class:`toolkit.data.Dataset` of tuples (texts first,
+label last) and raises :class:`toolkit.data.MissingDatasetError`, listing the
+expected files, when they are not there.
+"""
+from .classification import GLUE, GLUE_TASKS, IMDB, SST2, TREC, FastTextLabeled, GensimSentiment
+from .language_model import WikiText2, WikiText103
+from .qa import SQuAD, SquadSample
+from .translation import BibleParallel, ParallelText
+
+__all__ = ["BibleParallel", "ParallelText", "GLUE", "GLUE_TASKS", "SST2", "TREC", "IMDB", "FastTextLabeled",
+           "GensimSentiment", "SQuAD", "SquadSample", "WikiText2", "WikiText103"]
