@@ -190,3 +190,14 @@ def test_dataloader_with_workers():
     assert len(batches) == 3
     (x, n), y = batches[0]
     assert x.shape == (3, 4) and n.tolist() == [3, 1, 4] and y.tolist() == [0, 1, 2]
+
+
+def test_numpy_layouts_without_warnings(recwarn):
+    rev = np.arange(5)[::-1]  # negative stride
+    ro = np.arange(3)
+    ro.flags.writeable = False  # e.g. a memory map
+    swapped = np.arange(2, dtype=">i8")  # big-endian
+    out = Pad()([rev, ro, swapped.astype(np.int64)])
+    assert out.tolist() == [[4, 3, 2, 1, 0], [0, 1, 2, 0, 0], [0, 1, 0, 0, 0]]
+    assert Stack()([swapped, swapped]).tolist() == [[0, 1], [0, 1]]
+    assert not [w for w in recwarn if issubclass(w.category, UserWarning)]

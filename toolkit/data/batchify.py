@@ -18,17 +18,20 @@ an error unless ``dtype=`` is given, in which case everything is cast to it.
 """
 from __future__ import annotations
 
+import itertools
 import math
+import operator
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import torch
-from torch.nn.utils.rnn import pad_sequence
 
 __all__ = ["Stack", "Pad", "Tuple", "List", "Dict", "NamedTuple"]
 
 DTypeLike = torch.dtype | np.dtype | type | str | None
+
+_DTYPE = operator.attrgetter("dtype")
 
 # Order of the weak kinds; a weak sample may join a batch whose kind is >= its own.
 _KIND_RANK = {"b": 0, "i": 1, "u": 1, "f": 2, "c": 3}
@@ -69,11 +72,14 @@ def _kind(dtype: torch.dtype) -> str:
 def _numpy_to_tensor(arr: np.ndarray, who: str, i: int) -> torch.Tensor:
     if arr.dtype.kind not in "biufc":
         raise TypeError(f"{who}: sample {i} has numpy dtype {arr.dtype}, which is not numeric")
-    # torch.from_numpy refuses negative strides and swapped byte order, and warns on
-    # read-only arrays (e.g. memory maps); a copy fixes all three.
-    if not arr.flags.writeable or not arr.dtype.isnative or any(s < 0 for s in arr.strides):
-        arr = np.array(arr, dtype=arr.dtype.newbyteorder("="))
-    return torch.from_numpy(arr)
+    # torch.from_numpy warns on read-only arrays (e.g. memory maps) and refuses
+    # negative strides and swapped byte order; a native copy fixes all three.
+    if arr.flags.writeable:
+        try:
+            return torch.from_numpy(arr)
+        except (ValueError, TypeError):
+            pass
+    return torch.from_numpy(np.array(arr, dtype=arr.dtype.newbyteorder("=")))
 
 
 def _convert(x: Any, who: str, i: int) -> tuple[torch.Tensor, str | None]:
@@ -105,6 +111,15 @@ def _convert(x: Any, who: str, i: int) -> tuple[torch.Tensor, str | None]:
 def _convert_all(data: Sequence[Any], who: str) -> tuple[list[torch.Tensor], list[str | None]]:
     if len(data) == 0:
         raise ValueError(f"{who}: received an empty list of samples")
+    types = set(map(type, data))
+    if types == {torch.Tensor}:  # common cases: skip the per-sample dispatch
+        return list(data), [None] * len(data)
+    if types == {np.ndarray} and all(d.kind in "biufc" and d.isnative for d in set(map(_DTYPE, data))):
+        try:
+            if all(a.flags.writeable for a in data):
+                return list(map(torch.from_numpy, data)), [None] * len(data)
+        except ValueError:  # negative strides: take the careful path below
+            pass
     tensors, kinds = [], []
     for i, x in enumerate(data):
         t, k = _convert(x, who, i)
@@ -118,6 +133,10 @@ def _resolve_dtype(tensors: list[torch.Tensor], kinds: list[str | None], dtype: 
     """Pick the batch dtype, raising TypeError on a strong mismatch."""
     if dtype is not None:
         return dtype
+    if kinds.count(None) == len(kinds):
+        dtypes = set(map(_DTYPE, tensors))
+        if len(dtypes) == 1:  # fast path: one strong dtype
+            return dtypes.pop()
     strong: torch.dtype | None = None
     strong_at = -1
     for i, (t, k) in enumerate(zip(tensors, kinds)):
@@ -146,6 +165,8 @@ def _resolve_dtype(tensors: list[torch.Tensor], kinds: list[str | None], dtype: 
 
 def _check_rank(tensors: list[torch.Tensor], who: str) -> int:
     ndim = tensors[0].dim()
+    if len(set(map(torch.Tensor.dim, tensors))) == 1:
+        return ndim
     for i, t in enumerate(tensors):
         if t.dim() != ndim:
             raise ValueError(
@@ -184,7 +205,9 @@ class Stack:
                     f"{tuple(t.shape)}; use Pad for variable-length samples"
                 )
         dtype = _resolve_dtype(tensors, kinds, self._dtype, "Stack")
-        return torch.stack([t.to(dtype) for t in tensors])
+        if any(t.dtype != dtype for t in tensors):
+            tensors = [t.to(dtype) for t in tensors]
+        return torch.stack(tensors)
 
     def __repr__(self) -> str:
         return f"Stack(dtype={self._dtype})"
@@ -245,7 +268,7 @@ class Pad:
         axis = self._axis % ndim
         ref = list(tensors[0].shape)
         del ref[axis]
-        for i, t in enumerate(tensors):
+        for i, t in enumerate(tensors if ndim > 1 else ()):  # 1-d samples: nothing else to agree on
             other = list(t.shape)
             del other[axis]
             if other != ref:
@@ -257,32 +280,29 @@ class Pad:
         if (not (dtype.is_floating_point or dtype.is_complex) and isinstance(self._val, float)
                 and not self._val.is_integer()):
             raise ValueError(f"Pad: val={self._val!r} cannot be stored in a {dtype} batch")
-        lengths = [t.shape[axis] for t in tensors]
+        lengths = list(map(torch.Tensor.size, tensors, itertools.repeat(axis)))  # C-level loop
         longest = max(lengths)
         target = longest
         if self._round_to is not None:
             target = self._round_to * math.ceil(longest / self._round_to)
-        tensors = [t.to(dtype) for t in tensors]
+        if tensors[0].dtype != dtype or len(set(map(_DTYPE, tensors))) > 1:
+            tensors = [t.to(dtype) for t in tensors]
         if axis != 0:
-            # pad_sequence pads dim 0; move the padded axis there and back.
-            tensors = [t.movedim(axis, 0) for t in tensors]
-        if target > longest:
-            # pad_sequence has no target length: a filler row of the target length
-            # sets it, and is cut off again (a view, still contiguous).
-            filler_shape = (target, *tensors[0].shape[1:])
-            tensors.append(torch.full(filler_shape, self._val, dtype=dtype))
-        if dtype.is_floating_point or dtype.is_complex or abs(int(self._val)) < 2**53:
-            out = pad_sequence(tensors, batch_first=True, padding_value=self._val)
-        else:  # padding_value travels as a double: exact only up to 2**53
-            out = torch.full((len(tensors), target, *tensors[0].shape[1:]), self._val, dtype=dtype)
-            for i, t in enumerate(tensors):
-                out[i, : t.shape[0]] = t
-        if target > longest:
-            out = out[: len(data)]
+            tensors = [t.movedim(axis, 0) for t in tensors]  # pad dim 0, move back at the end
+        # One concatenation and one masked scatter instead of a copy per sample:
+        # torch's pad_sequence dispatches ~3 ops per sample, which dominates for
+        # batches of short sequences.
+        rest = tuple(tensors[0].shape[1:])
+        # numpy builds the small index arrays several times faster than torch.tensor/arange.
+        length_np = np.array(lengths, dtype=np.int64)
+        length_t = torch.from_numpy(length_np)
+        mask = torch.from_numpy(np.arange(target) < length_np[:, None])
+        out = torch.full((len(tensors), target, *rest), self._val, dtype=dtype)
+        out.masked_scatter_(mask.view(len(tensors), target, *([1] * len(rest))), torch.cat(tensors))
         if axis != 0:
             out = out.movedim(1, axis + 1).contiguous()
         if self._ret_length:
-            return out, torch.tensor(lengths, dtype=torch.int64)
+            return out, length_t
         return out
 
     def __repr__(self) -> str:
