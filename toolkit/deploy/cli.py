@@ -30,11 +30,31 @@ def _input_size(values: Sequence[int] | None) -> list[int] | None:
     return list(values)
 
 
-def _checkpoint_state(path: Path, model_name: str | None) -> tuple[str, dict[str, Any], Any]:
-    """Read a checkpoint file: returns (zoo name, builder kwargs, state dict or safetensors path)."""
+def _kwargs_from_metadata(meta: dict[str, Any]) -> dict[str, Any]:
+    """Builder kwargs implied by a trained model's metadata (input channels, number of classes)."""
+    kwargs: dict[str, Any] = {}
+    shape = meta.get("input_shape")
+    if isinstance(shape, list) and len(shape) == 3:
+        kwargs["in_channels"] = int(shape[0])
+    if isinstance(meta.get("classes"), list):
+        kwargs["classes"] = len(meta["classes"])
+    elif isinstance(meta.get("num_classes"), int):
+        kwargs["classes"] = meta["num_classes"]
+    return kwargs
+
+
+def _checkpoint_state(path: Path, model_name: str | None) -> tuple[str, dict[str, Any], Any, dict[str, Any]]:
+    """Read a checkpoint file.
+
+    Returns (zoo name, builder kwargs, state dict or safetensors path, metadata recorded
+    with the weights). The training scripts write safetensors whose header holds
+    ``model`` and the model's ``metadata`` (JSON); ``kwargs`` (JSON) in the header or
+    in a ``metrics.json`` beside the file are used when present.
+    """
     from ..zoo import WeightsError
 
     kwargs: dict[str, Any] = {}
+    recorded: dict[str, Any] = {}
     if path.suffix == ".safetensors":
         from safetensors import SafetensorError, safe_open
 
@@ -44,8 +64,17 @@ def _checkpoint_state(path: Path, model_name: str | None) -> tuple[str, dict[str
         except (SafetensorError, OSError) as err:
             raise WeightsError(f"checkpoint {path} is not a readable safetensors file: {err}") from err
         name = model_name or header.get("model") or header.get("name")
-        if header.get("kwargs"):
-            kwargs = json.loads(header["kwargs"])
+        try:
+            if header.get("metadata"):
+                recorded = json.loads(header["metadata"])
+                kwargs.update(_kwargs_from_metadata(recorded))
+            metrics = path.parent / "metrics.json"
+            if metrics.is_file():
+                kwargs.update(json.loads(metrics.read_text()).get("kwargs") or {})
+            if header.get("kwargs"):
+                kwargs.update(json.loads(header["kwargs"]))
+        except (json.JSONDecodeError, AttributeError) as err:
+            raise WeightsError(f"checkpoint {path}: unreadable metadata/kwargs: {err}") from err
         state: Any = path
     else:
         import torch
@@ -65,7 +94,7 @@ def _checkpoint_state(path: Path, model_name: str | None) -> tuple[str, dict[str
         raise WeightsError(
             f"checkpoint {path} does not record its model name; pass the zoo name with --model NAME"
         )
-    return str(name), kwargs, state
+    return str(name), kwargs, state, recorded if isinstance(recorded, dict) else {}
 
 
 def build_model(
@@ -109,12 +138,16 @@ def build_model(
         kwargs["in_channels"] = in_channels
     path = Path(model)
     state: Any = None
+    recorded: dict[str, Any] = {}
     if path.is_file():
-        name, ck_kwargs, state = _checkpoint_state(path, model_name)
+        name, ck_kwargs, state, recorded = _checkpoint_state(path, model_name)
         kwargs = {**ck_kwargs, **kwargs}
     else:
         name = model
     block = get_model(name, pretrained=pretrained, **kwargs)
+    if recorded and isinstance(getattr(block, "metadata", None), dict):
+        # what the weights were trained with (preprocessing, class names) beats the builder's defaults
+        block.metadata.update({k: v for k, v in recorded.items() if k != "weights"})
     if isinstance(state, Path):
         load_weights(block, state)
     elif isinstance(state, dict):
