@@ -150,17 +150,52 @@ def _read_state(path: Path) -> dict[str, torch.Tensor]:
     raise WeightsError(f"no model.safetensors or pytorch_model.bin in {path}")
 
 
-def _load_tokenizer(path: Path):
-    vocab_file = path / "vocab.txt"
-    if not vocab_file.is_file():
-        return None
-    from .tokenizers import BertWordPieceTokenizer
-
-    lowercase = True
+def _tokenizer_options(path: Path) -> dict[str, Any]:
+    """Normaliser options from tokenizer.json (authoritative) or tokenizer_config.json."""
+    options: dict[str, Any] = {"lowercase": True, "strip_accents": None, "tokenize_chinese_chars": True}
     tok_cfg = path / "tokenizer_config.json"
     if tok_cfg.is_file():
-        lowercase = bool(json.loads(tok_cfg.read_text()).get("do_lower_case", True))
-    return BertWordPieceTokenizer.from_vocab_file(str(vocab_file), lowercase=lowercase)
+        data = json.loads(tok_cfg.read_text(encoding="utf-8"))
+        options["lowercase"] = bool(data.get("do_lower_case", True))
+        options["strip_accents"] = data.get("strip_accents")
+        options["tokenize_chinese_chars"] = bool(data.get("tokenize_chinese_chars", True))
+    tok_json = path / "tokenizer.json"
+    if tok_json.is_file():
+        norm = json.loads(tok_json.read_text(encoding="utf-8")).get("normalizer") or {}
+        if norm.get("type") == "BertNormalizer":
+            options.update(lowercase=bool(norm.get("lowercase", True)), strip_accents=norm.get("strip_accents"),
+                           tokenize_chinese_chars=bool(norm.get("handle_chinese_chars", True)))
+    return options
+
+
+def _wordpiece_vocab_file(path: Path, tmp: Path) -> Path | None:
+    """``vocab.txt``, or one written from tokenizer.json's WordPiece vocabulary (transformers >= 5 saves only that)."""
+    if (path / "vocab.txt").is_file():
+        return path / "vocab.txt"
+    tok_json = path / "tokenizer.json"
+    if not tok_json.is_file():
+        return None
+    model = json.loads(tok_json.read_text(encoding="utf-8")).get("model") or {}
+    if model.get("type") != "WordPiece":
+        raise ValueError(f"{tok_json} holds a {model.get('type')!r} model; a BERT WordPiece model was expected")
+    by_id = sorted(model["vocab"].items(), key=lambda kv: kv[1])
+    if [i for _, i in by_id] != list(range(len(by_id))):
+        raise ValueError(f"{tok_json}: the WordPiece ids are not 0..{len(by_id) - 1}")
+    out = tmp / "vocab.txt"
+    out.write_text("".join(t + "\n" for t, _ in by_id), encoding="utf-8")
+    return out
+
+
+def _load_tokenizer(path: Path):
+    import tempfile
+
+    from .tokenizers import BertWordPieceTokenizer
+
+    with tempfile.TemporaryDirectory() as tmp:
+        vocab_file = _wordpiece_vocab_file(path, Path(tmp))
+        if vocab_file is None:
+            return None
+        return BertWordPieceTokenizer.from_vocab_file(str(vocab_file), **_tokenizer_options(path))
 
 
 def _config_name(cfg: Config) -> str | None:
@@ -181,8 +216,8 @@ def from_huggingface(
     ----------
     path : str or path
         Folder with ``config.json`` and ``model.safetensors`` (or
-        ``pytorch_model.bin``), and optionally ``vocab.txt`` /
-        ``tokenizer_config.json`` for the tokenizer.
+        ``pytorch_model.bin``), and optionally ``vocab.txt`` or
+        ``tokenizer.json`` (plus ``tokenizer_config.json``) for the tokenizer.
     name : str, optional
         Name written to ``model.metadata["name"]``; default the zoo name whose
         sizes match (``bert_12_768_12`` ...) or ``"bert_custom"``.
@@ -198,8 +233,8 @@ def from_huggingface(
     Returns
     -------
     (HybridBlock, BertWordPieceTokenizer or None)
-        The model in eval mode, and the tokenizer built from ``vocab.txt``
-        (``None`` when the folder has no ``vocab.txt``).
+        The model in eval mode, and the WordPiece tokenizer (``None`` when
+        the folder has neither ``vocab.txt`` nor ``tokenizer.json``).
 
     Raises
     ------
@@ -252,5 +287,5 @@ def from_huggingface(
             idx = getattr(vocab, f"{token_name}_id", None)
             if idx is not None:
                 model.metadata[f"{token_name}_id"] = int(idx)
-        model.metadata["lowercase"] = bool(getattr(tokenizer, "lowercase", True))
+        model.metadata["lowercase"] = bool(_tokenizer_options(path)["lowercase"])
     return model, tokenizer
