@@ -1,0 +1,154 @@
+"""int8 post-training quantization: static (QDQ, calibrated) for images, dynamic for token models."""
+from __future__ import annotations
+
+import glob
+import json
+import shutil
+
+import numpy as np
+import onnx
+import pytest
+import torch
+from torch import nn
+
+from _deploy_helpers import REPO, native_json
+from toolkit.deploy import ExportError, load, load_openvino, quantize
+from toolkit.deploy.cli import main
+from toolkit.deploy.preprocess import preprocess_image
+from toolkit.nn import HybridBlock
+
+
+@pytest.fixture
+def calib_dir(tmp_path, photos):
+    folder = tmp_path / "calib"
+    folder.mkdir()
+    for p in photos:
+        shutil.copy(p, folder / p.name)
+    return folder
+
+
+def _ops(path) -> list[str]:
+    return [n.op_type for n in onnx.load(str(path)).graph.node]
+
+
+@pytest.mark.parametrize("mode", ["naive", "entropy", "percentile"])
+def test_static_int8_writes_a_checked_qdq_graph(tiny_copy, calib_dir, photos, mode):
+    report = quantize(tiny_copy, calib=str(calib_dir), num_calib_batches=2, batch_size=2, calib_mode=mode,
+                      latency_repeats=3)
+    out = f"{tiny_copy}-int8"
+    assert report["out"] == out and report["method"] == "static" and report["calib_batches"] == 2
+    assert report["latency_ms"]["fp32"] > 0 and report["latency_ms"]["int8"] > 0
+    ops = _ops(f"{out}.onnx")
+    assert "QuantizeLinear" in ops and "DequantizeLinear" in ops
+    meta = json.loads(open(f"{out}.json").read())
+    assert meta["quantization"]["calib_mode"] == mode and meta["onnx_file"] == "tiny-int8.onnx"
+    fp32_meta = load(tiny_copy).metadata
+    assert meta["preprocessing"] == fp32_meta["preprocessing"] and meta["quantization"]["source_sha256"] == fp32_meta["sha256"]
+    # the int8 graph approximates the float one (random weights: compare outputs, not labels)
+    batch = np.stack([preprocess_image(p, fp32_meta, [3, 32, 32]) for p in photos])
+    ref, got = load(tiny_copy)(batch), load(out)(batch)
+    assert np.abs(got - ref).max() <= 0.1 * np.abs(ref).max() + 1e-3
+
+
+def test_exclude_first_last_keeps_them_float(tiny_copy, calib_dir):
+    report = quantize(tiny_copy, calib=str(calib_dir), num_calib_batches=1, batch_size=2, exclude_first_last=True,
+                      latency_repeats=1)
+    graph = onnx.load(f"{tiny_copy}-int8.onnx").graph
+    assert len(report["excluded_nodes"]) == 2
+    producers = {o: n.op_type for n in graph.node for o in n.output}
+    by_name = {n.name: n for n in graph.node}
+    for name in report["excluded_nodes"]:
+        node = by_name[name]
+        weight = node.input[1]
+        assert producers.get(weight) != "DequantizeLinear", f"{name} still reads an int8 weight"
+    convs = [n for n in graph.node if n.op_type == "Conv"]
+    assert any(producers.get(n.input[1]) == "DequantizeLinear" for n in convs), "the middle conv should be int8"
+
+
+def test_quantize_errors(tiny_copy, tmp_path, capsys):
+    with pytest.raises(ExportError, match="calibration mode"):
+        quantize(tiny_copy, calib=str(tmp_path), calib_mode="kl")
+    with pytest.raises(ExportError, match="needs calibration data"):
+        quantize(tiny_copy)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(ExportError, match="no image files"):
+        quantize(tiny_copy, calib=str(empty))
+    with pytest.raises(ExportError, match="neither a folder nor a known dataset"):
+        quantize(tiny_copy, calib="imagenet-22k")
+    assert main(["quantize", str(tmp_path / "missing"), "--calib", str(empty)]) == 1
+    assert "not found" in capsys.readouterr().err
+
+
+class TokenNet(HybridBlock):
+    """A token-input stand-in for the text models: dynamic batch and sequence axes."""
+
+    dynamic_axes = {0: "batch", 1: "seq"}
+    input_names = ("tokens",)
+    output_names = ("scores",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(50, 32)
+        self.ff = nn.Sequential(nn.Linear(32, 64), nn.ReLU(), nn.Linear(64, 4))
+        self.metadata.update({"name": "tokennet", "task": "text_classification"})
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        return self.ff(self.embed(tokens)).mean(dim=1)
+
+
+def test_token_models_get_dynamic_quantization(tmp_path):
+    torch.manual_seed(0)
+    prefix = tmp_path / "tok"
+    TokenNet().export(prefix, example_inputs=(torch.randint(0, 50, (2, 7)),))
+    report = quantize(prefix, latency_repeats=2)
+    assert report["method"] == "dynamic"
+    assert any(op.startswith(("MatMulInteger", "DynamicQuantize")) for op in _ops(f"{prefix}-int8.onnx"))
+    tokens = np.random.default_rng(0).integers(0, 50, size=(3, 11))  # other batch and length than traced
+    ref, got = load(prefix)(tokens), load(f"{prefix}-int8")(tokens)
+    assert got.shape == (3, 4) and np.abs(got - ref).max() <= 0.05 * np.abs(ref).max() + 1e-3
+
+
+@pytest.mark.native
+def test_int8_graph_runs_in_cpp_and_java(tiny_copy, calib_dir, photos, cpp_runner, java_runner):
+    quantize(tiny_copy, calib=str(calib_dir), num_calib_batches=2, batch_size=2, latency_repeats=1)
+    prefix = f"{tiny_copy}-int8"
+    meta = load(prefix).metadata
+    batch = np.stack([preprocess_image(p, meta, [3, 32, 32]) for p in photos])
+    ov = load_openvino(prefix)(batch)
+    for runner in (cpp_runner, java_runner):
+        results = native_json(runner, prefix, photos, "--logits")
+        got = np.array([r["logits"] for r in results])
+        # same engine (OpenVINO u8) on the same tensors
+        assert np.abs(got - ov).max() <= 1e-4 * np.abs(ov).max()
+
+
+# --------------------------------------------------------------------------- the zoo's Fashion-MNIST model
+ZOO_GLOB = "model_zoo_logs/classification/*fashion-mnist*/metrics.json"
+
+
+def _zoo_fashion_mnist():
+    found = sorted(glob.glob(str(REPO / ZOO_GLOB)))
+    if not found:
+        pytest.skip(f"no trained Fashion-MNIST zoo model yet (expected {ZOO_GLOB} with its safetensors beside it)")
+    metrics_path = found[0]
+    metrics = json.loads(open(metrics_path).read())
+    weights = REPO / metrics_path.rsplit("/", 1)[0].removeprefix(str(REPO) + "/") / metrics["weights"]
+    # published: the weights must be there (a missing file is an error, not a skip)
+    assert weights.is_file(), f"{metrics_path} names {metrics['weights']}, which is missing"
+    return metrics, weights
+
+
+@pytest.mark.slow
+def test_int8_keeps_the_zoo_fashion_mnist_model_within_one_point(tmp_path, capsys):
+    metrics, weights = _zoo_fashion_mnist()
+    prefix = tmp_path / "fmnist"
+    assert main(["export", str(weights), "--out", str(prefix)]) == 0, capsys.readouterr().err
+    report = quantize(prefix, calib="fashion-mnist", num_calib_batches=16, batch_size=32, calib_mode="naive",
+                      val="fashion-mnist", latency_repeats=3)
+    acc = report["accuracy"]
+    assert acc["samples"] == 10000
+    # fp32 through ONNX reproduces the published top-1 (percent, 2 decimals)
+    assert abs(acc["fp32_top1"] * 100 - metrics["top1"]) <= 0.05, (acc, metrics["top1"])
+    assert acc["int8_agreement"] >= 0.99, acc
+    assert acc["fp32_top1"] - acc["int8_top1"] < 0.01, acc
