@@ -89,11 +89,23 @@ class SentencepieceTokenizer(BaseTokenizer):
         """The underlying ``sentencepiece.SentencePieceProcessor``."""
         return self._sp
 
+    def encode(self, text, output_type: type = int):
+        # Fast path for one string: skips the generic batching (3 us of a ~30 us call).
+        if type(text) is str and (output_type is int or output_type is str) and not self._lowercase:
+            return self._sp.encode(text, out_type=output_type, **self._kwargs)
+        return super().encode(text, output_type)
+
+    encode.__doc__ = BaseTokenizer.encode.__doc__
+
     def _prep(self, texts: list[str]) -> list[str]:
         return [t.lower() for t in texts] if self._lowercase else texts
 
     def _encode(self, texts: list[str], output_type: type) -> list[list]:
-        return self._sp.encode(self._prep(texts), out_type=output_type, **self._kwargs)
+        texts = self._prep(texts)
+        if len(texts) == 1:
+            # sentencepiece encodes a list on a thread pool: 7x slower than a plain call for one string
+            return [self._sp.encode(texts[0], out_type=output_type, **self._kwargs)]
+        return self._sp.encode(texts, out_type=output_type, **self._kwargs)
 
     def _encode_with_offsets(self, texts: list[str], output_type: type) -> list[tuple[list, Offsets]]:
         if self._lowercase and any(len(t.lower()) != len(t) for t in texts):
