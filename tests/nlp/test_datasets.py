@@ -129,6 +129,9 @@ def test_trec_and_imdb(root):
     assert list(IMDB("train")) == [("Great film.", 1), ("Good film.", 1), ("Awful.", 0)]
     assert [r for _, r in IMDB("train", label="rating")] == [9, 7, 2]
     assert list(IMDB("unsup")) == [("Unlabelled.", -1)]
+    # root= is the dataset's own folder
+    assert list(IMDB("train", root=root / "aclImdb")) == list(IMDB("train"))
+    assert list(TREC("train", root=root / "trec")) == list(TREC("train"))
 
 
 def test_squad(root):

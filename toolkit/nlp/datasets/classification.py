@@ -171,7 +171,7 @@ class IMDB(TextDataset):
     split : {"train", "test", "unsup"}
     label : {"binary", "rating"}
     root : path, optional
-        Folder holding ``aclImdb`` (default ``data_root()``).
+        The ``aclImdb`` folder itself (default ``data_root()/aclImdb``).
     """
 
     _NAME = re.compile(r"^(\d+)_(\d+)\.txt$")
@@ -180,7 +180,7 @@ class IMDB(TextDataset):
         check_split(split, ("train", "test", "unsup"), "IMDB")
         if label not in ("binary", "rating"):
             raise ValueError(f"label must be 'binary' or 'rating', got {label!r}")
-        base = resolve_root(root, "") / "aclImdb"
+        base = resolve_root(root, "aclImdb")
         parts = {"unsup": [("train/unsup", -1)]}.get(split, [(f"{split}/pos", 1), (f"{split}/neg", 0)])
         if not all((base / p).is_dir() for p, _ in parts):
             raise MissingDatasetError("IMDB", base, {f"{p}/": "one review per <id>_<rating>.txt" for p, _ in parts},
