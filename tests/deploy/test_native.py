@@ -72,3 +72,20 @@ def test_four_runtimes_agree(family, photos, cpp_runner, java_runner, tmp_path):
     # the three printed the same top-5 (ties aside, covered above)
     for i in range(len(photos)):
         assert [t["index"] for t in runs["cpp"][i]["topk"]] == [t["index"] for t in runs["java"][i]["topk"]]
+
+
+def test_tutorial_runs_at_small_scale(tmp_path, cpp_runner, java_runner):
+    import subprocess
+    import sys
+
+    from _deploy_helpers import REPO
+
+    done = subprocess.run(
+        [sys.executable, str(REPO / "tutorials" / "deploy_export_quantize.py"), "--model", "resnet18_v1",
+         "--input-size", "64", "--workdir", str(tmp_path)],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "Java int8: top-3" in done.stdout and "C++ fp32: top-3" in done.stdout
+    diffs = [float(line.rsplit("= ", 1)[1]) for line in done.stdout.splitlines() if "max |logit - Python's|" in line]
+    assert len(diffs) == 2 and max(diffs) < 1e-3

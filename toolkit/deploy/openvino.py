@@ -32,6 +32,9 @@ class OpenVINOBlock:
         Check the graph's sha256 against the metadata.
     performance_hint : str, optional
         ``"LATENCY"`` or ``"THROUGHPUT"``.
+    batch_size : int, optional
+        Fix the batch axis to this size before compiling (OpenVINO runs static
+        shapes faster than dynamic ones; other batch sizes are then rejected).
 
     Notes
     -----
@@ -45,6 +48,7 @@ class OpenVINOBlock:
         num_threads: int | None = None,
         verify: bool = True,
         performance_hint: str | None = None,
+        batch_size: int | None = None,
     ) -> None:
         try:
             import openvino as ov
@@ -66,6 +70,16 @@ class OpenVINOBlock:
         want = [s["name"] for s in self.metadata["inputs"]]
         if names != want:
             raise ExportError(f"metadata inputs {want} do not match the graph's inputs {names}")
+        self.metadata = dict(self.metadata)
+        if batch_size:
+            specs = []
+            for port, spec in zip(graph.inputs, self.metadata["inputs"]):
+                dims = [int(batch_size) if i == 0 else d for i, d in enumerate(spec["shape"])]
+                if any(not isinstance(d, int) for d in dims):
+                    raise ExportError(f"batch_size fixes only the batch axis; input {spec['name']!r} has other dynamic axes")
+                specs.append({**spec, "shape": dims})
+            graph.reshape({port.get_any_name(): s["shape"] for port, s in zip(graph.inputs, specs)})
+            self.metadata["inputs"] = specs
         config: dict[str, Any] = {"INFERENCE_PRECISION_HINT": "f32"}
         if num_threads:
             config["INFERENCE_NUM_THREADS"] = int(num_threads)
