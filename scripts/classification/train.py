@@ -351,6 +351,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if args.resume_from:
         ckpt = load_checkpoint(args.resume_from, model, optimizer, scheduler, restore_rng=False)
         start_epoch, global_step = int(ckpt["epoch"]), int(ckpt["step"])
+        # LambdaLR.load_state_dict restored the saved schedule's attributes; the schedule is a
+        # function of this run's flags (--num-epochs may extend or shorten a run), so put it back.
+        scheduler.lr_lambdas = [schedule] * len(optimizer.param_groups)
+        for group, base_lr in zip(optimizer.param_groups, scheduler.base_lrs):
+            group["lr"] = base_lr * schedule(scheduler.last_epoch)
         history = json.loads(ckpt.get("history", "[]"))
         start_wall -= float(ckpt.get("wall_time_s", 0.0))
         # Each rank restores its own RNG stream (augmentation differs per rank).
@@ -380,8 +385,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
         mixup = v2.MixUp(alpha=args.mixup_alpha, num_classes=num_classes)
 
-    if dist_info.is_main and start_epoch == 0:
+    if dist_info.is_main:
+        if start_epoch > 0 and (save_dir / "config.json").is_file():
+            # Keep the configuration of the run that wrote the checkpoint next to this one's.
+            (save_dir / "config.json").replace(save_dir / f"config-before-resume-epoch{start_epoch}.json")
         dump_config(args, save_dir / "config.json", {
+            "resumed_from": args.resume_from, "start_epoch": start_epoch,
             "num_params": num_params, "num_classes": num_classes, "classes": classes,
             "train_samples": len(train_set), "val_samples": len(val_set), "steps_per_epoch": steps_per_epoch,
             "world_size": dist_info.world_size, "global_batch_size": args.batch_size * dist_info.world_size,

@@ -4,10 +4,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import torch
 from torchvision import tv_tensors
 from torchvision.datasets.folder import IMG_EXTENSIONS, find_classes, make_dataset
-from torchvision.io import ImageReadMode, decode_image
+from torchvision.transforms.v2.functional import pil_to_tensor
 
 from ._base import Dataset, DatasetFormatError, MissingDatasetError, data_root
 
@@ -25,6 +24,8 @@ class ImageDecodeError(DatasetFormatError):
 def read_image(path: str | os.PathLike, mode: str = "RGB") -> tv_tensors.Image:
     """Decode an image file into a uint8 ``tv_tensors.Image`` (C, H, W).
 
+    Decoding uses Pillow (torchvision's own decoders are deprecated since 0.29).
+
     Parameters
     ----------
     path : path
@@ -37,21 +38,23 @@ def read_image(path: str | os.PathLike, mode: str = "RGB") -> tv_tensors.Image:
     ImageDecodeError
         If the file is missing, empty or not a decodable image; the message names it.
     """
-    modes = {"RGB": ImageReadMode.RGB, "L": ImageReadMode.GRAY}
-    if mode not in modes:
+    from PIL import Image, UnidentifiedImageError
+
+    if mode not in ("RGB", "L"):
         raise ValueError(f"mode must be 'RGB' or 'L', got {mode!r}")
     path = Path(path)
-    try:
-        data = torch.frombuffer(bytearray(path.read_bytes()), dtype=torch.uint8)
-    except OSError as err:
-        raise ImageDecodeError(path, f"unreadable file ({err.strerror or err})") from err
-    if data.numel() == 0:
+    if not path.is_file():
+        raise ImageDecodeError(path, "no such file")
+    if path.stat().st_size == 0:
         raise ImageDecodeError(path, "the file is empty")
     try:
-        image = decode_image(data, mode=modes[mode])
-    except (RuntimeError, ValueError) as err:
-        raise ImageDecodeError(path, f"corrupt or unsupported image data ({str(err).splitlines()[0]})") from err
-    return tv_tensors.Image(image)
+        with Image.open(path) as img:
+            img = img.convert(mode)  # convert() forces the full decode: truncated data fails here
+    except UnidentifiedImageError as err:
+        raise ImageDecodeError(path, "not an image format Pillow recognises") from err
+    except (OSError, ValueError, SyntaxError) as err:  # Pillow's errors for corrupt/truncated data
+        raise ImageDecodeError(path, f"corrupt or truncated image data ({err})") from err
+    return tv_tensors.Image(pil_to_tensor(img))
 
 
 class ImageFolderDataset(Dataset):
