@@ -106,6 +106,11 @@ def test_bpe_train_encode_offsets_save(bpe_tok, tmp_path):
     assert again.encode(TEXTS[0]) == bpe_tok.encode(TEXTS[0])
 
 
+def test_bpe_special_tokens_in_text(bpe_tok):
+    ids = bpe_tok.encode("a<pad>b")
+    assert bpe_tok.vocab.pad_id in ids and bpe_tok.decode(ids) == "ab"
+
+
 def test_basic_tokenizer(tmp_path):
     tok = BasicTokenizer(lowercase=True)
     text = "Hello, World!  It's 3.5 ÉTÉ."
@@ -176,3 +181,45 @@ def test_bert_wordpiece_matches_transformers(lowercase, tmp_path):
     ref = theirs(a, b)
     assert ids == ref["input_ids"] and types == ref["token_type_ids"]
     assert ours.encode(texts) == theirs(texts)["input_ids"]
+
+
+# ---------------------------------------------------------------- properties
+from hypothesis import HealthCheck, assume, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_TEXT = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=40)
+_SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+@_SETTINGS
+@given(text=_TEXT)
+def test_property_byte_bpe_lossless(bpe_tok, text):
+    # special tokens written in the text are matched as such (as in transformers) and decode skips them
+    assume(not any(t in text for t in bpe_tok.vocab.special_tokens))
+    ids = bpe_tok.encode(text)
+    assert bpe_tok.decode(ids) == text
+    toks, offs = bpe_tok.encode_with_offsets(text)
+    assert bpe_tok.vocab[toks] == ids and all(0 <= s <= e <= len(text) for s, e in offs)
+
+
+@_SETTINGS
+@given(text=_TEXT)
+def test_property_basic_offsets(text):
+    toks, offs = BasicTokenizer(lowercase=False).encode_with_offsets(text)
+    assert [text[s:e] for s, e in offs] == toks
+    # every character but Unicode White_Space ends up in a token (Python's isspace also
+    # counts the separators U+001C-U+001F, which are not White_Space)
+    assert "".join(toks) == "".join(ch for ch in text if not ch.isspace() or "\x1c" <= ch <= "\x1f")
+
+
+@_SETTINGS
+@given(text=st.text(alphabet="abcdefghij klmnop,.'ÉéüñÇ中", max_size=40))
+def test_property_sentencepiece_offsets(spm_tok, text):
+    pieces, offs = spm_tok.encode_with_offsets(text)
+    assert len(pieces) == len(offs)
+    ids = spm_tok.encode(text)
+    assert spm_tok.vocab[pieces] == ids
+    for p, (s, e) in zip(pieces, offs):
+        assert 0 <= s <= e <= len(text)
+        if spm_tok.vocab[p] != spm_tok.vocab.unk_id:
+            assert p.replace("\u2581", "") == text[s:e].replace(" ", "")
