@@ -53,6 +53,17 @@ def test_formats_roundtrip(tmp_path, newline):
     assert TokenEmbedding.from_glove(tmp_path / "sp.txt").idx_to_token == ["c", "a b"]
 
 
+def test_save_load_npz(tmp_path):
+    emb = TokenEmbedding(TOKENS, VECS)
+    emb.save(tmp_path / "e.npz")
+    back = TokenEmbedding.load(tmp_path / "e.npz")
+    assert back.idx_to_token == TOKENS and np.array_equal(back.vectors, VECS)
+    data = (tmp_path / "e.npz").read_bytes()
+    (tmp_path / "cut.npz").write_bytes(data[: len(data) // 2])
+    with pytest.raises(EmbeddingFormatError, match="not an embedding saved"):
+        TokenEmbedding.load(tmp_path / "cut.npz")
+
+
 def test_malformed_files(tmp_path):
     bad = tmp_path / "bad.vec"
     bad.write_text("2 3\nthe 1 2 3\ncat 1 2\n")

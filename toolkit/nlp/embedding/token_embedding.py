@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import warnings
+import zipfile
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
@@ -234,6 +235,36 @@ class TokenEmbedding:
     def from_word2vec(cls, path: str | os.PathLike, binary: bool = True, **kwargs) -> "TokenEmbedding":
         """word2vec file, binary (default) or text."""
         return cls.from_file(path, format="word2vec_binary" if binary else "word2vec", **kwargs)
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write tokens and vectors to one ``.npz`` file that :meth:`load` reads back quickly.
+
+        Parsing a large text file is slow (GloVe 840B takes minutes); save the
+        parsed result once and load that. Tokens are stored as a UTF-8 byte
+        blob with offsets, so loading never needs pickle.
+        """
+        blob = [t.encode("utf-8") for t in self._idx_to_token]
+        offsets = np.zeros(len(blob) + 1, dtype=np.int64)
+        np.cumsum([len(b) for b in blob], out=offsets[1:])
+        with open(path, "wb") as f:  # a file object: np.savez would otherwise append ".npz"
+            np.savez(f, vectors=self._vectors, token_bytes=np.frombuffer(b"".join(blob), dtype=np.uint8),
+                     token_offsets=offsets)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "TokenEmbedding":
+        """Read a file written by :meth:`save`."""
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"embedding file {path} does not exist")
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                vectors, raw, offsets = data["vectors"], data["token_bytes"].tobytes(), data["token_offsets"]
+        except (ValueError, KeyError, OSError, EOFError, zipfile.BadZipFile) as e:
+            raise EmbeddingFormatError(f"{path} is not an embedding saved by TokenEmbedding.save: {e}") from None
+        if offsets.shape[0] != vectors.shape[0] + 1 or (len(offsets) and offsets[-1] != len(raw)):
+            raise EmbeddingFormatError(f"{path}: token table and vectors do not match (truncated file?)")
+        tokens = [raw[offsets[i]:offsets[i + 1]].decode("utf-8") for i in range(len(offsets) - 1)]
+        return cls(tokens, vectors)
 
     # --------------------------------------------------------------- access
     def __len__(self) -> int:
