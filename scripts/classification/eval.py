@@ -132,7 +132,8 @@ def load_model(args, num_classes: int):
         from safetensors import safe_open
 
         with safe_open(args.weights, "pt") as f:
-            stored = json.loads((f.metadata() or {}).get("metadata", "{}"))
+            header = f.metadata() or {}
+        stored = json.loads(header.get("toolkit", "{}")).get("metadata") or json.loads(header.get("metadata", "{}"))
         if stored.get("preprocessing"):
             kwargs.setdefault("in_channels", stored["input_shape"][0])
         kwargs.setdefault("classes", stored.get("num_classes") or num_classes)

@@ -243,7 +243,10 @@ def build_model(args, num_classes: int, in_channels: int, classes: list[str] | N
     norm = _norm_layer(args)
     if norm is not None:
         kwargs["norm_layer"] = norm
-    model = get_model(args.model, **kwargs)
+    try:
+        model = get_model(args.model, **kwargs)
+    except TypeError as err:  # a builder without last_gamma / norm_layer / a --model-kwargs key
+        raise SystemExit(f"model {args.model!r} does not take the arguments {sorted(kwargs)}: {err}") from err
     size = args.input_size or presets.DATASET_STATS[args.dataset]["size"]
     if isinstance(getattr(model, "metadata", None), dict):
         model.metadata.update({
@@ -471,8 +474,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             val = evaluate(model, val_loader, args.channels_last, autocast_dtype, dist_info)
         model = model.to(memory_format=torch.contiguous_format)
         weights = save_dir / f"{args.model.lower()}.safetensors"
-        meta = {"model": args.model.lower(), "dataset": args.dataset,
-                "metadata": json.dumps(getattr(model, "metadata", {}), default=str)}
+        # One key only: safetensors writes metadata keys in hash order, so several keys would make
+        # the file's sha256 differ between identical runs.
+        meta = {"toolkit": json.dumps({"model": args.model.lower(), "dataset": args.dataset,
+                                       "metadata": getattr(model, "metadata", {})}, sort_keys=True, default=str)}
         sha = save_weights(model, weights, metadata=meta)
         (save_dir / "weights.sha256").write_text(f"{sha}  {weights.name}\n")
         result = {

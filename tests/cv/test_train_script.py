@@ -1,0 +1,145 @@
+"""The classification training/eval scripts: exact resume, DDP parity, options, eval agreement."""
+from __future__ import annotations
+
+import gzip
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from safetensors.torch import load_file
+
+ROOT = Path(__file__).resolve().parents[2]
+TRAIN = ROOT / "scripts" / "classification" / "train.py"
+EVAL = ROOT / "scripts" / "classification" / "eval.py"
+
+
+def _load(path: Path, name: str):
+    spec = importlib.util.spec_from_file_location(name, path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _idx(arr: np.ndarray) -> bytes:
+    return bytes([0, 0, 8, arr.ndim]) + b"".join(int(s).to_bytes(4, "big") for s in arr.shape) + arr.tobytes()
+
+
+@pytest.fixture(scope="module")
+def tiny_mnist(tmp_path_factory) -> Path:
+    """64 training and 32 test 28x28 images whose class is a bright square's position (learnable)."""
+    root = tmp_path_factory.mktemp("tiny_mnist")
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 64), ("t10k", 32)):
+        labels = rng.integers(0, 4, n).astype(np.uint8)
+        images = rng.integers(0, 60, (n, 28, 28)).astype(np.uint8)
+        for i, c in enumerate(labels):
+            r, q = divmod(int(c), 2)
+            images[i, 4 + 12 * r: 12 + 12 * r, 4 + 12 * q: 12 + 12 * q] = 250
+        (root / f"{split}-images-idx3-ubyte.gz").write_bytes(gzip.compress(_idx(images)))
+        (root / f"{split}-labels-idx1-ubyte").write_bytes(_idx(labels))
+    return root
+
+
+def _args(data: Path, save: Path, *extra: str) -> list[str]:
+    return ["--model", "cifar_resnet20_v1", "--dataset", "mnist", "--data-dir", str(data), "--batch-size", "16",
+            "--num-epochs", "2", "--lr", "0.05", "--warmup-epochs", "0.5", "--no-progress", "--log-interval", "2",
+            "--num-threads", "1", "--save-dir", str(save), "--eval-batch-size", "32", *extra]
+
+
+def _weights(folder: Path) -> dict:
+    return load_file(str(folder / "cifar_resnet20_v1.safetensors"))
+
+
+def test_resume_is_exact(tiny_mnist, tmp_path):
+    train = _load(TRAIN, "train_script")
+    straight = train.main(_args(tiny_mnist, tmp_path / "a"))
+    train.main(_args(tiny_mnist, tmp_path / "b", "--stop-after-epoch", "1"))
+    assert not (tmp_path / "b" / "metrics.json").exists()  # stopped, not finished
+    resumed = train.main(_args(tiny_mnist, tmp_path / "b", "--resume-from", str(tmp_path / "b" / "checkpoint-epoch1.pt")))
+    wa, wb = _weights(tmp_path / "a"), _weights(tmp_path / "b")
+    assert wa.keys() == wb.keys()
+    for k in wa:  # bit-identical: augmentation RNG, sampler order, optimizer and schedule all resumed
+        assert (wa[k] == wb[k]).all(), k
+    assert straight["sha256"] == resumed["sha256"]
+    assert straight["top1"] == resumed["top1"]
+
+    metrics = json.loads((tmp_path / "a" / "metrics.json").read_text())
+    assert {"top1", "top5", "num_params", "wall_time_s", "hardware", "dataset", "sha256"} <= metrics.keys()
+    assert metrics["num_params"] == sum(v.numel() for v in wa.values() if v.dtype.is_floating_point) - sum(
+        v.numel() for k, v in wa.items() if "running" in k)
+    sha_line = (tmp_path / "a" / "weights.sha256").read_text().split()
+    assert sha_line == [metrics["sha256"], "cifar_resnet20_v1.safetensors"]
+    records = [json.loads(line) for line in (tmp_path / "a" / "log.jsonl").read_text().splitlines()]
+    epochs = [r for r in records if r["kind"] == "epoch"]
+    assert [r["epoch"] for r in epochs] == [0, 1] and epochs[-1]["val_top1"] == pytest.approx(metrics["top1"], abs=0.01)
+    assert all({"loss", "lr", "train_acc", "throughput", "time"} <= r.keys() for r in records)
+    config = json.loads((tmp_path / "a" / "config.json").read_text())
+    assert config["args"]["num_epochs"] == 2 and config["metadata"]["preprocessing"]["color"] == "L"
+    # The log of the resumed run continues the stopped one: two epochs, in order.
+    resumed_epochs = [json.loads(x)["epoch"] for x in (tmp_path / "b" / "log.jsonl").read_text().splitlines()
+                      if '"epoch", ' in x or '"kind": "epoch"' in x]
+    assert resumed_epochs == [0, 1]
+
+    # eval.py feeds the model as its stored metadata says and must agree with training's numbers.
+    ev = _load(EVAL, "eval_script")
+    out = ev.main(["--model", "cifar_resnet20_v1", "--weights", str(tmp_path / "a" / "cifar_resnet20_v1.safetensors"),
+                   "--dataset", "mnist", "--data-dir", str(tiny_mnist), "--num-threads", "1"])
+    assert out["top1"] == metrics["top1"] and out["samples"] == 32
+
+
+def test_learns_and_options_run(tiny_mnist, tmp_path):
+    """mixup, label smoothing, no-wd, distillation from a trained teacher and the multi-scale VBS sampler."""
+    train = _load(TRAIN, "train_script2")
+    teacher = train.main(_args(tiny_mnist, tmp_path / "teacher", "--num-epochs", "4", "--lr", "0.1"))
+    assert teacher["top1"] > 40.0  # 4 classes: chance is 25%
+    out = train.main(_args(tiny_mnist, tmp_path / "student", "--num-epochs", "1", "--mixup", "--label-smoothing", "0.1",
+                           "--no-wd", "--teacher", "cifar_resnet20_v1", "--teacher-weights",
+                           str(tmp_path / "teacher" / "cifar_resnet20_v1.safetensors"), "--temperature", "4",
+                           "--sampler", "multiscale-vbs", "--num-scales", "3"))
+    assert 0.0 <= out["top1"] <= 100.0
+    logged = [json.loads(x) for x in (tmp_path / "student" / "log.jsonl").read_text().splitlines()]
+    assert any(r["kind"] == "epoch" for r in logged)
+
+
+def test_unsupported_option_is_a_clear_error(tiny_mnist, tmp_path):
+    train = _load(TRAIN, "train_script3")
+    with pytest.raises(SystemExit, match="does not take"):
+        train.main(_args(tiny_mnist, tmp_path / "x", "--model-kwargs", '{"no_such_option": 1}'))
+
+
+@pytest.mark.slow
+def test_ddp_two_processes_match_one(tiny_mnist, tmp_path):
+    """torchrun with 2 CPU processes x batch 8 == 1 process x batch 16.
+
+    DistributedSampler strides one global permutation over the ranks, so the two
+    ranks' batches together are the single process's batch, and DDP averages the
+    gradients of the two per-rank mean losses, which is the mean loss of the
+    combined batch. BatchNorm would break the equality (per-process batch
+    statistics; SyncBatchNorm needs CUDA), so the model uses GroupNorm, which
+    normalises each sample on its own. Augmentation is off: its random streams
+    differ per process.
+    """
+    env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE", "OMP_NUM_THREADS": "1",
+           "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    common = ["--norm-layer", "group", "--no-augment", "--num-epochs", "1"]
+    single = _args(tiny_mnist, tmp_path / "one", *common)
+    single[single.index("--batch-size") + 1] = "16"
+    double = _args(tiny_mnist, tmp_path / "two", *common)
+    double[double.index("--batch-size") + 1] = "8"
+    subprocess.run([sys.executable, str(TRAIN), *single], check=True, env=env, capture_output=True, timeout=300)
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+                           "--master_port", "29517", str(TRAIN), *double],
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    w1, w2 = _weights(tmp_path / "one"), _weights(tmp_path / "two")
+    start = load_file(str(tmp_path / "one" / "cifar_resnet20_v1.safetensors"))  # same keys
+    assert w1.keys() == w2.keys() == start.keys()
+    for k in w1:
+        np.testing.assert_allclose(w1[k].numpy(), w2[k].numpy(), rtol=1e-4, atol=1e-5, err_msg=k)
+    m2 = json.loads((tmp_path / "two" / "metrics.json").read_text())
+    assert "x2 processes" in m2["hardware"]
