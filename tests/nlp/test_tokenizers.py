@@ -152,8 +152,10 @@ def test_bert_wordpiece_basics(tmp_path):
     toks, offs = tok.encode_with_offsets("Héllo Minister")
     assert offs[0] == (0, 0) and offs[-1] == (0, 0)
     assert "Héllo Minister"[offs[-2][0]:offs[-2][1]].lower() in "minister"
+    tok.encode("the minister said", max_length=3)
     tok.save(tmp_path / "bert")
     back = load_tokenizer(tmp_path / "bert")
+    assert len(back.encode("the minister said")) == 5  # a per-call max_length is not saved
     assert back.encode(TEXTS) == tok.encode(TEXTS)
     bad = tmp_path / "dup.txt"
     bad.write_text("[UNK]\n[CLS]\n[SEP]\n[PAD]\n[MASK]\na\na\n")
@@ -181,6 +183,16 @@ def test_bert_wordpiece_matches_transformers(lowercase, tmp_path):
     ref = theirs(a, b)
     assert ids == ref["input_ids"] and types == ref["token_type_ids"]
     assert ours.encode(texts) == theirs(texts)["input_ids"]
+    # truncation, longest segment first
+    long_a, long_b = " ".join(corpus_lines(3)), "the minister said police were hurt"
+    for n in (8, 13, 20, 64):
+        ids, types = ours.encode_pair(long_a, long_b, max_length=n)
+        ref = theirs(long_a, long_b, truncation=True, max_length=n)
+        assert ids == ref["input_ids"] and types == ref["token_type_ids"] and len(ids) == n
+        assert ours.encode(long_a, max_length=n) == theirs(long_a, truncation=True, max_length=n)["input_ids"]
+    assert ours.encode(long_a) == theirs(long_a)["input_ids"]  # truncation is per call, not sticky
+    with pytest.raises(ValueError, match="max_length"):
+        ours.encode("a", max_length=2)
 
 
 # ---------------------------------------------------------------- properties

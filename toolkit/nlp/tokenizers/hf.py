@@ -77,6 +77,8 @@ class _HFTokenizer(BaseTokenizer):
         return self._tok.decode_batch(ids_batch, skip_special_tokens=skip_special_tokens)
 
     def _save_files(self, directory: Path) -> None:
+        if self._tok.truncation is not None:
+            self._tok.no_truncation()  # per-call max_length must not be saved as a default
         self._tok.save(str(directory / _TOKENIZER_JSON))
 
     @classmethod
@@ -175,24 +177,47 @@ class BertWordPieceTokenizer(_HFTokenizer):
         vocab = Vocab(tokens, bos_token=None, eos_token=None, **specials)
         return cls(vocab, lowercase=lowercase, **kwargs)
 
-    def encode(self, text, output_type: type = int, add_special_tokens: bool = True):
-        """Tokenize; with ``add_special_tokens`` the result is ``[CLS] ... [SEP]``."""
+    def _truncate(self, max_length: int | None) -> None:
+        """Configure the backend's truncation (longest first, as BERT's data pipelines do)."""
+        if max_length is None:
+            if self._tok.truncation is not None:
+                self._tok.no_truncation()
+            return
+        if not isinstance(max_length, int) or max_length < 3:
+            raise ValueError(f"max_length must be an int >= 3 (room for [CLS], [SEP] and a token), got {max_length!r}")
+        current = self._tok.truncation
+        if current is None or current["max_length"] != max_length:
+            self._tok.enable_truncation(max_length, strategy="longest_first")
+
+    def encode(self, text, output_type: type = int, add_special_tokens: bool = True,
+               max_length: int | None = None):
+        """Tokenize; with ``add_special_tokens`` the result is ``[CLS] ... [SEP]``.
+
+        ``max_length`` truncates the result (special tokens included) to that many tokens.
+        """
         _check_output_type(output_type)
+        self._truncate(max_length)
         if isinstance(text, str):
             return self._encode([text], output_type, add_special_tokens)[0]
         texts = self._as_batch(text)
         return self._encode(texts, output_type, add_special_tokens) if texts else []
 
-    def encode_with_offsets(self, text, output_type: type = str, add_special_tokens: bool = True):
+    def encode_with_offsets(self, text, output_type: type = str, add_special_tokens: bool = True,
+                            max_length: int | None = None):
         _check_output_type(output_type)
+        self._truncate(max_length)
         if isinstance(text, str):
             return self._encode_with_offsets([text], output_type, add_special_tokens)[0]
         texts = self._as_batch(text)
         return self._encode_with_offsets(texts, output_type, add_special_tokens) if texts else []
 
     def encode_pair(self, text_a: str | Sequence[str], text_b: str | Sequence[str],
-                    output_type: type = int, add_special_tokens: bool = True):
+                    output_type: type = int, add_special_tokens: bool = True, max_length: int | None = None):
         """Encode a sentence pair as ``[CLS] a [SEP] b [SEP]``.
+
+        ``max_length`` truncates to that many tokens (special tokens included),
+        removing tokens from the end of the longer segment first, exactly as
+        ``transformers`` does with ``truncation=True``.
 
         Returns
         -------
@@ -208,6 +233,7 @@ class BertWordPieceTokenizer(_HFTokenizer):
         b = [text_b] if single else self._as_batch(text_b)
         if len(a) != len(b):
             raise ValueError(f"text_a has {len(a)} strings but text_b has {len(b)}")
+        self._truncate(max_length)
         encs = self._tok.encode_batch(list(zip(a, b)), add_special_tokens=add_special_tokens)
         out = [((e.ids if output_type is int else e.tokens), e.type_ids) for e in encs]
         return out[0] if single else out
