@@ -79,7 +79,7 @@ def transformer_small() -> Config:
 @transformer_cfg_reg.register
 def transformer_tiny() -> Config:
     cfg = _base_cfg()
-    cfg.update(units=64, hidden_size=128, num_heads=2, num_enc_layers=2, num_dec_layers=2, max_length=256)
+    cfg.update(units=128, hidden_size=512, num_heads=4, num_enc_layers=2, num_dec_layers=2, max_length=256)
     return cfg
 
 
