@@ -27,16 +27,20 @@ import os
 os.environ.setdefault("RAYON_NUM_THREADS", "1")  # before tokenizers is imported
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-import argparse  # noqa: E402
-import statistics  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-from collections.abc import Callable  # noqa: E402
-from pathlib import Path  # noqa: E402
+import argparse
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
 
-from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers  # noqa: E402
+from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
 
-from toolkit.nlp.tokenizers import BertWordPieceTokenizer, ByteBPETokenizer, train_sentencepiece  # noqa: E402
+from toolkit.nlp.tokenizers import (
+    BertWordPieceTokenizer,
+    ByteBPETokenizer,
+    train_sentencepiece,
+)
 
 
 def load_text() -> tuple[list[str], str]:
@@ -44,13 +48,14 @@ def load_text() -> tuple[list[str], str]:
     try:
         from toolkit.nlp.datasets.bible import load_bible_pairs
         return [p.en for p in load_bible_pairs()], "English Bible (WEB), all verses"
-    except Exception as e:  # MissingDatasetError, or diatheke absent
+    except (OSError, ValueError) as e:  # MissingDatasetError (an OSError), or a broken export
         import importlib.util
         spec = importlib.util.find_spec("gensim")
         if spec is None:
             raise SystemExit(f"no text: the Bible is unavailable ({e}) and gensim is not installed")
-        path = Path(list(spec.submodule_search_locations)[0]) / "test" / "test_data" / "lee_background.cor"
-        return [l.strip() for l in open(path, encoding="latin-1") if l.strip()], "gensim lee_background.cor"
+        path = Path(next(iter(spec.submodule_search_locations))) / "test" / "test_data" / "lee_background.cor"
+        with open(path, encoding="latin-1") as f:
+            return [line.strip() for line in f if line.strip()], "gensim lee_background.cor"
 
 
 def train_wordpiece_vocab(lines: list[str], size: int, out: Path) -> Path:

@@ -5,11 +5,22 @@ from pathlib import Path
 import pytest
 
 from toolkit.data import Dataset, MissingDatasetError
-from toolkit.nlp.datasets import (GLUE, IMDB, SST2, TREC, BibleParallel, FastTextLabeled, GensimSentiment,
-                                  ParallelText, SQuAD, WikiText2, WikiText103)
+from toolkit.nlp.datasets import (
+    GLUE,
+    IMDB,
+    SST2,
+    TREC,
+    BibleParallel,
+    FastTextLabeled,
+    GensimSentiment,
+    ParallelText,
+    SQuAD,
+    WikiText2,
+    WikiText103,
+)
 
 sys.path.insert(0, str(Path(__file__).parent / "fixtures"))
-from t1_data import gensim_test_data  # noqa: E402
+from t1_data import gensim_test_data
 
 
 @pytest.fixture

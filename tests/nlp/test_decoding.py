@@ -4,7 +4,13 @@ import math
 import pytest
 import torch
 
-from toolkit.nlp.decoding import BeamSearchSampler, BeamSearchScorer, GreedySearch, SequenceSampler, map_states
+from toolkit.nlp.decoding import (
+    BeamSearchSampler,
+    BeamSearchScorer,
+    GreedySearch,
+    SequenceSampler,
+    map_states,
+)
 
 BOS, EOS, A, B = 0, 1, 2, 3
 
@@ -114,10 +120,10 @@ def test_eos_max_length_and_padding():
     # a loop A->A never ends: max_length stops it; finished rows are padded with EOS
     table = [[0.0, 0.1, 0.9, 0.0], [0.0, 1.0, 0.0, 0.0], [0.0, 0.01, 0.98, 0.01], [0.0, 0.9, 0.1, 0.0]]
     dec = table_decoder(table)
-    s, sc, vl = GreedySearch(dec, EOS, max_length=4)(torch.tensor([BOS, B]), None)
+    s, _, vl = GreedySearch(dec, EOS, max_length=4)(torch.tensor([BOS, B]), None)
     assert s[0, 0].tolist() == [BOS, A, A, A, A] and vl[0, 0] == 5
     assert s[1, 0].tolist() == [B, EOS, EOS, EOS, EOS] and vl[1, 0] == 2
-    s, sc, vl = BeamSearchSampler(3, dec, EOS, 4)(torch.tensor([BOS, B]), None)
+    s, _sc, vl = BeamSearchSampler(3, dec, EOS, 4)(torch.tensor([BOS, B]), None)
     assert s.shape == (2, 3, 5) and (vl <= 5).all()
     for b in range(2):
         for k in range(3):
@@ -131,7 +137,7 @@ def test_batch_rows_are_independent():
     one = []
     for _ in range(3):
         one.append(BeamSearchSampler(4, dec, EOS, 3)(torch.tensor([BOS]), dec.init_states(1)))
-    s, sc, vl = BeamSearchSampler(4, dec, EOS, 3)(torch.tensor([BOS] * 3), dec.init_states(3))
+    _s, sc, vl = BeamSearchSampler(4, dec, EOS, 3)(torch.tensor([BOS] * 3), dec.init_states(3))
     for b in range(3):
         assert torch.allclose(sc[b], one[b][1][0]) and torch.equal(vl[b], one[b][2][0])
 
@@ -152,13 +158,13 @@ def test_sampling_filters_seed_and_distribution():
     inputs = torch.tensor([BOS, BOS])
     # top_k=1 and a tiny top_p are greedy
     for kw in ({"top_k": 1}, {"top_p": 1e-4}):
-        s, sc, vl = SequenceSampler(3, dec, EOS, 5, seed=0, **kw)(inputs, None)
+        s, _, _ = SequenceSampler(3, dec, EOS, 5, seed=0, **kw)(inputs, None)
         assert (s[:, :, :3] == torch.tensor([BOS, A, EOS])).all()
     a = SequenceSampler(4, dec, EOS, 5, seed=123)(inputs, None)
     b = SequenceSampler(4, dec, EOS, 5, seed=123)(inputs, None)
     assert all(torch.equal(x, y) for x, y in zip(a, b))
     # empirical first-token frequencies follow the model (0.6 / 0.4)
-    s, sc, vl = SequenceSampler(2000, dec, EOS, 1, seed=1)(torch.tensor([BOS]), None)
+    s, sc, _vl = SequenceSampler(2000, dec, EOS, 1, seed=1)(torch.tensor([BOS]), None)
     freq_a = (s[0, :, 1] == A).float().mean().item()
     assert abs(freq_a - 0.6) < 0.05
     # scores are the model's log-probs of the sampled tokens

@@ -6,11 +6,17 @@ import pytest
 import torch
 
 from toolkit.nlp import Vocab
-from toolkit.nlp.embedding import (EmbeddingFormatError, TokenEmbedding, evaluate_analogy, evaluate_similarity,
-                                   read_analogies, read_word_pairs)
+from toolkit.nlp.embedding import (
+    EmbeddingFormatError,
+    TokenEmbedding,
+    evaluate_analogy,
+    evaluate_similarity,
+    read_analogies,
+    read_word_pairs,
+)
 
 sys.path.insert(0, str(Path(__file__).parent / "fixtures"))
-from t1_data import gensim_test_data  # noqa: E402
+from t1_data import gensim_test_data
 
 DATA = gensim_test_data()
 needs_gensim = pytest.mark.skipif(DATA is None, reason="gensim (its test data) is not installed")
@@ -22,8 +28,7 @@ VECS = np.arange(len(TOKENS) * 3, dtype=np.float32).reshape(-1, 3) / 7 - 1
 def write_w2v_binary(path, tokens, vecs, newline=True, header=None):
     with open(path, "wb") as f:
         f.write((header or f"{len(tokens)} {vecs.shape[1]}\n").encode())
-        for t, v in zip(tokens, vecs):
-            f.write(t.encode("utf-8") + b" " + v.astype("<f4").tobytes() + (b"\n" if newline else b""))
+        f.writelines(t.encode("utf-8") + b" " + v.astype("<f4").tobytes() + (b"\n" if newline else b"") for t, v in zip(tokens, vecs))
     return path
 
 

@@ -4,8 +4,16 @@ import numpy as np
 import pytest
 import torch
 
-from toolkit.nlp.metrics import (accuracy, bleu, confusion_matrix, f1, mcc, normalize_answer, perplexity,
-                                 squad_em_f1)
+from toolkit.nlp.metrics import (
+    accuracy,
+    bleu,
+    confusion_matrix,
+    f1,
+    mcc,
+    normalize_answer,
+    perplexity,
+    squad_em_f1,
+)
 
 
 def test_bleu():

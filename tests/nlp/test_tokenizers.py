@@ -4,12 +4,18 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent / "fixtures"))
-from t1_data import FIXTURES, corpus_lines  # noqa: E402
+from t1_data import FIXTURES, corpus_lines
 
-from toolkit.nlp import Vocab, count_tokens  # noqa: E402
-from toolkit.nlp.tokenizers import (BaseTokenizer, BasicTokenizer, BertWordPieceTokenizer,  # noqa: E402
-                                    ByteBPETokenizer, SentencepieceTokenizer, load_tokenizer,
-                                    train_sentencepiece)
+from toolkit.nlp import Vocab, count_tokens
+from toolkit.nlp.tokenizers import (
+    BaseTokenizer,
+    BasicTokenizer,
+    BertWordPieceTokenizer,
+    ByteBPETokenizer,
+    SentencepieceTokenizer,
+    load_tokenizer,
+    train_sentencepiece,
+)
 
 BERT_VOCAB = FIXTURES / "bert_vocab.txt"
 TEXTS = ["The minister said on Tuesday that 42 people were hurt.",
@@ -196,8 +202,8 @@ def test_bert_wordpiece_matches_transformers(lowercase, tmp_path):
 
 
 # ---------------------------------------------------------------- properties
-from hypothesis import HealthCheck, assume, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
 
 _TEXT = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=40)
 _SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -6,7 +6,7 @@ from toolkit.nlp import Vocab, count_tokens
 
 
 def test_counter_order_and_specials():
-    v = Vocab(count_tokens("b a c c b c d".split()))
+    v = Vocab(count_tokens(["b", "a", "c", "c", "b", "c", "d"]))
     assert v.idx_to_token == ["<unk>", "<pad>", "<bos>", "<eos>", "c", "b", "a", "d"]
     assert (v.unk_id, v.pad_id, v.bos_id, v.eos_id) == (0, 1, 2, 3)
     assert v.cls_id is None and v.mask_id is None
@@ -54,7 +54,7 @@ def test_bad_input():
 
 
 def test_json_roundtrip(tmp_path):
-    v = Vocab(Counter("a b b é".split()), cls_token="[CLS]", mask_token="[MASK]", reserved_tokens=["<x>"])
+    v = Vocab(Counter(["a", "b", "b", "é"]), cls_token="[CLS]", mask_token="[MASK]", reserved_tokens=["<x>"])
     w = Vocab.from_json(v.to_json())
     assert w == v and w.cls_id == v.cls_id and w.mask_token == "[MASK]"
     v.save(tmp_path / "v.json")

@@ -11,7 +11,7 @@ from .vocab import Vocab, count_tokens
 
 _SUBMODULES = ("tokenizers", "embedding", "metrics", "decoding", "datasets", "models")
 
-__all__ = ["Vocab", "count_tokens", *_SUBMODULES]
+__all__ = ["Vocab", "count_tokens", "datasets", "decoding", "embedding", "metrics", "models", "tokenizers"]
 
 
 def __getattr__(name: str):

@@ -30,7 +30,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-__all__ = ["BeamSearchScorer", "GreedySearch", "BeamSearchSampler", "SequenceSampler", "map_states"]
+__all__ = ["BeamSearchSampler", "BeamSearchScorer", "GreedySearch", "SequenceSampler", "map_states"]
 
 Decoder = Callable[[Tensor, Any], tuple[Tensor, Any]]
 
@@ -197,7 +197,7 @@ class BeamSearchSampler:
             # A finished beam offers exactly one candidate: itself (padded with eos), at its final score.
             final = self.scorer(log_sum, lengths - 1)
             cand_score[:, :, eos] = torch.where(alive, cand_score[:, :, eos], final)
-            top_score, top_idx = cand_score.view(B, K * V).topk(K, dim=1)
+            _top_score, top_idx = cand_score.view(B, K * V).topk(K, dim=1)
             beam_idx, tok = top_idx // V, top_idx % V
             was_alive = alive.gather(1, beam_idx)
             log_sum = torch.where(was_alive, cand_sum.view(B, K * V).gather(1, top_idx), log_sum.gather(1, beam_idx))

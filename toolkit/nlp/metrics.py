@@ -16,8 +16,16 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["bleu", "squad_em_f1", "normalize_answer", "perplexity", "accuracy", "f1", "mcc",
-           "confusion_matrix"]
+__all__ = [
+    "accuracy",
+    "bleu",
+    "confusion_matrix",
+    "f1",
+    "mcc",
+    "normalize_answer",
+    "perplexity",
+    "squad_em_f1",
+]
 
 
 # --------------------------------------------------------------------------- BLEU

@@ -257,7 +257,7 @@ class Vocab:
         }, ensure_ascii=False)
 
     @classmethod
-    def from_json(cls, text: str) -> "Vocab":
+    def from_json(cls, text: str) -> Vocab:
         """Rebuild a vocabulary written by :meth:`to_json`; indices are preserved."""
         try:
             data: dict[str, Any] = json.loads(text)
@@ -281,7 +281,7 @@ class Vocab:
         Path(path).write_text(self.to_json(), encoding="utf-8")
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "Vocab":
+    def load(cls, path: str | os.PathLike) -> Vocab:
         """Read a vocabulary written by :meth:`save`."""
         path = Path(path)
         if not path.is_file():

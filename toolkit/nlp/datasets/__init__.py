@@ -10,10 +10,31 @@ expected files, when they are not there.
 exception is :class:`BibleParallel`, whose ``root`` is the data root holding
 ``bible/`` (as in :mod:`toolkit.nlp.datasets.bible`).
 """
-from .classification import GLUE, GLUE_TASKS, IMDB, SST2, TREC, FastTextLabeled, GensimSentiment
+from .classification import (
+           GLUE,
+           GLUE_TASKS,
+           IMDB,
+           SST2,
+           TREC,
+           FastTextLabeled,
+           GensimSentiment,
+)
 from .language_model import WikiText2, WikiText103
 from .qa import SQuAD, SquadSample
 from .translation import BibleParallel, ParallelText
 
-__all__ = ["BibleParallel", "ParallelText", "GLUE", "GLUE_TASKS", "SST2", "TREC", "IMDB", "FastTextLabeled",
-           "GensimSentiment", "SQuAD", "SquadSample", "WikiText2", "WikiText103"]
+__all__ = [
+           "GLUE",
+           "GLUE_TASKS",
+           "IMDB",
+           "SST2",
+           "TREC",
+           "BibleParallel",
+           "FastTextLabeled",
+           "GensimSentiment",
+           "ParallelText",
+           "SQuAD",
+           "SquadSample",
+           "WikiText2",
+           "WikiText103",
+]

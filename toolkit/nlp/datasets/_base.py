@@ -7,7 +7,7 @@ from pathlib import Path
 
 from toolkit.data import MissingDatasetError, SimpleDataset, data_root
 
-__all__ = ["TextDataset", "resolve_root", "require_files", "check_split"]
+__all__ = ["TextDataset", "check_split", "require_files", "resolve_root"]
 
 
 class TextDataset(SimpleDataset):

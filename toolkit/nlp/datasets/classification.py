@@ -4,13 +4,13 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import NamedTuple
+from typing import ClassVar, NamedTuple
 
 from toolkit.data import MissingDatasetError
 
 from ._base import TextDataset, check_split, read_lines, require_files, resolve_root
 
-__all__ = ["GLUE", "SST2", "TREC", "IMDB", "FastTextLabeled", "GensimSentiment", "GLUE_TASKS"]
+__all__ = ["GLUE", "GLUE_TASKS", "IMDB", "SST2", "TREC", "FastTextLabeled", "GensimSentiment"]
 
 
 class _Task(NamedTuple):
@@ -138,7 +138,7 @@ class TREC(TextDataset):
     """
 
     COARSE = ("ABBR", "DESC", "ENTY", "HUM", "LOC", "NUM")
-    FILES = {"train": "train_5500.label", "test": "TREC_10.label"}
+    FILES: ClassVar[dict[str, str]] = {"train": "train_5500.label", "test": "TREC_10.label"}
 
     def __init__(self, split: str = "train", fine: bool = False, root: str | os.PathLike | None = None) -> None:
         check_split(split, tuple(self.FILES), "TREC")
@@ -235,7 +235,7 @@ def _gensim_test_data() -> Path | None:
     spec = importlib.util.find_spec("gensim")
     if spec is None or not spec.submodule_search_locations:
         return None
-    return Path(list(spec.submodule_search_locations)[0]) / "test" / "test_data"
+    return Path(next(iter(spec.submodule_search_locations))) / "test" / "test_data"
 
 
 class GensimSentiment(FastTextLabeled):

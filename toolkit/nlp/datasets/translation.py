@@ -86,7 +86,7 @@ class ParallelText(TextDataset):
             from toolkit.data import MissingDatasetError
             raise MissingDatasetError("parallel text", paths[0].parent,
                                       {os.path.relpath(p, paths[0].parent): "one sentence per line" for p in missing})
-        (src, src_xml), (tgt, tgt_xml) = (_read_side(p, encoding) for p in paths)
+        (src, src_xml), (tgt, _tgt_xml) = (_read_side(p, encoding) for p in paths)
         if len(src) != len(tgt):
             raise ValueError(f"{paths[0]} has {len(src)} {'segments' if src_xml else 'lines'} but "
                              f"{paths[1]} has {len(tgt)}: the files are not aligned")

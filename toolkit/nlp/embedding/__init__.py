@@ -1,6 +1,17 @@
 """Pretrained word vectors (:class:`TokenEmbedding`) and their intrinsic evaluation."""
-from .evaluation import evaluate_analogy, evaluate_similarity, read_analogies, read_word_pairs
+from .evaluation import (
+           evaluate_analogy,
+           evaluate_similarity,
+           read_analogies,
+           read_word_pairs,
+)
 from .token_embedding import EmbeddingFormatError, TokenEmbedding
 
-__all__ = ["TokenEmbedding", "EmbeddingFormatError", "evaluate_similarity", "evaluate_analogy",
-           "read_word_pairs", "read_analogies"]
+__all__ = [
+           "EmbeddingFormatError",
+           "TokenEmbedding",
+           "evaluate_analogy",
+           "evaluate_similarity",
+           "read_analogies",
+           "read_word_pairs",
+]

@@ -17,7 +17,7 @@ import numpy as np
 
 from .token_embedding import TokenEmbedding
 
-__all__ = ["read_word_pairs", "read_analogies", "evaluate_similarity", "evaluate_analogy"]
+__all__ = ["evaluate_analogy", "evaluate_similarity", "read_analogies", "read_word_pairs"]
 
 
 def read_word_pairs(path: str | os.PathLike, delimiter: str = "\t", encoding: str = "utf-8"

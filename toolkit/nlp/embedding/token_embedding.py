@@ -18,7 +18,7 @@ import torch
 
 from ..vocab import Vocab
 
-__all__ = ["TokenEmbedding", "EmbeddingFormatError"]
+__all__ = ["EmbeddingFormatError", "TokenEmbedding"]
 
 
 class EmbeddingFormatError(ValueError):
@@ -161,7 +161,7 @@ class TokenEmbedding:
     @classmethod
     def from_file(cls, path: str | os.PathLike, format: str = "auto", encoding: str = "utf-8",
                   unicode_errors: str = "strict", max_tokens: int | None = None,
-                  restrict_to: Iterable[str] | None = None) -> "TokenEmbedding":
+                  restrict_to: Iterable[str] | None = None) -> TokenEmbedding:
         """Read vectors from a local file.
 
         Parameters
@@ -222,17 +222,17 @@ class TokenEmbedding:
         return cls(tokens, vectors)
 
     @classmethod
-    def from_glove(cls, path: str | os.PathLike, **kwargs) -> "TokenEmbedding":
+    def from_glove(cls, path: str | os.PathLike, **kwargs) -> TokenEmbedding:
         """GloVe text file (``token v1 ... vD`` per line, no header)."""
         return cls.from_file(path, format="glove", **kwargs)
 
     @classmethod
-    def from_fasttext(cls, path: str | os.PathLike, **kwargs) -> "TokenEmbedding":
+    def from_fasttext(cls, path: str | os.PathLike, **kwargs) -> TokenEmbedding:
         """fastText ``.vec`` file (text with a ``count dim`` header line)."""
         return cls.from_file(path, format="fasttext", **kwargs)
 
     @classmethod
-    def from_word2vec(cls, path: str | os.PathLike, binary: bool = True, **kwargs) -> "TokenEmbedding":
+    def from_word2vec(cls, path: str | os.PathLike, binary: bool = True, **kwargs) -> TokenEmbedding:
         """word2vec file, binary (default) or text."""
         return cls.from_file(path, format="word2vec_binary" if binary else "word2vec", **kwargs)
 
@@ -251,7 +251,7 @@ class TokenEmbedding:
                      token_offsets=offsets)
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "TokenEmbedding":
+    def load(cls, path: str | os.PathLike) -> TokenEmbedding:
         """Read a file written by :meth:`save`."""
         path = Path(path)
         if not path.is_file():

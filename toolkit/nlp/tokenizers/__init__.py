@@ -13,5 +13,12 @@ from .basic import BasicTokenizer
 from .hf import BertWordPieceTokenizer, ByteBPETokenizer
 from .sentencepiece import SentencepieceTokenizer, train_sentencepiece
 
-__all__ = ["BaseTokenizer", "load_tokenizer", "BasicTokenizer", "BertWordPieceTokenizer",
-           "ByteBPETokenizer", "SentencepieceTokenizer", "train_sentencepiece"]
+__all__ = [
+           "BaseTokenizer",
+           "BasicTokenizer",
+           "BertWordPieceTokenizer",
+           "ByteBPETokenizer",
+           "SentencepieceTokenizer",
+           "load_tokenizer",
+           "train_sentencepiece",
+]

@@ -10,12 +10,12 @@ from typing import Any, ClassVar
 
 from ..vocab import Vocab
 
-__all__ = ["BaseTokenizer", "load_tokenizer", "CONFIG_NAME", "VOCAB_NAME"]
+__all__ = ["CONFIG_NAME", "VOCAB_NAME", "BaseTokenizer", "load_tokenizer"]
 
 CONFIG_NAME = "tokenizer_config.json"
 VOCAB_NAME = "vocab.json"
 _FORMAT = "toolkit.nlp.tokenizer/1"
-_REGISTRY: dict[str, type["BaseTokenizer"]] = {}
+_REGISTRY: dict[str, type[BaseTokenizer]] = {}
 
 Offsets = list[tuple[int, int]]
 
@@ -78,7 +78,7 @@ class BaseTokenizer(abc.ABC):
 
     @classmethod
     @abc.abstractmethod
-    def _from_files(cls, directory: Path, config: dict[str, Any], vocab: Vocab) -> "BaseTokenizer":
+    def _from_files(cls, directory: Path, config: dict[str, Any], vocab: Vocab) -> BaseTokenizer:
         """Rebuild from what :meth:`_save_files` and :meth:`_config` wrote."""
 
     # ----------------------------------------------------------- public API
@@ -145,7 +145,7 @@ class BaseTokenizer(abc.ABC):
         (directory / CONFIG_NAME).write_text(json.dumps(config, indent=2, ensure_ascii=False), encoding="utf-8")
 
     @classmethod
-    def load(cls, directory: str | os.PathLike) -> "BaseTokenizer":
+    def load(cls, directory: str | os.PathLike) -> BaseTokenizer:
         """Load a tokenizer written by :meth:`save`.
 
         Called on :class:`BaseTokenizer` it returns whichever class was saved;

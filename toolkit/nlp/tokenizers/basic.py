@@ -77,5 +77,5 @@ class BasicTokenizer(BaseTokenizer):
         pass  # everything is in the config and vocab.json
 
     @classmethod
-    def _from_files(cls, directory: Path, config: dict[str, Any], vocab: Vocab) -> "BasicTokenizer":
+    def _from_files(cls, directory: Path, config: dict[str, Any], vocab: Vocab) -> BasicTokenizer:
         return cls(vocab, lowercase=config.get("lowercase", False))

@@ -7,7 +7,15 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+from tokenizers import (
+    Tokenizer,
+    decoders,
+    models,
+    normalizers,
+    pre_tokenizers,
+    processors,
+    trainers,
+)
 
 from ..vocab import Vocab
 from .base import BaseTokenizer, Offsets, _check_output_type
@@ -126,9 +134,9 @@ class BertWordPieceTokenizer(_HFTokenizer):
         for role in ("unknown_token", "cls_token", "sep_token"):
             if getattr(vocab, role) is None:
                 raise ValueError(f"a BERT vocabulary needs a {role}")
-        self._restore(dict(lowercase=lowercase, strip_accents=strip_accents,
-                           tokenize_chinese_chars=tokenize_chinese_chars, clean_text=clean_text,
-                           max_input_chars_per_word=max_input_chars_per_word))
+        self._restore({"lowercase": lowercase, "strip_accents": strip_accents,
+                           "tokenize_chinese_chars": tokenize_chinese_chars, "clean_text": clean_text,
+                           "max_input_chars_per_word": max_input_chars_per_word})
         tok = Tokenizer(models.WordPiece(vocab.token_to_idx, unk_token=vocab.unknown_token,
                                          max_input_chars_per_word=max_input_chars_per_word))
         tok.normalizer = normalizers.BertNormalizer(clean_text=clean_text, handle_chinese_chars=tokenize_chinese_chars,
@@ -153,7 +161,7 @@ class BertWordPieceTokenizer(_HFTokenizer):
     def from_vocab_file(cls, vocab_file: str | os.PathLike, lowercase: bool = True,
                         unk_token: str = "[UNK]", pad_token: str | None = "[PAD]", cls_token: str = "[CLS]",
                         sep_token: str = "[SEP]", mask_token: str | None = "[MASK]",
-                        **kwargs: Any) -> "BertWordPieceTokenizer":
+                        **kwargs: Any) -> BertWordPieceTokenizer:
         """Build from a BERT ``vocab.txt`` (one token per line, the line number is the id).
 
         Special tokens that the file lacks are an error, since BERT models
@@ -169,8 +177,8 @@ class BertWordPieceTokenizer(_HFTokenizer):
             if t in seen:
                 raise ValueError(f"{path}: token {t!r} appears on line {seen[t]} and again on line {lineno}")
             seen[t] = lineno
-        specials = dict(unknown_token=unk_token, padding_token=pad_token, cls_token=cls_token,
-                        sep_token=sep_token, mask_token=mask_token)
+        specials = {"unknown_token": unk_token, "padding_token": pad_token, "cls_token": cls_token,
+                        "sep_token": sep_token, "mask_token": mask_token}
         for role, t in specials.items():
             if t is not None and t not in seen:
                 raise ValueError(f"{path} has no {role} {t!r}")
@@ -259,8 +267,8 @@ class ByteBPETokenizer(_HFTokenizer):
 
     def __init__(self, tokenizer: Tokenizer, special_roles: dict[str, str] | None = None,
                  lowercase: bool = False, add_prefix_space: bool = False) -> None:
-        self._restore(dict(special_roles=special_roles or {}, lowercase=lowercase,
-                           add_prefix_space=add_prefix_space))
+        self._restore({"special_roles": special_roles or {}, "lowercase": lowercase,
+                           "add_prefix_space": add_prefix_space})
         tokens = self._token_list(tokenizer)
         roles = self._options["special_roles"]
         for role, t in roles.items():
@@ -291,7 +299,7 @@ class ByteBPETokenizer(_HFTokenizer):
     @classmethod
     def train(cls, corpus: str | os.PathLike | Sequence[str | os.PathLike] | Iterable[str], vocab_size: int,
               min_frequency: int = 2, special_tokens: dict[str, str] | None = None,
-              lowercase: bool = False, add_prefix_space: bool = False) -> "ByteBPETokenizer":
+              lowercase: bool = False, add_prefix_space: bool = False) -> ByteBPETokenizer:
         """Learn byte-level BPE merges from text files or an iterable of sentences.
 
         Parameters
@@ -325,7 +333,7 @@ class ByteBPETokenizer(_HFTokenizer):
     @classmethod
     def from_files(cls, vocab_json: str | os.PathLike, merges_txt: str | os.PathLike,
                    special_tokens: dict[str, str] | None = None, lowercase: bool = False,
-                   add_prefix_space: bool = False) -> "ByteBPETokenizer":
+                   add_prefix_space: bool = False) -> ByteBPETokenizer:
         """Load GPT-2/RoBERTa style ``vocab.json`` and ``merges.txt``."""
         for p in (vocab_json, merges_txt):
             if not Path(p).is_file():

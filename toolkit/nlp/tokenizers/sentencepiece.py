@@ -78,7 +78,7 @@ class SentencepieceTokenizer(BaseTokenizer):
         self._alpha = float(alpha)
         self._vocab = _vocab_from_processor(self._sp)
         sampling = self._num_best != 0
-        self._kwargs = dict(enable_sampling=sampling, nbest_size=self._num_best, alpha=self._alpha) if sampling else {}
+        self._kwargs = {"enable_sampling": sampling, "nbest_size": self._num_best, "alpha": self._alpha} if sampling else {}
 
     @property
     def vocab(self) -> Vocab:
@@ -136,7 +136,7 @@ class SentencepieceTokenizer(BaseTokenizer):
         (directory / _MODEL_NAME).write_bytes(self._model_bytes)
 
     @classmethod
-    def _from_files(cls, directory: Path, config: dict[str, Any], vocab: Vocab) -> "SentencepieceTokenizer":
+    def _from_files(cls, directory: Path, config: dict[str, Any], vocab: Vocab) -> SentencepieceTokenizer:
         tok = cls(directory / config.get("model_file", _MODEL_NAME), lowercase=config.get("lowercase", False),
                   num_best=config.get("num_best", 0), alpha=config.get("alpha", 1.0))
         if tok.vocab.idx_to_token != vocab.idx_to_token:
@@ -144,7 +144,7 @@ class SentencepieceTokenizer(BaseTokenizer):
         return tok
 
     @classmethod
-    def _from_bytes(cls, model_bytes: bytes, **kwargs) -> "SentencepieceTokenizer":
+    def _from_bytes(cls, model_bytes: bytes, **kwargs) -> SentencepieceTokenizer:
         tok = cls.__new__(cls)
         tok._init(model_bytes, kwargs.get("lowercase", False), kwargs.get("num_best", 0), kwargs.get("alpha", 1.0))
         return tok
