@@ -143,3 +143,36 @@ def test_ddp_two_processes_match_one(tiny_mnist, tmp_path):
         np.testing.assert_allclose(w1[k].numpy(), w2[k].numpy(), rtol=1e-4, atol=1e-5, err_msg=k)
     m2 = json.loads((tmp_path / "two" / "metrics.json").read_text())
     assert "x2 processes" in m2["hardware"]
+
+
+def test_tutorial_runs_tiny(tmp_path):
+    """tutorials/classification_fashion_mnist.py at small scale: log, curves PNG, exported graph."""
+    from toolkit.cv.data import FashionMNIST, MissingDatasetError
+
+    try:
+        FashionMNIST(train=False)
+    except MissingDatasetError:
+        pytest.skip("Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)")
+    env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE", "OMP_NUM_THREADS": "1", "TOOLKIT_TUTORIAL_TINY": "1",
+           "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    proc = subprocess.run([sys.executable, str(ROOT / "tutorials" / "classification_fashion_mnist.py"),
+                           "--out", str(tmp_path)], env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    records = [json.loads(x) for x in (tmp_path / "log.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in records] == [0, 1]
+    png = (tmp_path / "curves.png").read_bytes()
+    assert png.startswith(b"\x89PNG") and len(png) > 10_000
+    assert (tmp_path / "fashion_mnist.onnx").is_file()
+    diff = float(proc.stdout.strip().rsplit("=", 1)[1])
+    assert diff < 1e-4
+
+
+def test_plot_rejects_logs_without_epochs(tmp_path):
+    from toolkit.cv.utils import plot_training_curves
+
+    (tmp_path / "log.jsonl").write_text('{"kind": "train", "loss": 1.0}\n')
+    with pytest.raises(ValueError, match="no epoch record"):
+        plot_training_curves(tmp_path / "log.jsonl", tmp_path / "x.png")
+    (tmp_path / "log.jsonl").write_text('{"kind": "epoch"\n')
+    with pytest.raises(ValueError, match=":1: not valid JSON"):
+        plot_training_curves(tmp_path / "log.jsonl", tmp_path / "x.png")
