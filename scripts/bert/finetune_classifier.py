@@ -154,7 +154,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                    **{k: round(v, 4) for k, v in test.items()},
                    "dev": {k: round(v, 4) for k, v in result["dev"].items()}, "test_samples": len(data["test"]),
                    "steps": result["steps"], "wall_time_s": round(time.time() - start, 1),
-                   "hardware": hardware_info(world_size=dist.world_size), "weights_sha256": sha}
+                   "hardware": hardware_info(world_size=dist.world_size), "sha256": sha}
         (save_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
         logger.log(kind="final", **metrics)
         logger.info("test " + " ".join(f"{k} {v:.4f}" for k, v in test.items()))

@@ -222,7 +222,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         metrics = {"model": name, "dataset": f"squad{args.version}", **{k: round(v, 3) for k, v in dev.items()},
                    "dev_questions": len(dev_samples), "steps": result["steps"],
                    "wall_time_s": round(time.time() - start, 1), "hardware": hardware_info(world_size=dist.world_size),
-                   "weights_sha256": sha}
+                   "sha256": sha}
         (save_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
         logger.log(kind="final", **metrics)
         logger.info(f"dev exact match {dev['exact_match']:.2f} F1 {dev['f1']:.2f}")

@@ -65,7 +65,7 @@ def mt_args(data: Path, save: Path, *extra: str) -> list[str]:
 def test_mt_script_trains_translates_and_resumes_exactly(mt_data, tmp_path):
     script = load_script("scripts/machine_translation/train_transformer.py")
     full = script.main(mt_args(mt_data, tmp_path / "full"))
-    assert 0.0 <= full["bleu"] <= 100.0 and full["test_sentences"] == 8
+    assert 0.0 <= full["bleu"] <= 100.0 and full["details"]["test_sentences"] == 8
     log = read_log(tmp_path / "full" / "log.jsonl")
     train = [r for r in log if r["kind"] == "train"]
     assert train[0]["loss"] > train[-1]["loss"]  # it learns
@@ -104,7 +104,7 @@ def lm_args(data: Path, save: Path, *extra: str) -> list[str]:
 def test_lm_script_reports_perplexity_and_resumes_exactly(lm_data, tmp_path):
     script = load_script("scripts/language_model/train_lm.py")
     full = script.main(lm_args(lm_data, tmp_path / "full"))
-    vocab_size = full["vocab_size"]
+    vocab_size = full["details"]["vocab_size"]
     assert 1.0 < full["perplexity"] < vocab_size  # better than uniform over the vocabulary
     part = tmp_path / "part"
     script.main(lm_args(lm_data, part, "--stop-after-steps", "5"))
