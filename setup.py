@@ -30,7 +30,7 @@ CORE_REQUIRES = [
     "tqdm>=4.60",
 ]
 CV_REQUIRES = ["torchvision>=0.24", "pillow>=9"]
-NLP_REQUIRES = ["sentencepiece>=0.2", "tokenizers>=0.19", "sacrebleu>=2.3"]
+NLP_REQUIRES = ["sentencepiece>=0.2", "tokenizers>=0.19", "sacrebleu>=2.3", "scipy>=1.10"]
 EXTRAS = {
     # OpenVINO runs exported graphs natively and ships the C/C++ headers the
     # deploy/cpp and deploy/java runners build against.

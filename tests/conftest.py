@@ -1,4 +1,4 @@
-"""Shared fixtures: every test gets its own TOOLKIT_HOME and TOOLKIT_DATA-safe temp dirs."""
+"""Shared fixtures: every test gets its own TOOLKIT_HOME (weight store); TOOLKIT_DATA is left as set."""
 import os
 
 import pytest
