@@ -181,3 +181,19 @@ def test_squad_script_from_hf_checkpoint(tmp_path):
     assert set(predictions) == {"dev0", "dev1", "dev2"}
     for qid, (c, *_rest) in zip(sorted(predictions), contexts):
         assert predictions[qid] in c  # every answer is a span of its context
+
+
+@pytest.mark.slow
+def test_translation_tutorial_runs_tiny(tmp_path):
+    from toolkit.data import MissingDatasetError
+    from toolkit.nlp.datasets.bible import load_bible_pairs
+
+    try:
+        load_bible_pairs("test")
+    except MissingDatasetError as err:
+        pytest.skip(f"Bible corpus not available: {err}")
+    tutorial = load_script("tutorials/text_translation.py")
+    out = tutorial.main(["--tiny", "--workdir", str(tmp_path)])
+    assert len(out["translations"]) == 8 and 0.0 <= out["bleu"] <= 100.0
+    assert sum(out["losses"][-3:]) < sum(out["losses"][:3])  # the model learns something
+    assert (tmp_path / "tokenizer").is_dir()
