@@ -89,3 +89,44 @@ def test_tutorial_runs_at_small_scale(tmp_path, cpp_runner, java_runner):
     assert "Java int8: top-3" in done.stdout and "C++ fp32: top-3" in done.stdout
     diffs = [float(line.rsplit("= ", 1)[1]) for line in done.stdout.splitlines() if "max |logit - Python's|" in line]
     assert len(diffs) == 2 and max(diffs) < 1e-3
+
+
+def test_java_predictor_api(tiny_export, java_runner, tmp_path):
+    """A Java user's program: Predictor.load(prefix).predict(float[], long[]) equals onnxruntime."""
+    import shutil
+    import subprocess
+
+    from _deploy_helpers import REPO
+
+    build = REPO / "deploy" / "java" / "build"
+    src = tmp_path / "Example.java"
+    src.write_text(
+        "import toolkit.deploy.Predictor;\n"
+        "public class Example {\n"
+        "  public static void main(String[] a) {\n"
+        "    float[] x = new float[2 * 3 * 32 * 32];\n"
+        "    for (int i = 0; i < x.length; i++) x[i] = (float) Math.sin(i * 0.01);\n"
+        "    try (Predictor p = Predictor.load(a[0], 1)) {\n"
+        "      float[] y = p.predict(x, new long[] {2, 3, 32, 32});\n"
+        "      long[] s = p.outputShape();\n"
+        "      StringBuilder sb = new StringBuilder(s[0] + \" \" + s[1]);\n"
+        "      for (float v : y) sb.append(' ').append(v);\n"
+        "      System.out.println(sb);\n"
+        "      try { p.predict(x, new long[] {2, 3, 16, 64}); } catch (toolkit.deploy.ModelException e) {\n"
+        "        System.out.println(\"rejected: \" + e.getMessage()); }\n"
+        "    }\n"
+        "  }\n"
+        "}\n"
+    )
+    jar = build / "toolkit-deploy.jar"
+    subprocess.run([shutil.which("javac"), "-cp", str(jar), "-d", str(tmp_path), str(src)], check=True)
+    done = subprocess.run([shutil.which("java"), f"-Djava.library.path={build}", "-cp", f"{jar}:{tmp_path}", "Example",
+                           str(tiny_export)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    first, second = done.stdout.strip().splitlines()
+    values = np.array([float(v) for v in first.split()])
+    assert values[:2].tolist() == [2, 10]
+    x = np.sin(np.arange(2 * 3 * 32 * 32, dtype=np.float64) * 0.01).astype(np.float32).reshape(2, 3, 32, 32)
+    ref = load(tiny_export)(x)
+    assert np.abs(values[2:].reshape(2, 10) - ref).max() <= 1e-4 * np.abs(ref).max()
+    assert second.startswith("rejected: input has shape [2, 3, 16, 64]; the graph takes [?, 3, 32, 32]")
