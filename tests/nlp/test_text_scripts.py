@@ -197,3 +197,20 @@ def test_translation_tutorial_runs_tiny(tmp_path):
     assert len(out["translations"]) == 8 and 0.0 <= out["bleu"] <= 100.0
     assert sum(out["losses"][-3:]) < sum(out["losses"][:3])  # the model learns something
     assert (tmp_path / "tokenizer").is_dir()
+
+
+@pytest.mark.slow
+def test_lm_script_under_torchrun(lm_data, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
+           str(ROOT / "scripts/language_model/train_lm.py"), *lm_args(lm_data, tmp_path, "--epochs", "1")]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["hardware"].endswith("x2 processes") and metrics["perplexity"] > 1.0
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert config["env"]["hardware"].endswith("x2 processes")
