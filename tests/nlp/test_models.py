@@ -328,3 +328,13 @@ def test_textcnn_hybridize():
         for b, length in [(2, 9), (3, 17), (4, 6)]:
             x = torch.randint(0, 40, (b, length))
             assert (eager(model, x) - model(x)).abs().max().item() < 1e-5
+
+
+def test_lm_hybridize_recaptures_per_shape():
+    torch.manual_seed(0)
+    model = get_model("standard_lstm_lm_200", vocab_size=30).eval().hybridize()
+    with torch.no_grad():
+        for b, length in [(2, 5), (3, 8), (2, 5)]:
+            x = torch.randint(0, 30, (b, length))
+            assert (eager(model, x)[0] - model(x)[0]).abs().max().item() < 1e-5
+    assert sum(len(v) for v in model._graphs.values()) == 2

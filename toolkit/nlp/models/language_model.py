@@ -89,14 +89,18 @@ class LSTMLanguageModel(HybridBlock):
     pass them back in for truncated back-propagation through time.
     """
 
-    dynamic_axes = {0: "batch", 1: "seq"}
-    output_names = ("logits",)
+    # No dynamic axes: the graph torch.export captures for nn.LSTM is specialised to the
+    # traced batch and sequence sizes (a runtime guard, not a range), so each input shape
+    # gets its own capture and an exported graph takes the example's shape.
+    dynamic_axes: dict = {}
 
     def __init__(self, cfg: Config) -> None:
         super().__init__()
         self.cfg = c = Config(cfg).freeze()
         if c.num_layers < 1:
             raise ValueError(f"num_layers must be >= 1, got {c.num_layers}")
+        # Exported graph outputs: the logits, then the final (h, c) of every layer.
+        self.output_names = ["logits"] + [f"{k}{i}" for i in range(c.num_layers) for k in ("h", "c")]
         self.embedding = nn.Embedding(c.vocab_size, c.embed_size)
         sizes = [c.embed_size] + [c.hidden_size] * (c.num_layers - 1)
         # With tied weights the last layer must emit embed_size features (AWD-LSTM's choice).
