@@ -48,7 +48,7 @@ def load_bert(args, head: str, **head_kwargs: Any):
 def make_optimizer(args, model: torch.nn.Module, total_steps: int):
     """AdamW without decay on biases and LayerNorm, linear warmup then linear decay (BERT's recipe)."""
     decay, no_decay = [], []
-    for name, p in model.named_parameters():
+    for p in model.parameters():
         if not p.requires_grad:
             continue
         (no_decay if p.dim() == 1 else decay).append(p)

@@ -5,7 +5,7 @@ Families: BERT (:mod:`.bert`), the Transformer encoder-decoder
 TextCNN (:mod:`.textcnn`). Each has a config registry (``*_cfg_reg``),
 ``Model.get_cfg(name)`` and ``Model.from_cfg(cfg)``.
 """
-from . import bert, language_model, textcnn, transformer
+from . import bert, language_model, textcnn, transformer  # noqa: F401 - importing registers the models
 from .bert import (
     BertForMaskedLM,
     BertForPretraining,
