@@ -224,11 +224,12 @@ def plain_norm(norm_layer: NormLayer, channels: int) -> nn.Module:
     """A normalisation without learned scale and shift (GluonCV's ``BatchNorm(scale=False, center=False)``).
 
     ``norm_layer`` is asked for ``affine=False``; a factory that does not take
-    that argument falls back to ``nn.BatchNorm2d(affine=False)``.
+    that argument, or cannot normalise ``channels`` (a GroupNorm with more
+    groups than image channels), falls back to ``nn.BatchNorm2d(affine=False)``.
     """
     try:
         return norm_layer(channels, affine=False)  # type: ignore[call-arg]
-    except TypeError:
+    except (TypeError, ValueError):
         return nn.BatchNorm2d(channels, affine=False)
 
 
