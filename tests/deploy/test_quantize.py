@@ -144,8 +144,9 @@ def test_int8_keeps_the_zoo_fashion_mnist_model_within_one_point(tmp_path, capsy
     metrics, weights = _zoo_fashion_mnist()
     prefix = tmp_path / "fmnist"
     assert main(["export", str(weights), "--out", str(prefix)]) == 0, capsys.readouterr().err
+    # first and last layers in float: on an epoch-1 checkpoint of this run, agreement went 98.5% -> 99.2%
     report = quantize(prefix, calib="fashion-mnist", num_calib_batches=16, batch_size=32, calib_mode="naive",
-                      val="fashion-mnist", latency_repeats=3)
+                      exclude_first_last=True, val="fashion-mnist", latency_repeats=3)
     acc = report["accuracy"]
     assert acc["samples"] == 10000
     # fp32 through ONNX reproduces the published top-1 (percent, 2 decimals)
