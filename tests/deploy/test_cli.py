@@ -89,10 +89,15 @@ def test_export_a_training_checkpoint(tmp_path, capsys, photos):
         (["export", "cifar_resnet20_v1", "--out", "{tmp}/x", "--pretrained", "deadbeef"], "no weights tagged"),
         (["predict", "{tmp}/missing", "{photo}"], "not found"),
         (["export", "{tmp}/bad.safetensors", "--out", "{tmp}/x"], "not a readable safetensors"),
+        (["export", "{tmp}/noname.pt", "--out", "{tmp}/x"], "does not record its model name"),
+        (["export", "{tmp}/noname.pt", "--model", "cifar_resnet20_v1", "--out", "{tmp}/x"], "does not fit"),
+        (["export", "{tmp}/pickle.pt", "--out", "{tmp}/x"], "cannot be read as a torch checkpoint"),
     ],
 )
 def test_cli_errors_are_one_line_and_exit_1(tmp_path, capsys, photos, args, message):
     (tmp_path / "bad.safetensors").write_bytes(b"\x00" * 10)
+    torch.save({"model": {"w": torch.zeros(2)}, "epoch": 1}, tmp_path / "noname.pt")
+    torch.save({"model": object()}, tmp_path / "pickle.pt")  # needs unpickling code: refused by weights_only
     args = [a.format(tmp=tmp_path, photo=photos[0]) for a in args]
     code, out, err = run_cli(capsys, *args)
     assert code == 1 and out == ""

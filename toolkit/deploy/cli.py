@@ -111,10 +111,11 @@ def build_model(
     Parameters
     ----------
     model : str
-        A zoo name, or a checkpoint file (``.safetensors`` whose metadata has
-        ``model`` and optionally JSON ``kwargs``; or a torch checkpoint dict
-        with ``model_name`` and ``model``/``state_dict``, read with
-        ``weights_only=True``).
+        A zoo name, or a checkpoint file: a ``.safetensors`` file as the training
+        scripts write it (header ``model`` and ``metadata`` JSON; ``kwargs``
+        from the header or a ``metrics.json`` beside it), or a torch checkpoint
+        dict (``model``/``state_dict`` and optionally ``model_name``/``model_kwargs``),
+        read with ``weights_only=True``.
     pretrained : bool or str
         As in :func:`toolkit.zoo.get_model` (``True``, a tag or a path).
     weights : str, optional
@@ -127,8 +128,6 @@ def build_model(
         ``S``, ``H W`` or ``C H W``: the export's input size. The center crop
         follows it and the resize keeps its ratio to the crop.
     """
-    import torch
-
     from ..zoo import get_model, load_weights
 
     kwargs: dict[str, Any] = {}
@@ -161,9 +160,7 @@ def build_model(
         load_weights(block, weights)
     if input_size:
         _set_input_size(block, list(input_size))
-    block.eval()
-    torch.set_grad_enabled(False)
-    return block
+    return block.eval()
 
 
 def _set_input_size(block, size: list[int]) -> None:
