@@ -99,7 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
     a("--num-scales", type=int, default=3)
     a("--scale-divisor", type=int, default=4, help="multi-scale crops are multiples of this")
     a("--dtype", default="float32", choices=["float32", "bfloat16"], help="bfloat16: autocast mixed precision")
-    a("--hybridize", action="store_true", help="train the torch.compile'd model (see --help of toolkit.nn)")
+    a("--hybridize", action="store_true", help="run the model as a captured graph (HybridBlock.hybridize)")
+    a("--compile", action="store_true", help="with --hybridize: also torch.compile the graph")
     a("--channels-last", action="store_true", help="NHWC memory format (about 2x faster convs on CPU)")
     a("--num-threads", type=int, default=None, help="torch intra-op threads per process")
     a("--num-workers", "-j", type=int, default=0, help="data loader processes")
@@ -347,16 +348,20 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if steps_per_epoch == 0:
         raise SystemExit(f"no full batch of {args.batch_size} in {len(train_set)} training samples per process")
     decay_epochs = [int(e) for e in args.lr_decay_epoch.split(",") if e.strip()]
-    schedule = LRSchedule(args.lr_mode, args.num_epochs * steps_per_epoch, int(args.warmup_epochs * steps_per_epoch),
+    def make_schedule() -> LRSchedule:
+        return LRSchedule(args.lr_mode, args.num_epochs * steps_per_epoch, int(args.warmup_epochs * steps_per_epoch),
                           decay=args.lr_decay, step_iters=[e * steps_per_epoch for e in decay_epochs])
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, make_schedule())
 
     start_epoch, global_step, history = 0, 0, []
     if args.resume_from:
         ckpt = load_checkpoint(args.resume_from, model, optimizer, scheduler, restore_rng=False)
         start_epoch, global_step = int(ckpt["epoch"]), int(ckpt["step"])
-        # LambdaLR.load_state_dict restored the saved schedule's attributes; the schedule is a
-        # function of this run's flags (--num-epochs may extend or shorten a run), so put it back.
+        # LambdaLR.load_state_dict overwrote the schedule object's attributes with the saved run's;
+        # the schedule is a function of this run's flags (--num-epochs may extend or shorten a run),
+        # so a fresh one replaces it.
+        schedule = make_schedule()
         scheduler.lr_lambdas = [schedule] * len(optimizer.param_groups)
         for group, base_lr in zip(optimizer.param_groups, scheduler.base_lrs):
             group["lr"] = base_lr * schedule(scheduler.last_epoch)
@@ -378,10 +383,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     train_model: torch.nn.Module = model
     if dist_info.distributed:
         train_model = torch.nn.parallel.DistributedDataParallel(model)
-    if args.hybridize:
-        # Training through a torch.export'ed graph is not supported by PyTorch (export is for
-        # inference); the training speed-up of hybridization comes from torch.compile.
-        train_model = torch.compile(train_model)
+    if args.hybridize or args.compile:
+        if not hasattr(model, "hybridize"):
+            raise SystemExit(f"model {args.model!r} is not a HybridBlock: --hybridize is not available")
+        # Parameters stay shared with the captured graph, so optimizer, DDP and checkpoints are unchanged.
+        model.hybridize(compile=args.compile)
 
     mixup = None
     if args.mixup:

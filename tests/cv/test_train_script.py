@@ -92,10 +92,28 @@ def test_resume_is_exact(tiny_mnist, tmp_path):
     assert out["top1"] == metrics["top1"] and out["samples"] == 32
 
 
+def test_resume_with_another_schedule_length(tiny_mnist, tmp_path):
+    """Stopping after the warmup epoch of a 5-epoch run and resuming with --num-epochs 3 equals a
+    3-epoch run: the resumed schedule follows the new flags, not the checkpoint's."""
+    train = _load(TRAIN, "train_script4")
+    flags = ("--warmup-epochs", "1", "--val-interval", "1")
+    train.main(_args(tiny_mnist, tmp_path / "a", "--num-epochs", "3", *flags))
+    train.main(_args(tiny_mnist, tmp_path / "b", "--num-epochs", "5", "--stop-after-epoch", "1", *flags))
+    train.main(_args(tiny_mnist, tmp_path / "b", "--num-epochs", "3", *flags,
+                     "--resume-from", str(tmp_path / "b" / "checkpoint-epoch1.pt")))
+    wa, wb = _weights(tmp_path / "a"), _weights(tmp_path / "b")
+    for k in wa:
+        assert (wa[k] == wb[k]).all(), k
+    lrs = [[json.loads(x)["lr"] for x in (tmp_path / d / "log.jsonl").read_text().splitlines()] for d in "ab"]
+    assert lrs[0] == lrs[1]
+    assert json.loads((tmp_path / "b" / "config.json").read_text())["args"]["num_epochs"] == 3
+    assert json.loads((tmp_path / "b" / "config-before-resume-epoch1.json").read_text())["args"]["num_epochs"] == 5
+
+
 def test_learns_and_options_run(tiny_mnist, tmp_path):
     """mixup, label smoothing, no-wd, distillation from a trained teacher and the multi-scale VBS sampler."""
     train = _load(TRAIN, "train_script2")
-    teacher = train.main(_args(tiny_mnist, tmp_path / "teacher", "--num-epochs", "4", "--lr", "0.1"))
+    teacher = train.main(_args(tiny_mnist, tmp_path / "teacher", "--num-epochs", "4", "--lr", "0.1", "--hybridize"))
     assert teacher["top1"] > 40.0  # 4 classes: chance is 25%
     out = train.main(_args(tiny_mnist, tmp_path / "student", "--num-epochs", "1", "--mixup", "--label-smoothing", "0.1",
                            "--no-wd", "--teacher", "cifar_resnet20_v1", "--teacher-weights",

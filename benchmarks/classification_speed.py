@@ -1,0 +1,110 @@
+"""Training-step and inference speed of our classifiers vs torchvision's same architectures.
+
+For each pair (our ``resnet50_v1b`` vs ``torchvision.models.resnet50``, our
+``mobilenetv3_large`` vs ``torchvision.models.mobilenet_v3_large``) it times
+
+* a training step (forward + backward + SGD update) and
+* inference (``inference_mode``, eval mode)
+
+for torchvision eager, ours eager, ours hybridized (captured graph) and ours
+hybridized with ``compile=True``. Variants run interleaved (A, B, C, D, A, B,
+...) so that the load of a shared machine hits them alike; each number is the
+median over the repeats; ratios are ``torchvision eager time / variant time``
+(above 1: faster than torchvision).
+
+    OMP_WAIT_POLICY=PASSIVE python benchmarks/classification_speed.py --batch-size 8 --size 128
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import torch  # noqa: E402
+import torchvision  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from toolkit.zoo import get_model  # noqa: E402
+
+PAIRS = {
+    "resnet50": ("resnet50_v1b", torchvision.models.resnet50),
+    "mobilenetv3_large": ("mobilenetv3_large", torchvision.models.mobilenet_v3_large),
+}
+
+
+def _variants(name: str, train: bool) -> dict[str, torch.nn.Module]:
+    ours_name, tv_builder = PAIRS[name]
+    torch.manual_seed(0)
+    out = {"torchvision eager": tv_builder(num_classes=1000)}
+    for label, mode in (("ours eager", None), ("ours hybridized", False), ("ours hybridize(compile)", True)):
+        m = get_model(ours_name, classes=1000)
+        if mode is not None:
+            m.hybridize(compile=mode)
+        out[label] = m
+    for m in out.values():
+        m.train(train)
+    return out
+
+
+def _step_fn(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, train: bool):
+    if not train:
+        def infer():
+            with torch.inference_mode():
+                model(x)
+        return infer
+    opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        torch.nn.functional.cross_entropy(model(x), y).backward()
+        opt.step()
+    return step
+
+
+def bench(name: str, train: bool, batch: int, size: int, repeats: int, warmup: int) -> dict[str, float]:
+    x = torch.randn(batch, 3, size, size)
+    y = torch.randint(0, 1000, (batch,))
+    fns = {k: _step_fn(m, x, y, train) for k, m in _variants(name, train).items()}
+    for fn in fns.values():  # warmup: graph capture / compilation happen here, not in the timings
+        for _ in range(warmup):
+            fn()
+    times: dict[str, list[float]] = {k: [] for k in fns}
+    for _ in range(repeats):
+        for k, fn in fns.items():
+            t = time.perf_counter()
+            fn()
+            times[k].append(time.perf_counter() - t)
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--size", type=int, default=128, help="input height and width")
+    p.add_argument("--repeats", type=int, default=7)
+    p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--models", default=",".join(PAIRS), help=f"comma-separated subset of {list(PAIRS)}")
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    print(f"torch {torch.__version__}, torchvision {torchvision.__version__}, {args.threads} threads, batch "
+          f"{args.batch_size}, {args.size}x{args.size}, median of {args.repeats} interleaved repeats; "
+          f"load average at start: {os.getloadavg()[0]:.1f}")
+    print(f"{'model':<18} {'mode':<10} {'variant':<24} {'ms/batch':>9} {'img/s':>8} {'vs torchvision':>15}")
+    for name in args.models.split(","):
+        for train in (True, False):
+            res = bench(name, train, args.batch_size, args.size, args.repeats, args.warmup)
+            ref = res["torchvision eager"]
+            for k, t in res.items():
+                print(f"{name:<18} {'train' if train else 'inference':<10} {k:<24} {t * 1e3:9.1f} "
+                      f"{args.batch_size / t:8.1f} {ref / t:14.2f}x", flush=True)
+    print(f"load average at end: {os.getloadavg()[0]:.1f}")
+
+
+if __name__ == "__main__":
+    main()
