@@ -21,7 +21,7 @@ REQUIRED = [
     "mobilenetv2_0.25", "mobilenetv2_0.5", "mobilenetv2_0.75", "mobilenetv2_1.0",
     "mobilenetv3_large", "mobilenetv3_small",
     *(f"cifar_resnet{d}_v{v}" for d in (20, 56, 110) for v in (1, 2)),
-    "cifar_wideresnet16_10", "cifar_wideresnet28_10",
+    "cifar_wideresnet16_10", "cifar_wideresnet28_10", "resnet50_v1b_gn",
 ]
 
 
@@ -82,7 +82,7 @@ def test_parameter_count_matches_torchvision(name):
 @pytest.mark.parametrize(
     "name",
     ["resnet101_v1", "resnet152_v2", "resnet101_v1d", "resnet152_v1s", "se_resnet101_v1", "resnext101_32x4d",
-     "cifar_resnet110_v2", "cifar_wideresnet28_10"],
+     "cifar_resnet110_v2", "cifar_wideresnet28_10", "resnet101_v1b_gn"],
 )
 def test_deep_variants_build(name):
     with torch.device("meta"):

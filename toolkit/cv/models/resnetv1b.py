@@ -336,3 +336,22 @@ def resnet101_v1s(**kwargs: Any) -> ResNetV1b:
 def resnet152_v1s(**kwargs: Any) -> ResNetV1b:
     """ResNet-152 v1s."""
     return _resnet_v1x(152, "s", **kwargs)
+
+
+def group_norm32(channels: int) -> nn.GroupNorm:
+    """GroupNorm with 32 groups (GluonCV's ``GroupNorm`` default), a picklable ``norm_layer``."""
+    return nn.GroupNorm(32, channels)
+
+
+@register_model(task="classification", metadata=_meta("b"))
+def resnet50_v1b_gn(**kwargs: Any) -> ResNetV1b:
+    """ResNet-50 v1b with GroupNorm (32 groups) in place of BatchNorm."""
+    kwargs.setdefault("norm_layer", group_norm32)
+    return _resnet_v1x(50, "b", **kwargs)
+
+
+@register_model(task="classification", metadata=_meta("b"))
+def resnet101_v1b_gn(**kwargs: Any) -> ResNetV1b:
+    """ResNet-101 v1b with GroupNorm (32 groups)."""
+    kwargs.setdefault("norm_layer", group_norm32)
+    return _resnet_v1x(101, "b", **kwargs)
