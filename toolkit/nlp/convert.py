@@ -20,7 +20,7 @@ from ..zoo import WeightsError
 from .models.bert import _HEADS, bert_cfg_reg
 from .models.config import Config
 
-__all__ = ["from_huggingface", "hf_bert_config", "hf_bert_state_dict"]
+__all__ = ["from_gluonnlp", "from_huggingface", "hf_bert_config", "hf_bert_state_dict"]
 
 _ACTIVATIONS = {"gelu": "gelu", "gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh", "relu": "relu"}
 
@@ -289,3 +289,115 @@ def from_huggingface(
                 model.metadata[f"{token_name}_id"] = int(idx)
         model.metadata["lowercase"] = bool(_tokenizer_options(path)["lowercase"])
     return model, tokenizer
+
+
+# ----------------------------------------------------------------------------- GluonNLP 0.x
+_GLUONNLP_LAYER = [
+    (r"attention_cell\.proj_(query|key|value)\.", r"attention.\1."),
+    (r"proj\.", "attention.out."),
+    (r"layer_norm\.", "attention_norm."),
+    (r"ffn\.ffn_1\.", "ffn.ffn_1."),
+    (r"ffn\.ffn_2\.", "ffn.ffn_2."),
+    (r"ffn\.layer_norm\.", "ffn_norm."),
+]
+_GLUONNLP_FIXED = {
+    "word_embed.0.weight": "backbone.word_embed.weight",
+    "token_type_embed.0.weight": "backbone.token_type_embed.weight",
+    "encoder.position_weight": "backbone.position_embed.weight",
+    "encoder.layer_norm.weight": "backbone.embed_norm.weight",
+    "encoder.layer_norm.bias": "backbone.embed_norm.bias",
+    "pooler.weight": "backbone.pooler.weight",
+    "pooler.bias": "backbone.pooler.bias",
+    "classifier.weight": "nsp.weight",
+    "classifier.bias": "nsp.bias",
+    "decoder.0.weight": "mlm.dense.weight",
+    "decoder.0.bias": "mlm.dense.bias",
+    "decoder.2.weight": "mlm.norm.weight",
+    "decoder.2.bias": "mlm.norm.bias",
+    "decoder.3.bias": "mlm.decoder.bias",
+}
+
+
+def _gluonnlp_rename(key: str) -> str | None:
+    key = re.sub(r"\.gamma$", ".weight", re.sub(r"\.beta$", ".bias", key))
+    if key == "decoder.3.weight":  # tied to the word embedding
+        return None
+    if key in _GLUONNLP_FIXED:
+        return _GLUONNLP_FIXED[key]
+    m = re.match(r"encoder\.transformer_cells\.(\d+)\.(.*)$", key)
+    if m:
+        for pattern, repl in _GLUONNLP_LAYER:
+            new, n = re.subn("^" + pattern, repl, m.group(2))
+            if n:
+                return f"backbone.layers.{m.group(1)}.{new}"
+    return "?" + key
+
+
+def from_gluonnlp(path: str | os.PathLike, name: str = "bert_12_768_12", head: str | None = None,
+                  num_heads: int | None = None):
+    """Load a GluonNLP 0.x BERT ``.params`` file (``BERTModel.save_parameters``) into a toolkit BERT.
+
+    Parameters
+    ----------
+    path : str or path
+        The ``.params`` file, read without MXNet.
+    name : str
+        Zoo config the file was trained with; sizes (vocabulary, layers,
+        units, hidden size, max length) are taken from the file, the number of
+        heads (which the file cannot tell) from this config unless ``num_heads`` is given.
+    head : {None, "pretrain", "mlm"}
+        ``None``: the bare :class:`~toolkit.nlp.models.BertModel`; ``"pretrain"``
+        needs the file's decoder and classifier (``use_decoder``/``use_classifier``).
+
+    Returns
+    -------
+    HybridBlock
+        In eval mode. GluonNLP's ``valid_length`` becomes ``attention_mask``
+        (1 for the first ``valid_length`` positions). Outputs agree with
+        GluonNLP at the valid positions; at padded positions GluonNLP masks the
+        queries too, so the (unused) sequence outputs there differ.
+    """
+    # The reader lives with the vision converters; imported here so that toolkit.nlp
+    # does not load it (nor torchvision) unless GluonNLP files are converted.
+    from ..cv.convert.mxnet_params import read_params
+
+    if head not in (None, "pretrain", "mlm"):
+        raise ValueError(f"GluonNLP BERT files carry no {head!r} head; use head=None, 'pretrain' or 'mlm'")
+    arrays = read_params(path)
+    renamed: dict[str, torch.Tensor] = {}
+    unknown = []
+    for key, value in arrays.items():
+        new = _gluonnlp_rename(key)
+        if new is None:
+            continue
+        if new.startswith("?"):
+            unknown.append(key)
+            continue
+        renamed[new] = torch.from_numpy(value.copy())
+    if unknown:
+        raise WeightsError(f"{path} has parameters this converter does not know: {unknown[:5]}")
+    try:
+        vocab_size, units = renamed["backbone.word_embed.weight"].shape
+        max_length = renamed["backbone.position_embed.weight"].shape[0]
+        hidden = renamed["backbone.layers.0.ffn.ffn_1.weight"].shape[0]
+    except KeyError as err:
+        raise WeightsError(f"{path} is not a GluonNLP BERT file: no {err.args[0]}") from None
+    num_layers = len({k.split(".")[2] for k in renamed if k.startswith("backbone.layers.")})
+    types = renamed["backbone.token_type_embed.weight"].shape[0] if "backbone.token_type_embed.weight" in renamed else 2
+    cfg = bert_cfg_reg.get(name).clone(vocab_size=int(vocab_size), units=int(units), hidden_size=int(hidden),
+                                       num_layers=num_layers, max_length=int(max_length), num_token_types=int(types),
+                                       num_heads=int(num_heads or bert_cfg_reg.get(name).num_heads))
+    model = _HEADS[head](cfg)
+    if head is None:
+        renamed = {k[len("backbone."):]: v for k, v in renamed.items() if k.startswith("backbone.")}
+    own = model.state_dict()
+    renamed = {k: v for k, v in renamed.items() if k in own}
+    missing = [k for k in own if k not in renamed and k != "mlm.decoder.weight"]
+    if missing:
+        raise WeightsError(f"{path} lacks weights for {type(model).__name__}: {missing[:5]}")
+    bad = [f"{k}: {tuple(v.shape)} vs {tuple(own[k].shape)}" for k, v in renamed.items() if own[k].shape != v.shape]
+    if bad:
+        raise WeightsError(f"{path} does not fit {name} with {cfg.num_heads} heads: {bad[:5]}")
+    model.load_state_dict(renamed, strict=False)
+    model.metadata.update(name=name, source="gluonnlp")
+    return model.eval()

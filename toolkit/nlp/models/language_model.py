@@ -21,7 +21,7 @@ from torch import nn
 from torch.func import functional_call
 
 from ...nn import HybridBlock
-from ...zoo import register_model
+from ...zoo import Weights, register_model
 from .config import Config, ConfigRegistry
 
 __all__ = ["lm_cfg_reg", "LSTMLanguageModel", "StandardRNN", "AWDRNN", "build_language_model"]
@@ -190,13 +190,18 @@ def build_language_model(name: str, **kwargs: Any) -> LSTMLanguageModel:
     return (AWDRNN if cfg.awd else StandardRNN)(cfg)
 
 
+#: Weights trained by the reference script; each row's folder under
+#: ``model_zoo_logs/`` holds the command, config, log, metrics and the vocabulary.
+_PUBLISHED: dict[str, list[Weights]] = {}
+
+
 def _register(name: str) -> None:
     def builder(**kwargs: Any) -> LSTMLanguageModel:
         return build_language_model(name, **kwargs)
 
     builder.__name__ = name
     builder.__doc__ = f"LSTM language model {name} (see :func:`build_language_model`)."
-    register_model(builder, task="language_model")
+    register_model(builder, task="language_model", weights=_PUBLISHED.get(name, []))
 
 
 for _name in lm_cfg_reg.list():

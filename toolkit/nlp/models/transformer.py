@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ...nn import HybridBlock
-from ...zoo import register_model
+from ...zoo import Weights, register_model
 from ..layers import (
     SinusoidalPositionalEmbedding,
     TransformerDecoderLayer,
@@ -221,13 +221,18 @@ def build_transformer(name: str, **kwargs: Any) -> TransformerModel:
     return TransformerModel(transformer_cfg_reg.get(name).clone(**kwargs))
 
 
+#: Weights trained by the reference script; each row's folder under
+#: ``model_zoo_logs/`` holds the command, config, log, metrics and the vocabulary.
+_PUBLISHED: dict[str, list[Weights]] = {}
+
+
 def _register(name: str) -> None:
     def builder(**kwargs: Any) -> TransformerModel:
         return build_transformer(name, **kwargs)
 
     builder.__name__ = name
     builder.__doc__ = f"Transformer {name} (see :func:`build_transformer`)."
-    register_model(builder, task="translation")
+    register_model(builder, task="translation", weights=_PUBLISHED.get(name, []))
 
 
 for _name in transformer_cfg_reg.list():
