@@ -150,8 +150,8 @@ def test_ddp_two_processes_match_one(tiny_mnist, tmp_path):
     double = _args(tiny_mnist, tmp_path / "two", *common)
     double[double.index("--batch-size") + 1] = "8"
     subprocess.run([sys.executable, str(TRAIN), *single], check=True, env=env, capture_output=True, timeout=300)
-    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-                           "--master_port", "29517", str(TRAIN), *double],
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                           str(TRAIN), *double],
                           env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     w1, w2 = _weights(tmp_path / "one"), _weights(tmp_path / "two")

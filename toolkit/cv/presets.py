@@ -68,7 +68,8 @@ class Lighting(v2.Transform):
         return {"rgb": _EIGVEC @ (alpha * _EIGVAL)}
 
     def transform(self, inpt: Any, params: dict[str, Any]) -> Any:
-        if not isinstance(inpt, (tv_tensors.Image, torch.Tensor)) or isinstance(inpt, tv_tensors.TVTensor) and not isinstance(inpt, tv_tensors.Image):
+        is_other_tv_tensor = isinstance(inpt, tv_tensors.TVTensor) and not isinstance(inpt, tv_tensors.Image)
+        if not isinstance(inpt, torch.Tensor) or is_other_tv_tensor:  # labels, boxes, masks pass through
             return inpt
         if not inpt.is_floating_point():
             raise TypeError("Lighting expects a float image in [0, 1]; put it after v2.ToDtype(torch.float32, scale=True)")
