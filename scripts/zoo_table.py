@@ -8,7 +8,7 @@ Every published row is a folder ``model_zoo_logs/<task>/<row>/`` holding:
 * ``log.jsonl``    -- the full JSON-lines log (plus ``stdout.txt`` / ``stderr.txt`` when captured);
 * ``metrics.json`` -- final numbers: task metrics (``top1``/``top5`` in percent, ``bleu`` ...),
   ``model``, ``dataset``, ``hardware``, ``wall_time_s``, ``num_params``, ``sha256``;
-* ``weights.sha256`` -- ``<sha256>  <file name>`` of the weights (the file itself too when small).
+* ``weights.sha256`` -- ``<sha256>  <file name>`` of the weights (the file itself too when under 3 MiB).
 
 The table is never typed by hand::
 
@@ -39,6 +39,7 @@ NON_METRICS = {"model", "dataset", "hardware", "wall_time_s", "num_params", "sha
                "kwargs", "samples", "steps", "notes"}
 # Preferred column order of known metrics; other numeric keys follow alphabetically.
 METRIC_ORDER = ["top1", "top5", "bleu", "sacrebleu", "ppl", "em", "f1", "accuracy", "mcc", "loss"]
+WEIGHTS_COMMIT_LIMIT = 3 * 1024 * 1024  # bytes; larger weight files are published by sha256 only
 TABLE_MD = "MODEL_ZOO.md"
 TABLE_CSV = "MODEL_ZOO.csv"
 
@@ -75,8 +76,8 @@ def read_row(folder: Path) -> dict[str, Any]:
         raise ZooTableError(f"{folder}: weights.sha256 {sha[:12]}... differs from metrics.json {metrics['sha256'][:12]}...")
     weights_name = sha_line[1] if len(sha_line) > 1 else metrics.get("weights")
     weights_file = folder / weights_name if weights_name else None
-    committed = bool(weights_file and weights_file.is_file())
-    if committed and _sha256(weights_file) != sha:
+    present = bool(weights_file and weights_file.is_file())
+    if present and _sha256(weights_file) != sha:
         raise ZooTableError(f"{weights_file}: sha256 does not match weights.sha256")
     records = []
     for i, line in enumerate((folder / "log.jsonl").read_text().splitlines(), 1):
@@ -91,6 +92,8 @@ def read_row(folder: Path) -> dict[str, Any]:
         logged = [r[f"val_{key}"] for r in epochs if r.get(f"val_{key}") is not None]
         if logged and abs(float(logged[-1]) - float(value)) > 0.01 + 1e-9:
             raise ZooTableError(f"{folder}: metrics.json {key}={value} but the log's last epoch says {logged[-1]:.4f}")
+    # Only small weight files are committed (and linked); bigger ones may sit in a local checkout.
+    committed = present and weights_file.stat().st_size <= WEIGHTS_COMMIT_LIMIT
     return {"folder": folder, "metrics": metrics, "scores": scores, "sha256": sha,
             "weights_committed": committed, "weights_name": weights_name}
 
