@@ -10,7 +10,7 @@
 Scripts live in ``scripts/<task>/`` and put the repository root on ``sys.path``
 before ``import scripts.common``.
 """
-from .checkpoint import capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint
+from .checkpoint import CheckpointError, capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint
 from .config import dump_config, environment_info, hardware_info
 from .distributed import DistInfo, barrier, cleanup_distributed, init_distributed
 from .jsonlog import JSONLinesLogger, read_jsonl
@@ -18,6 +18,6 @@ from .schedule import LRSchedule
 
 __all__ = [
     "JSONLinesLogger", "read_jsonl", "dump_config", "environment_info", "hardware_info",
-    "save_checkpoint", "load_checkpoint", "capture_rng_state", "restore_rng_state",
+    "save_checkpoint", "load_checkpoint", "capture_rng_state", "restore_rng_state", "CheckpointError",
     "DistInfo", "init_distributed", "cleanup_distributed", "barrier", "LRSchedule",
 ]
