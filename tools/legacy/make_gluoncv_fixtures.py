@@ -47,8 +47,8 @@ import gluoncv  # noqa: E402
 from gluoncv.model_zoo import get_model  # noqa: E402
 
 SEED = 20240601
-KEEP = 0.02
-SPARSE_ABOVE = 40_000
+KEEP = 0.005
+SPARSE_ABOVE = 4_096
 
 # zoo/GluonCV name, builder kwargs, input shape
 MODELS = [
@@ -93,7 +93,8 @@ def randomise(net, rng: np.random.RandomState) -> None:
             data = rng.uniform(-0.2, 0.2, data.shape)
         elif name.endswith("weight") and data.size > SPARSE_ABOVE:
             mask = rng.uniform(size=data.shape) < KEEP
-            data = np.sign(data) * mask * (data.std() / np.sqrt(KEEP))
+            # np.where, not a product with the mask: that would leave -0.0 (a random sign bit) everywhere
+            data = np.where(mask, np.sign(data) * (data.std() / np.sqrt(KEEP)), 0.0)
         param.set_data(mx.nd.array(data.astype(np.float32)))
 
 

@@ -64,6 +64,30 @@ def _load_state(source: Any) -> dict[str, torch.Tensor]:
     raise TypeError(f"expected a state dict, a module or a path, not {type(source).__name__}")
 
 
+def _in_torchvision_order(state: dict[str, torch.Tensor], arch: str) -> dict[str, torch.Tensor]:
+    """``state`` in the order of torchvision's own ``state_dict()`` for ``arch``.
+
+    Files do not keep it (safetensors sorts its tensors), and the body is
+    matched by position. The reference order comes from torchvision's model
+    built on the meta device (no memory, no weights). ``num_batches_tracked``
+    counters are left out: old checkpoints lack them and they do not affect outputs.
+    """
+    import torchvision
+
+    with torch.device("meta"):
+        reference = getattr(torchvision.models, arch)(weights=None)
+    order = [k for k in reference.state_dict() if not k.endswith("num_batches_tracked")]
+    given = {k: v for k, v in state.items() if not k.endswith("num_batches_tracked")}
+    missing = [k for k in order if k not in given]
+    unexpected = [k for k in given if k not in set(order)]
+    if missing or unexpected:
+        raise WeightsError(
+            f"not a torchvision {arch} checkpoint: missing {missing[:5]}{' ...' if len(missing) > 5 else ''}, "
+            f"unexpected {unexpected[:5]}{' ...' if len(unexpected) > 5 else ''}"
+        )
+    return {k: given[k] for k in order}
+
+
 def _kind(key: str) -> str:
     return key.rpartition(".")[2]
 
@@ -101,7 +125,7 @@ def from_torchvision(state_dict: Any, name: str, **kwargs: Any) -> nn.Module:
     if key not in TORCHVISION_NAMES:
         raise ValueError(f"no torchvision counterpart known for {name!r}; supported: {', '.join(TORCHVISION_NAMES)}")
     arch, head_map = TORCHVISION_NAMES[key]
-    theirs = _load_state(state_dict)
+    theirs = _in_torchvision_order(_load_state(state_dict), arch)
     head = {k: v for k, v in theirs.items() if any(k.startswith(p + ".") for p in head_map)}
     body = [(k, v) for k, v in theirs.items() if k not in head]
 
@@ -120,7 +144,7 @@ def from_torchvision(state_dict: Any, name: str, **kwargs: Any) -> nn.Module:
 
     ours_head = {ours for ours in head_map.values()}
     own = [(k, v) for k, v in model.state_dict().items()
-           if not any(k.startswith(p + ".") for p in ours_head)]
+           if not any(k.startswith(p + ".") for p in ours_head) and not k.endswith("num_batches_tracked")]
     source = f"torchvision {arch} checkpoint"
     if len(own) != len(body):
         raise WeightsError(

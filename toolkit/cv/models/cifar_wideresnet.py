@@ -35,8 +35,10 @@ class WideBasicBlock(nn.Module):
         self.downsample = nn.Conv2d(in_channels, channels, 1, stride, bias=False) if downsample else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        residual = x  # identity shortcut: the raw input; a projection takes the activated one
         x = torch.relu(self.bn1(x))
-        residual = x if self.downsample is None else self.downsample(x)
+        if self.downsample is not None:
+            residual = self.downsample(x)
         out = torch.relu(self.bn2(self.conv1(x)))
         if self.drop is not None:
             out = self.drop(out)
