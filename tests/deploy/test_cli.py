@@ -68,7 +68,9 @@ def test_export_a_training_checkpoint(tmp_path, capsys, photos):
                           "interpolation": "bilinear", "scale": 255.0, "mean": [0.286], "std": [0.353]},
     })
     ckpt = tmp_path / "cifar_resnet20_v1.safetensors"
-    save_weights(model, ckpt, metadata={"model": "cifar_resnet20_v1", "metadata": json.dumps(model.metadata)})
+    # the header as scripts/classification/train.py writes it: one key, JSON {model, dataset, metadata}
+    header = {"toolkit": json.dumps({"model": "cifar_resnet20_v1", "dataset": "fashion-mnist", "metadata": model.metadata})}
+    save_weights(model, ckpt, metadata=header)
     prefix = tmp_path / "ck"
     code, out, err = run_cli(capsys, "export", ckpt, "--out", prefix)
     assert code == 0 and "wrote" in out, err

@@ -63,17 +63,20 @@ def _checkpoint_state(path: Path, model_name: str | None) -> tuple[str, dict[str
                 header = f.metadata() or {}
         except (SafetensorError, OSError) as err:
             raise WeightsError(f"checkpoint {path} is not a readable safetensors file: {err}") from err
-        name = model_name or header.get("model") or header.get("name")
         try:
+            if "toolkit" in header:  # the training script's single key: JSON {model, dataset, metadata}
+                header = {**header, **json.loads(header["toolkit"])}
+            name = model_name or header.get("model") or header.get("name")
             if header.get("metadata"):
-                recorded = json.loads(header["metadata"])
+                recorded = header["metadata"]
+                recorded = json.loads(recorded) if isinstance(recorded, str) else recorded
                 kwargs.update(_kwargs_from_metadata(recorded))
             metrics = path.parent / "metrics.json"
             if metrics.is_file():
                 kwargs.update(json.loads(metrics.read_text()).get("kwargs") or {})
             if header.get("kwargs"):
                 kwargs.update(json.loads(header["kwargs"]))
-        except (json.JSONDecodeError, AttributeError) as err:
+        except (json.JSONDecodeError, AttributeError, TypeError) as err:
             raise WeightsError(f"checkpoint {path}: unreadable metadata/kwargs: {err}") from err
         state: Any = path
     else:
@@ -112,7 +115,8 @@ def build_model(
     ----------
     model : str
         A zoo name, or a checkpoint file: a ``.safetensors`` file as the training
-        scripts write it (header ``model`` and ``metadata`` JSON; ``kwargs``
+        scripts write it (header key ``toolkit``: JSON with ``model`` and ``metadata``,
+        or separate ``model``/``metadata`` keys; ``kwargs``
         from the header or a ``metrics.json`` beside it), or a torch checkpoint
         dict (``model``/``state_dict`` and optionally ``model_name``/``model_kwargs``),
         read with ``weights_only=True``.
