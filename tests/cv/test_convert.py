@@ -12,7 +12,12 @@ import pytest
 import torch
 from torch import nn
 
-from toolkit.cv.convert import ParamsFormatError, from_gluoncv, from_torchvision, read_params
+from toolkit.cv.convert import (
+    ParamsFormatError,
+    from_gluoncv,
+    from_torchvision,
+    read_params,
+)
 from toolkit.zoo import WeightsError, get_model
 
 torch.set_num_threads(2)

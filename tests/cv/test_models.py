@@ -1,8 +1,6 @@
 """Vision model zoo: names, architecture facts, hybridize and ONNX export per family."""
 from __future__ import annotations
 
-import functools
-
 import pytest
 import torch
 from torch import nn
@@ -180,7 +178,14 @@ def test_norm_layer_injection_groupnorm():
 # ONNX export cost grows with the number of layers); the zoo builders are covered above.
 def _families():
     from toolkit.cv.models import (
-        CIFARResNetV1, CIFARResNetV2, CIFARWideResNet, MobileNetV2, MobileNetV3, ResNetV1, ResNetV1b, ResNetV2, ResNeXt,
+        CIFARResNetV1,
+        CIFARResNetV2,
+        CIFARWideResNet,
+        MobileNetV3,
+        ResNetV1,
+        ResNetV1b,
+        ResNetV2,
+        ResNeXt,
     )
     from toolkit.cv.models.mobilenetv3 import SMALL_CONFIG
     from toolkit.cv.models.resnet import BasicBlockV2, BottleneckV1

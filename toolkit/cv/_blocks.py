@@ -6,7 +6,8 @@ code (task, input shape, class names, preprocessing).
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -14,15 +15,15 @@ from torch import nn
 from ..nn import HybridBlock
 
 __all__ = [
-    "NormLayer",
-    "ImageClassifier",
-    "SqueezeExcite",
-    "conv_bn_act",
-    "plain_norm",
-    "imagenet_preprocessing",
-    "cifar_preprocessing",
     "CIFAR10_CLASSES",
+    "ImageClassifier",
+    "NormLayer",
+    "SqueezeExcite",
     "check_input",
+    "cifar_preprocessing",
+    "conv_bn_act",
+    "imagenet_preprocessing",
+    "plain_norm",
 ]
 
 #: A normalisation factory: called with the number of channels, returns a module

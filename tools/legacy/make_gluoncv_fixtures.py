@@ -30,8 +30,8 @@ to mxnet's numpy 1.23.5 (newer scipy needs ``numpy.exceptions``)::
 """
 from __future__ import annotations
 
-import lzma
 import json
+import lzma
 import os
 import shutil
 import sys
@@ -40,11 +40,10 @@ import warnings
 
 warnings.filterwarnings("ignore")
 
-import mxnet as mx  # noqa: E402
-import numpy as np  # noqa: E402
-
-import gluoncv  # noqa: E402
-from gluoncv.model_zoo import get_model  # noqa: E402
+import gluoncv
+import mxnet as mx
+import numpy as np
+from gluoncv.model_zoo import get_model
 
 SEED = 20240601
 KEEP = 0.005
@@ -89,7 +88,7 @@ def randomise(net, rng: np.random.RandomState) -> None:
             continue
         elif name.endswith("gamma"):
             data = rng.uniform(0.5, 1.5, data.shape)
-        elif name.endswith("beta") or name.endswith("bias"):
+        elif name.endswith(("beta", "bias")):
             data = rng.uniform(-0.2, 0.2, data.shape)
         elif name.endswith("weight") and data.size > SPARSE_ABOVE:
             mask = rng.uniform(size=data.shape) < KEEP

@@ -1,7 +1,8 @@
 """Shared helpers of the weight converters: strict tensor placement into a zoo model."""
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import torch

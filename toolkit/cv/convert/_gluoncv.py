@@ -47,7 +47,7 @@ def _infer_kwargs(name: str, state: dict[str, torch.Tensor]) -> dict[str, Any]:
         out = state.get("fc.weight")
     if out is not None:
         kwargs["classes"] = int(out.shape[0])
-    for key, value in state.items():  # the first convolution fixes the input channels
+    for value in state.values():  # the first convolution fixes the input channels
         if value.dim() == 4:
             kwargs["in_channels"] = int(value.shape[1])
             break

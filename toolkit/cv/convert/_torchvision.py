@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import functools
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import torch
 from torch import nn
@@ -22,7 +23,7 @@ from torch import nn
 from ...zoo import WeightsError, get_model
 from ._common import assign_state, to_tensor
 
-__all__ = ["from_torchvision", "TORCHVISION_NAMES"]
+__all__ = ["TORCHVISION_NAMES", "from_torchvision"]
 
 #: zoo name -> (torchvision builder name, {torchvision classifier key prefix: our prefix})
 TORCHVISION_NAMES: dict[str, tuple[str, dict[str, str]]] = {
@@ -130,7 +131,7 @@ def from_torchvision(state_dict: Any, name: str, **kwargs: Any) -> nn.Module:
     body = [(k, v) for k, v in theirs.items() if k not in head]
 
     inferred: dict[str, Any] = {}
-    last_prefix = [p for p, ours in head_map.items() if ours in ("fc", "output")][0]
+    last_prefix = next(p for p, ours in head_map.items() if ours in ("fc", "output"))
     if f"{last_prefix}.weight" in theirs:
         inferred["classes"] = int(theirs[f"{last_prefix}.weight"].shape[0])
     first_conv = next((v for _, v in body if v.dim() == 4), None)

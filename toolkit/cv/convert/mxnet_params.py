@@ -92,7 +92,7 @@ def _read_shape(r: _Reader, int64_dims: bool, first: int | None = None) -> tuple
         return ()
     if ndim > 32:
         raise ParamsFormatError(f"{r.path}: implausible ndim {ndim} at byte {r.pos} (corrupt file?)")
-    fmt = "<%dq" % ndim if int64_dims else "<%dI" % ndim
+    fmt = f"<{ndim}q" if int64_dims else f"<{ndim}I"
     dims = r.unpack(fmt, "shape")
     if any(d < 0 for d in dims):
         raise ParamsFormatError(f"{r.path}: negative dimension in shape {dims} (corrupt file?)")

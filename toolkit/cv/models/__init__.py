@@ -3,7 +3,16 @@
 Build models with ``toolkit.zoo.get_model("resnet50_v1d", classes=10)``;
 ``toolkit.zoo.list_models(task="classification")`` lists them.
 """
-from . import cifar_resnet, cifar_wideresnet, mobilenet, mobilenetv3, resnet, resnetv1b, resnext
+# Imported for their side effect: each family module registers its builders.
+from . import (  # noqa: F401
+    cifar_resnet,
+    cifar_wideresnet,
+    mobilenet,
+    mobilenetv3,
+    resnet,
+    resnetv1b,
+    resnext,
+)
 from .cifar_resnet import CIFARResNetV1, CIFARResNetV2
 from .cifar_wideresnet import CIFARWideResNet
 from .mobilenet import MobileNet, MobileNetV2
@@ -21,6 +30,6 @@ __all__ = [
     "MobileNetV3",
     "ResNeXt",
     "ResNetV1",
-    "ResNetV2",
     "ResNetV1b",
+    "ResNetV2",
 ]

@@ -12,15 +12,23 @@ and a fully connected classifier. GluonCV facts kept so its weights load:
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import nn
 
 from ...zoo import register_model
-from .._blocks import CIFAR10_CLASSES, ImageClassifier, NormLayer, cifar_preprocessing, init_weights, plain_norm
+from .._blocks import (
+    CIFAR10_CLASSES,
+    ImageClassifier,
+    NormLayer,
+    cifar_preprocessing,
+    init_weights,
+    plain_norm,
+)
 
-__all__ = ["CIFARResNetV1", "CIFARResNetV2", "CIFARBasicBlockV1", "CIFARBasicBlockV2"]
+__all__ = ["CIFARBasicBlockV1", "CIFARBasicBlockV2", "CIFARResNetV1", "CIFARResNetV2"]
 
 
 def _conv3x3(in_channels: int, channels: int, stride: int) -> nn.Conv2d:

@@ -9,13 +9,21 @@ shortcut projects the normalised-and-activated input.
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import nn
 
 from ...zoo import register_model
-from .._blocks import CIFAR10_CLASSES, ImageClassifier, NormLayer, cifar_preprocessing, init_weights, plain_norm
+from .._blocks import (
+    CIFAR10_CLASSES,
+    ImageClassifier,
+    NormLayer,
+    cifar_preprocessing,
+    init_weights,
+    plain_norm,
+)
 
 __all__ = ["CIFARWideResNet", "WideBasicBlock"]
 

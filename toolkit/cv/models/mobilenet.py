@@ -25,9 +25,15 @@ import torch
 from torch import nn
 
 from ...zoo import register_model
-from .._blocks import ImageClassifier, NormLayer, conv_bn_act, imagenet_preprocessing, init_weights
+from .._blocks import (
+    ImageClassifier,
+    NormLayer,
+    conv_bn_act,
+    imagenet_preprocessing,
+    init_weights,
+)
 
-__all__ = ["MobileNet", "MobileNetV2", "LinearBottleneck"]
+__all__ = ["LinearBottleneck", "MobileNet", "MobileNetV2"]
 
 
 class MobileNet(ImageClassifier):

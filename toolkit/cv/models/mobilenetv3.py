@@ -25,15 +25,22 @@ Our defaults: torchvision's ``last_channels`` (paper), a bias in the head
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 from torch import nn
 
 from ...zoo import register_model
-from .._blocks import ImageClassifier, NormLayer, SqueezeExcite, imagenet_preprocessing, init_weights
+from .._blocks import (
+    ImageClassifier,
+    NormLayer,
+    SqueezeExcite,
+    imagenet_preprocessing,
+    init_weights,
+)
 
-__all__ = ["MobileNetV3", "MobileNetV3Unit", "make_divisible", "LARGE_CONFIG", "SMALL_CONFIG"]
+__all__ = ["LARGE_CONFIG", "SMALL_CONFIG", "MobileNetV3", "MobileNetV3Unit", "make_divisible"]
 
 # kernel, expanded channels, output channels, squeeze-excite, activation, stride
 LARGE_CONFIG: list[tuple[int, int, int, bool, str, int]] = [

@@ -22,22 +22,30 @@ Module names mirror GluonCV's parameter names (``features.N``, ``body.N``,
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import nn
 
 from ...zoo import register_model
-from .._blocks import ImageClassifier, NormLayer, imagenet_preprocessing, init_weights, plain_norm, zero_init_last_norm
+from .._blocks import (
+    ImageClassifier,
+    NormLayer,
+    imagenet_preprocessing,
+    init_weights,
+    plain_norm,
+    zero_init_last_norm,
+)
 
 __all__ = [
+    "RESNET_SPECS",
+    "BasicBlockV1",
+    "BasicBlockV2",
+    "BottleneckV1",
+    "BottleneckV2",
     "ResNetV1",
     "ResNetV2",
-    "BasicBlockV1",
-    "BottleneckV1",
-    "BasicBlockV2",
-    "BottleneckV2",
-    "RESNET_SPECS",
 ]
 
 #: depth -> (block kind, blocks per stage, channels [stem, stage1..4])

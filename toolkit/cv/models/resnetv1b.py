@@ -19,15 +19,22 @@ Module names mirror GluonCV's (``conv1``, ``bn1``, ``layerN.M.convK``,
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import nn
 
 from ...zoo import register_model
-from .._blocks import ImageClassifier, NormLayer, imagenet_preprocessing, init_weights, zero_init_last_norm
+from .._blocks import (
+    ImageClassifier,
+    NormLayer,
+    imagenet_preprocessing,
+    init_weights,
+    zero_init_last_norm,
+)
 
-__all__ = ["ResNetV1b", "BasicBlockV1b", "BottleneckV1b"]
+__all__ = ["BasicBlockV1b", "BottleneckV1b", "ResNetV1b"]
 
 
 class BasicBlockV1b(nn.Module):
@@ -164,7 +171,7 @@ class ResNetV1b(ImageClassifier):
         self.bn1 = norm_layer(self.inplanes)
         self.relu = nn.ReLU()
         self.maxpool = nn.MaxPool2d(3, 2, 1)
-        make = dict(block=block, avg_down=avg_down, norm_layer=norm_layer)
+        make = {"block": block, "avg_down": avg_down, "norm_layer": norm_layer}
         self.layer1 = self._make_layer(planes=64, blocks=layers[0], **make)
         self.layer2 = self._make_layer(planes=128, blocks=layers[1], stride=2, **make)
         if dilated:

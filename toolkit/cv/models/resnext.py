@@ -13,13 +13,20 @@ Module names mirror GluonCV's (``features.N``, ``body.N``, ``se.N``,
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import nn
 
 from ...zoo import register_model
-from .._blocks import ImageClassifier, NormLayer, imagenet_preprocessing, init_weights, zero_init_last_norm
+from .._blocks import (
+    ImageClassifier,
+    NormLayer,
+    imagenet_preprocessing,
+    init_weights,
+    zero_init_last_norm,
+)
 
 __all__ = ["ResNeXt", "ResNeXtBlock"]
 
@@ -40,7 +47,7 @@ class ResNeXtBlock(nn.Module):
         norm_layer: NormLayer = nn.BatchNorm2d,
     ) -> None:
         super().__init__()
-        group_width = cardinality * int(math.floor(channels * (bottleneck_width / 64)))
+        group_width = cardinality * math.floor(channels * (bottleneck_width / 64))
         out = channels * 4
         self.body = nn.Sequential(
             nn.Conv2d(in_channels, group_width, 1, bias=False),
