@@ -216,6 +216,8 @@ def markdown(result: dict[str, Any]) -> str:
     acc = result.get("zoo_accuracy")
     lines.append("## int8 accuracy on the zoo's Fashion-MNIST model (test set, 10,000 images)")
     lines.append("")
+    if result.get("accuracy_command"):
+        lines += [f"Measured {result['accuracy_date']} UTC by `{result['accuracy_command']}`.", ""]
     if acc is None:
         lines.append("Not measured: no published Fashion-MNIST zoo model (model_zoo_logs/classification/*fashion-mnist*/metrics.json) at run time.")
     else:
@@ -244,6 +246,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--accuracy-checkpoint", help="a Fashion-MNIST training checkpoint (.pt) to use while no "
                         "zoo model is published; its rows are labelled provisional")
     parser.add_argument("--accuracy-model", default="cifar_resnet20_v1", help="zoo name of --accuracy-checkpoint")
+    parser.add_argument("--accuracy-only", action="store_true",
+                        help="keep the speed tables of OUT/benchmark.json and redo only the accuracy rows")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     result: dict[str, Any] = {
@@ -252,6 +256,15 @@ def main(argv: list[str] | None = None) -> int:
         "hardware": hardware(), "versions": versions(), "threads": args.threads, "batch": args.batch_size,
         "models": [],
     }
+    if args.accuracy_only:
+        if not args.out or not (Path(args.out) / "benchmark.json").is_file():
+            parser.error("--accuracy-only needs --out with a benchmark.json from an earlier run")
+        previous = json.loads((Path(args.out) / "benchmark.json").read_text())
+        result.update({k: previous[k] for k in ("date", "command", "hardware", "versions", "threads", "batch",
+                                                "models", "load_after")})
+        result["accuracy_command"] = "python benchmarks/deploy.py " + " ".join(argv if argv is not None else sys.argv[1:])
+        result["accuracy_date"] = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M")
+        args.models = []
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         calib = calibration_folder(work)
@@ -260,7 +273,8 @@ def main(argv: list[str] | None = None) -> int:
             result["models"].append(bench_model(name, work, args.threads, args.repeats, args.batch_size, calib))
         result["zoo_accuracy"] = None if args.no_accuracy else zoo_accuracy(
             work, args.threads, args.accuracy_checkpoint, args.accuracy_model)
-    result["load_after"] = list(os.getloadavg())
+    if not args.accuracy_only:
+        result["load_after"] = list(os.getloadavg())
     text = markdown(result)
     print(text)
     if args.out:
