@@ -163,6 +163,7 @@ def test_ddp_two_processes_match_one(tiny_mnist, tmp_path):
     assert "x2 processes" in m2["hardware"]
 
 
+@pytest.mark.slow
 def test_tutorial_runs_tiny(tmp_path):
     """tutorials/classification_fashion_mnist.py at small scale: log, curves PNG, exported graph."""
     from toolkit.cv.data import FashionMNIST, MissingDatasetError
