@@ -34,7 +34,7 @@ NLP_REQUIRES = ["sentencepiece>=0.2", "tokenizers>=0.19", "sacrebleu>=2.3", "sci
 EXTRAS = {
     # OpenVINO runs exported graphs natively and ships the C/C++ headers the
     # deploy/cpp and deploy/java runners build against.
-    "deploy": ["openvino>=2024.0"],
+    "deploy": ["openvino>=2024.0", "pillow>=9"],
     "plot": ["matplotlib>=3.6"],
     "test": [
         "pytest>=7",

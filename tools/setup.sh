@@ -8,7 +8,7 @@ APT_PACKAGES=(
   # real data sets installed from Debian
   dataset-fashion-mnist diatheke sword-text-web sword-text-sparv
   # native runners: C++ (OpenCV for images, nlohmann-json for metadata) and Java (JDK 17)
-  cmake g++ make pkg-config libopencv-dev nlohmann-json3-dev openjdk-17-jdk-headless
+  cmake g++ make pkg-config libopencv-dev nlohmann-json3-dev libssl-dev openjdk-17-jdk-headless
 )
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
