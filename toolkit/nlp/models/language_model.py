@@ -192,7 +192,17 @@ def build_language_model(name: str, **kwargs: Any) -> LSTMLanguageModel:
 
 #: Weights trained by the reference script; each row's folder under
 #: ``model_zoo_logs/`` holds the command, config, log, metrics and the vocabulary.
-_PUBLISHED: dict[str, list[Weights]] = {}
+_PUBLISHED: dict[str, list[Weights]] = {
+    "standard_lstm_lm_200": [
+        Weights(
+            sha256="6f5d33cd8b88787fdacea596278e3a836fdb0dc39d60928a171f89866aff1715",
+            metrics={"perplexity": 37.54},
+            log="nlp/standard_lstm_lm_200-bible-en",
+            kwargs={"vocab_size": 8966},
+            metadata={"dataset": "English Bible (WEB), chapter-hash test split", "vocab_file": "vocab.json"},
+        )
+    ],
+}
 
 
 def _register(name: str) -> None:
