@@ -26,6 +26,9 @@ from .test_hybridize import SmallCNN
 @pytest.fixture
 def registered(tmp_path, monkeypatch):
     """Register test models with weights published in a file:// repository."""
+    # Load the cv/nlp providers first: they must register into the real registry,
+    # not into the copy that is thrown away after the test.
+    registry_module._load_providers()
     monkeypatch.setattr(registry_module, "_REGISTRY", dict(registry_module._REGISTRY))
     torch.manual_seed(1)
     repo = tmp_path / "repo"
