@@ -223,7 +223,18 @@ def build_transformer(name: str, **kwargs: Any) -> TransformerModel:
 
 #: Weights trained by the reference script; each row's folder under
 #: ``model_zoo_logs/`` holds the command, config, log, metrics and the vocabulary.
-_PUBLISHED: dict[str, list[Weights]] = {}
+_PUBLISHED: dict[str, list[Weights]] = {
+    "transformer_tiny": [
+        Weights(
+            sha256="4b02eac50047843dcf1516d94b2e4d8e680e6c7cde0a7f9bc3565325cefe2340",
+            metrics={"bleu": 13.43},
+            log="nlp/transformer_tiny-bible-en-es",
+            kwargs={"src_vocab_size": 8000, "tgt_vocab_size": 8000, "pad_id": 1, "bos_id": 2, "eos_id": 3, "max_length": 256},
+            metadata={"dataset": "Bible en->es (WEB -> RV1909), chapter-hash test split",
+                      "tokenizer": "tokenizer/ (SentencePiece, joint en+es)"},
+        )
+    ],
+}
 
 
 def _register(name: str) -> None:
