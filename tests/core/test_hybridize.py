@@ -165,3 +165,28 @@ def test_shape_outside_captured_range_recaptures_never_wrong():
     torch.testing.assert_close(net(large), large * 2)  # the first graph would give large - 1
     torch.testing.assert_close(net(torch.randn(2, 2)).shape, torch.Size([2, 2]))
     assert sum(len(v) for v in net._graphs.values()) == 2
+
+
+class TinyLSTM(HybridBlock):
+    """nn.LSTM captures with a runtime guard on the sequence length that the ranges do not show."""
+
+    dynamic_axes = {0: "batch", 1: "seq"}
+
+    def __init__(self):
+        super().__init__()
+        self.lstm = nn.LSTM(4, 8, batch_first=True)
+
+    def forward(self, x):
+        return self.lstm(x)[0]
+
+
+@pytest.mark.filterwarnings("ignore:The tensor attributes")
+def test_runtime_guard_failure_recaptures(seed):
+    net = TinyLSTM().eval().hybridize()
+    with torch.no_grad():
+        for batch, seq in ((2, 5), (2, 7), (3, 5), (2, 7)):
+            x = torch.randn(batch, seq, 4)
+            torch.testing.assert_close(net(x), TinyLSTM.forward(net, x), atol=1e-5, rtol=1e-5)
+    graphs = [g for v in net._graphs.values() for g in v]
+    assert 2 <= len(graphs) <= 3
+    assert any(g.refused for g in graphs)

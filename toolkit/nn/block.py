@@ -61,9 +61,11 @@ class _Graph:
     runner: Callable[..., Any]
     # per user-input tensor: tuple of (static size | (low, high)) per axis
     accepts: list[tuple | None] = field(default_factory=list)
+    # input shapes the graph's own runtime guards refused (guards the ranges above do not show)
+    refused: set[tuple] = field(default_factory=set)
 
     def fits(self, flat_inputs: Sequence[Any]) -> bool:
-        if len(flat_inputs) != len(self.accepts):
+        if len(flat_inputs) != len(self.accepts) or _shapes(flat_inputs) in self.refused:
             return False
         for value, spec in zip(flat_inputs, self.accepts):
             if spec is None:
@@ -77,6 +79,20 @@ class _Graph:
                 elif not (allowed[0] <= size <= allowed[1]):
                     return False
         return True
+
+
+def _shapes(flat_inputs: Sequence[Any]) -> tuple:
+    return tuple(tuple(v.shape) if isinstance(v, torch.Tensor) else None for v in flat_inputs)
+
+
+# What the graph of ``ExportedProgram.module()`` raises when an input breaks one of
+# its guards (torch 2.x: an AssertionError "Guard failed: ..." from the guard
+# function, or a RuntimeError "Expected input at ..." from the input check).
+_GUARD_MESSAGES = ("Guard failed", "Expected input at")
+
+
+def _is_guard_failure(err: BaseException) -> bool:
+    return isinstance(err, (AssertionError, RuntimeError)) and str(err).startswith(_GUARD_MESSAGES)
 
 
 def _key(training: bool, args: tuple, kwargs: dict) -> tuple:
@@ -206,8 +222,18 @@ class HybridBlock(nn.Module):
         flat = [v for v in torch.utils._pytree.tree_leaves((args, kwargs))]
         for graph in self._graphs.get(key, []):
             if graph.fits(flat):
+                try:
+                    out = graph.runner(*args, **kwargs)
+                except Exception as err:
+                    if not _is_guard_failure(err):
+                        raise
+                    # The capture specialised on something its ranges do not show
+                    # (e.g. nn.LSTM on the sequence length): never this graph for
+                    # these shapes again, try the next one or capture anew.
+                    graph.refused.add(_shapes(flat))
+                    continue
                 self._last_graph = graph
-                return graph.runner(*args, **kwargs)
+                return out
         graph = self._capture(args, kwargs)
         self._graphs.setdefault(key, []).append(graph)
         self._last_graph = graph
