@@ -183,3 +183,26 @@ def test_killed_download_leaves_no_complete_looking_file(tmp_path):
 def test_no_repository_configured_is_explained(tmp_path):
     with pytest.raises(WeightsError, match="TOOLKIT_REPO"):
         fetch("x.safetensors", "0" * 64, root=tmp_path)
+
+
+def test_saved_bytes_are_reproducible_with_tied_weights(tmp_path):
+    """Same tensors, same sha256, in separate processes (hash-ordered metadata would break this)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, torch\n"
+        "from toolkit.zoo import save_weights\n"
+        "torch.manual_seed(0)\n"
+        "m = torch.nn.Sequential(torch.nn.Embedding(10, 4), torch.nn.Linear(4, 10, bias=False),"
+        " torch.nn.Embedding(10, 4), torch.nn.Linear(4, 10, bias=False))\n"
+        "m[1].weight = m[0].weight\n"
+        "m[3].weight = m[2].weight\n"
+        "print(save_weights(m, sys.argv[1]))\n"
+    )
+    shas = {
+        subprocess.run([sys.executable, "-c", code, str(tmp_path / f"{i}.safetensors")], check=True,
+                       capture_output=True, text=True).stdout.strip()
+        for i in range(3)
+    }
+    assert len(shas) == 1

@@ -127,19 +127,44 @@ def fetch(filename: str, sha256: str, repo: str | None = None, root: str | os.Pa
         Path(tmp).unlink(missing_ok=True)
 
 
+def _unique_tensors(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """The state dict with tied tensors kept once, under their first name.
+
+    safetensors' ``save_model`` records the dropped aliases as header metadata,
+    whose map it writes in hash order: the bytes, and so the sha256, then
+    differ between runs. :func:`load_weights` re-derives aliases from the model.
+    """
+    kept: dict[str, torch.Tensor] = {}
+    seen: dict[tuple, str] = {}
+    storages: set[int] = set()
+    for name, tensor in model.state_dict().items():
+        key = (tensor.untyped_storage().data_ptr(), tensor.storage_offset(), tuple(tensor.shape), tensor.dtype)
+        if key in seen:
+            continue
+        seen[key] = name
+        ptr = tensor.untyped_storage().data_ptr()
+        # views into one storage (rare in a state dict) must be written as separate tensors
+        kept[name] = tensor.detach().clone() if ptr in storages else tensor.detach().contiguous()
+        storages.add(ptr)
+    return kept
+
+
 def save_weights(model: torch.nn.Module, path: str | os.PathLike, metadata: dict[str, str] | None = None) -> str:
     """Save ``model``'s state to a safetensors file atomically; return its sha256.
 
-    Tied parameters (shared tensors) are stored once.
+    Tied parameters (shared tensors) are stored once. The same tensors give the
+    same bytes in every run as long as ``metadata`` has at most one key
+    (safetensors writes its metadata map in hash order); the training scripts
+    put everything under one ``"toolkit"`` key.
     """
-    from safetensors.torch import save_model
+    from safetensors.torch import save_file
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
     os.close(fd)
     try:
-        save_model(model, tmp, metadata=metadata)
+        save_file(_unique_tensors(model), tmp, metadata=metadata)
         os.replace(tmp, path)
     finally:
         Path(tmp).unlink(missing_ok=True)
