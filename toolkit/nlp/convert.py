@@ -359,7 +359,7 @@ def from_gluonnlp(path: str | os.PathLike, name: str = "bert_12_768_12", head: s
     """
     # The reader lives with the vision converters; imported here so that toolkit.nlp
     # does not load it (nor torchvision) unless GluonNLP files are converted.
-    from ..cv.convert.mxnet_params import read_params
+    from ..zoo.mxnet_params import read_params
 
     if head not in (None, "pretrain", "mlm"):
         raise ValueError(f"GluonNLP BERT files carry no {head!r} head; use head=None, 'pretrain' or 'mlm'")

@@ -7,6 +7,6 @@
 """
 from ._gluoncv import from_gluoncv, gluoncv_state
 from ._torchvision import TORCHVISION_NAMES, from_torchvision
-from .mxnet_params import ParamsFormatError, read_params
+from ...zoo.mxnet_params import ParamsFormatError, read_params
 
 __all__ = ["TORCHVISION_NAMES", "ParamsFormatError", "from_gluoncv", "from_torchvision", "gluoncv_state", "read_params"]

@@ -24,7 +24,7 @@ from torch import nn
 
 from ...zoo import WeightsError, get_entry, get_model
 from ._common import assign_state, to_tensor
-from .mxnet_params import read_params
+from ...zoo.mxnet_params import read_params
 
 __all__ = ["from_gluoncv", "gluoncv_state"]
 
@@ -114,7 +114,7 @@ def from_gluoncv(params_path: str | os.PathLike, name: str, **kwargs: Any) -> nn
     WeightsError
         If the file is not a readable ``.params`` file or does not fit the model.
     """
-    from .mxnet_params import ParamsFormatError
+    from ...zoo.mxnet_params import ParamsFormatError
 
     try:
         arrays = read_params(params_path)
