@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import random
 import sys
 import time
 from pathlib import Path
@@ -38,7 +37,12 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from scripts.bert.bert_common import add_model_args, load_bert, make_optimizer  # noqa: E402
-from scripts.common import JSONLinesLogger, cleanup_distributed, dump_config, hardware_info, init_distributed  # noqa: E402
+from scripts.common import (  # noqa: E402
+    cleanup_distributed,
+    dump_config,
+    hardware_info,
+    start_run,
+)
 from scripts.text_classification.data import DATASETS, load_classification  # noqa: E402
 from scripts.text_classification.loop import train_loop  # noqa: E402
 from toolkit.data import Pad  # noqa: E402
@@ -81,16 +85,8 @@ def encode(tokenizer, texts: tuple[str, ...], max_len: int) -> tuple[list[int], 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = build_parser().parse_args(argv)
-    dist = init_distributed()
-    if args.num_threads:
-        torch.set_num_threads(args.num_threads)
-    random.seed(args.seed)
-    np.random.seed(args.seed)
-    torch.manual_seed(args.seed)
-    save_dir = Path(args.save_dir)
-    save_dir.mkdir(parents=True, exist_ok=True)
-    logger = JSONLinesLogger(save_dir / "log.jsonl", save_dir / "train.log", enabled=dist.is_main)
-    start = time.time()
+    run = start_run(args)
+    dist, save_dir, logger, start = run.dist, run.save_dir, run.logger, run.start_time
 
     splits, classes = load_classification(args.dataset, args.data_dir, args.task, args.max_train_samples)
     regression = not classes or args.task == "stsb"

@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import random
 import sys
 import time
@@ -40,14 +39,13 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from scripts.common import (  # noqa: E402
-    JSONLinesLogger,
     LRSchedule,
     cleanup_distributed,
     dump_config,
     hardware_info,
-    init_distributed,
     load_checkpoint,
     save_checkpoint,
+    start_run,
 )
 from toolkit.cv import presets  # noqa: E402
 from toolkit.cv.metrics import TopKAccuracy  # noqa: E402
@@ -209,7 +207,11 @@ def build_loaders(args, train, val, dist_info):
         train_loader = DataLoader(_Mapped(train, _Pair(train_tf)), batch_size=args.batch_size, sampler=sampler,
                                   drop_last=True, **common)
     else:
-        from toolkit.data import MultiScaleDataset, MultiScaleSampler, VariableBatchSampler
+        from toolkit.data import (
+            MultiScaleDataset,
+            MultiScaleSampler,
+            VariableBatchSampler,
+        )
 
         cls = VariableBatchSampler if args.sampler == "multiscale-vbs" else MultiScaleSampler
         sampler = cls(len(train), args.batch_size, crop_size=size,
@@ -315,18 +317,9 @@ def _progress(iterable, total: int, desc: str, disable: bool):
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = build_parser().parse_args(argv)
-    dist_info = init_distributed()
-    if args.num_threads:
-        torch.set_num_threads(args.num_threads)
-    save_dir = Path(args.save_dir)
-    save_dir.mkdir(parents=True, exist_ok=True)
-    logger = JSONLinesLogger(save_dir / "log.jsonl", save_dir / "train.log", enabled=dist_info.is_main)
-    start_wall = time.time()
-
     # Same seed on every rank for the model initialisation (DDP also broadcasts rank 0's).
-    random.seed(args.seed)
-    np.random.seed(args.seed)
-    torch.manual_seed(args.seed)
+    run = start_run(args)
+    dist_info, save_dir, logger, start_wall = run.dist, run.save_dir, run.logger, run.start_time
 
     train_set, val_set, classes, num_classes, in_channels = load_datasets(args)
     model = build_model(args, num_classes, in_channels, classes)

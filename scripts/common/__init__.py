@@ -5,19 +5,29 @@
 * :mod:`.checkpoint` -- checkpoints with model, optimizer, scheduler, RNG and sampler
   state for exact resume, loadable with ``torch.load(weights_only=True)``;
 * :mod:`.distributed` -- ``torchrun`` process-group setup (gloo on CPU, nccl on GPU);
-* :mod:`.schedule` -- learning-rate schedules with warmup (cosine, step, poly, linear).
+* :mod:`.schedule` -- learning-rate schedules with warmup (cosine, step, poly, linear);
+* :mod:`.run` -- ``start_run``: the common start of a script (process group, threads,
+  seeds, output folder, logs).
 
 Scripts live in ``scripts/<task>/`` and put the repository root on ``sys.path``
 before ``import scripts.common``.
 """
-from .checkpoint import CheckpointError, capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint
+from .checkpoint import (
+    CheckpointError,
+    capture_rng_state,
+    load_checkpoint,
+    restore_rng_state,
+    save_checkpoint,
+)
 from .config import dump_config, environment_info, hardware_info
 from .distributed import DistInfo, barrier, cleanup_distributed, init_distributed
 from .jsonlog import JSONLinesLogger, read_jsonl
+from .run import RunContext, start_run
 from .schedule import LRSchedule
 
 __all__ = [
     "JSONLinesLogger", "read_jsonl", "dump_config", "environment_info", "hardware_info",
     "save_checkpoint", "load_checkpoint", "capture_rng_state", "restore_rng_state", "CheckpointError",
     "DistInfo", "init_distributed", "cleanup_distributed", "barrier", "LRSchedule",
+    "RunContext", "start_run",
 ]

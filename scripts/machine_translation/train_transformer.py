@@ -32,13 +32,11 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import random
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -47,13 +45,12 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from scripts.common import (  # noqa: E402
-    JSONLinesLogger,
     cleanup_distributed,
     dump_config,
     hardware_info,
-    init_distributed,
     load_checkpoint,
     save_checkpoint,
+    start_run,
 )
 from toolkit.data import ExpWidthBucket, FixedBucketSampler, Pad  # noqa: E402
 from toolkit.nlp.decoding import BeamSearchSampler, BeamSearchScorer  # noqa: E402
@@ -246,16 +243,8 @@ def corpus_bleu(hypotheses: list[str], references: list[str]) -> float:
 # --------------------------------------------------------------------------- main
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = build_parser().parse_args(argv)
-    dist = init_distributed()
-    if args.num_threads:
-        torch.set_num_threads(args.num_threads)
-    random.seed(args.seed)
-    np.random.seed(args.seed)
-    torch.manual_seed(args.seed)
-    save_dir = Path(args.save_dir)
-    save_dir.mkdir(parents=True, exist_ok=True)
-    logger = JSONLinesLogger(save_dir / "log.jsonl", save_dir / "train.log", enabled=dist.is_main)
-    start_time = time.time()
+    run = start_run(args)
+    dist, save_dir, logger, start_time = run.dist, run.save_dir, run.logger, run.start_time
 
     corpus = load_corpus(args)
     tok = build_tokenizer(args, corpus, save_dir, dist.is_main)

@@ -1,0 +1,57 @@
+"""The common start of every reference training script."""
+from __future__ import annotations
+
+import argparse
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .distributed import DistInfo, init_distributed
+from .jsonlog import JSONLinesLogger
+
+__all__ = ["RunContext", "start_run"]
+
+
+@dataclass
+class RunContext:
+    """What :func:`start_run` set up.
+
+    Attributes
+    ----------
+    dist : DistInfo
+        Rank and world size (one process without ``torchrun``).
+    save_dir : Path
+        Output folder (created).
+    logger : JSONLinesLogger
+        ``save_dir/log.jsonl`` + ``save_dir/train.log``, written by rank 0 only.
+    start_time : float
+        ``time.time()`` when the run started.
+    """
+
+    dist: DistInfo
+    save_dir: Path
+    logger: JSONLinesLogger
+    start_time: float
+
+
+def start_run(args: argparse.Namespace) -> RunContext:
+    """Join the process group, set threads and seeds, create the output folder and logs.
+
+    Uses ``args.num_threads`` (0/None: torch's default), ``args.seed`` (the same
+    on every rank, so model initialisation agrees before DDP broadcasts it) and
+    ``args.save_dir``.
+    """
+    dist = init_distributed()
+    if getattr(args, "num_threads", None):
+        torch.set_num_threads(args.num_threads)
+    random.seed(args.seed)
+    np.random.seed(args.seed)
+    torch.manual_seed(args.seed)
+    save_dir = Path(args.save_dir)
+    save_dir.mkdir(parents=True, exist_ok=True)
+    logger = JSONLinesLogger(save_dir / "log.jsonl", save_dir / "train.log", enabled=dist.is_main)
+    return RunContext(dist=dist, save_dir=save_dir, logger=logger, start_time=time.time())
