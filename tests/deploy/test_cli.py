@@ -148,3 +148,16 @@ def test_python_dash_m_toolkit(tiny_export, photos):
                           capture_output=True, text=True, env=env, timeout=120)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)[0]["input"] == str(photos[1])
+
+
+def test_predict_with_the_openvino_runtime(tiny_export, photos, capsys):
+    pytest.importorskip("openvino")
+    code, out, _ = run_cli(capsys, "predict", tiny_export, *photos[:3], "--json", "--logits", "--runtime", "openvino")
+    assert code == 0
+    ov = json.loads(out)
+    ort = predict(tiny_export, photos[:3], with_logits=True)
+    for a, b in zip(ov, ort):
+        assert [t["index"] for t in a["topk"]] == [t["index"] for t in b["topk"]]
+        np.testing.assert_allclose(a["logits"], b["logits"], rtol=1e-4, atol=1e-5)
+    with pytest.raises(Exception, match="unknown runtime"):
+        predict(tiny_export, photos[:1], runtime="tensorrt")

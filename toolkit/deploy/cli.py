@@ -205,7 +205,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
 def _cmd_predict(args: argparse.Namespace) -> int:
     from .predict import predict
 
-    results = predict(args.prefix, args.inputs, k=args.topk, with_logits=args.logits)
+    results = predict(args.prefix, args.inputs, k=args.topk, with_logits=args.logits, runtime=args.runtime)
     if args.json:
         print(json.dumps(results))
         return 0
@@ -264,6 +264,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON list, an object per input")
     p.add_argument("--topk", type=int, default=5, help="classes per input (default 5)")
     p.add_argument("--logits", action="store_true", help="also print the raw logits")
+    p.add_argument("--runtime", choices=("onnxruntime", "openvino"), default="onnxruntime",
+                   help="Python runtime; openvino is the engine of the C++ and Java runners (default onnxruntime)")
     p.set_defaults(func=_cmd_predict)
 
     p = sub.add_parser("quantize", help="post-training int8 quantization of an exported model")

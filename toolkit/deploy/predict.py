@@ -124,18 +124,29 @@ def classify(
     return results
 
 
+def _load(prefix: str | os.PathLike, runtime: str) -> Any:
+    if runtime == "onnxruntime":
+        return load(prefix)
+    if runtime == "openvino":
+        from .openvino import load_openvino
+
+        return load_openvino(prefix)
+    raise ExportError(f"unknown runtime {runtime!r}; choose onnxruntime or openvino")
+
+
 def predict(
     prefix_or_model: str | os.PathLike | ExportedBlock,
     inputs: Sequence[str | os.PathLike],
     k: int = 5,
     with_logits: bool = False,
+    runtime: str = "onnxruntime",
     **kwargs: Any,
 ) -> list[dict[str, Any]]:
     """Run an exported model on input files and return one result dict per input.
 
     Parameters
     ----------
-    prefix_or_model : path or ExportedBlock
+    prefix_or_model : path, ExportedBlock or OpenVINOBlock
         The export prefix (``prefix.onnx`` + ``prefix.json``) or a loaded model.
     inputs : sequence of path
         Input files; what they are depends on the model's task (images for
@@ -144,6 +155,10 @@ def predict(
         Top-k size.
     with_logits : bool
         Include the raw outputs.
+    runtime : str
+        ``"onnxruntime"`` (default) or ``"openvino"`` (the engine of the C++ and
+        Java runners, so their outputs can be compared with Python's, int8
+        included) for a prefix; ignored for a loaded model.
 
     Raises
     ------
@@ -152,7 +167,10 @@ def predict(
     ImageError
         An unreadable or unusable image.
     """
-    model = prefix_or_model if isinstance(prefix_or_model, ExportedBlock) else load(prefix_or_model)
+    if isinstance(prefix_or_model, (str, os.PathLike)):
+        model = _load(prefix_or_model, runtime)
+    else:
+        model = prefix_or_model
     if not inputs:
         raise ExportError("no inputs given")
     task = model.metadata.get("task")
