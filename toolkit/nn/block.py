@@ -219,7 +219,7 @@ class HybridBlock(nn.Module):
 
     def _call_hybrid(self, args: tuple, kwargs: dict):
         key = _key(self.training, args, kwargs)
-        flat = [v for v in torch.utils._pytree.tree_leaves((args, kwargs))]
+        flat = torch.utils._pytree.tree_leaves((args, kwargs))
         for graph in self._graphs.get(key, []):
             if graph.fits(flat):
                 try:
@@ -309,7 +309,6 @@ class HybridBlock(nn.Module):
         """Run ``torch.export`` and name the sub-module that breaks it, if any."""
         stack: list[str] = []
         names = {id(m): n for n, m in self.named_modules()}
-        failed: list[tuple[str, str]] = []
 
         def pre(module, _inputs):
             if id(module) in names:
@@ -325,10 +324,9 @@ class HybridBlock(nn.Module):
             with _capture_scope():
                 return torch.export.export(self, args, kwargs or None, dynamic_shapes=dynamic_shapes, strict=False)
         except Exception as err:  # noqa: BLE001 - re-raised with the block that failed
-            if stack:
-                path = stack[-1]
-                failed.append((path, type(self.get_submodule(path)).__name__ if path else type(self).__name__))
-            path, kind = failed[0] if failed else ("", type(self).__name__)
+            # the innermost module still running when the capture failed
+            path = stack[-1] if stack else ""
+            kind = type(self.get_submodule(path)).__name__
             where = f"sub-block '{path}' ({kind})" if path else f"block {kind}"
             raise HybridizeError(
                 f"cannot capture {type(self).__name__} as a graph: {where} failed during torch.export: "
