@@ -7,8 +7,10 @@ cd "$(dirname "$0")/.."
 APT_PACKAGES=(
   # real data sets installed from Debian
   dataset-fashion-mnist diatheke sword-text-web sword-text-sparv
-  # native runners: C++ (OpenCV for images, nlohmann-json for metadata) and Java (JDK 17)
+  # native runners: C++ (OpenCV for images, nlohmann-json for metadata) and Java (JDK 17);
+  # text models: SentencePiece's C++ library, ICU for WordPiece's Unicode normalisation
   cmake g++ make pkg-config libopencv-dev nlohmann-json3-dev libssl-dev openjdk-17-jdk-headless
+  libsentencepiece-dev libicu-dev
 )
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
