@@ -1,0 +1,220 @@
+"""Small text exports with real tokenizers, for the Python, C++ and Java text-deployment tests.
+
+Everything is built from text installed on the machine (no download): the
+English (WEB) and Spanish (RV1909) Bible through ``diatheke`` (Debian packages
+``diatheke sword-text-web sword-text-sparv``, see tools/setup.sh). Models and
+tokenizers are seeded, so a fixture gives the same files on every run; nothing
+is written outside the folder passed in.
+
+* :func:`export_bert_classifier` -> ``DIR/bert`` (``bert.onnx``, ``bert.json``,
+  ``bert.vocab.txt``): a 2-layer, 64-unit BERT that tells English from Spanish
+  from both (3 classes), trained for a few steps, WordPiece vocabulary of
+  about 2000 tokens, ``lowercase=True``, ``max_length`` 32.
+* :func:`export_transformer` -> ``DIR/transformer`` (``.onnx``, ``.json``,
+  ``.spm.model``): a 1+1-layer, 64-unit Transformer with a lower-casing
+  SentencePiece unigram model of 800 pieces, ``max_length`` 48.
+* :func:`text_inputs` -> ``DIR/inputs.txt``: tricky real lines (see :data:`TRICKY_LINES`).
+
+Imported by name (tests/deploy/conftest.py puts this folder on sys.path).
+"""
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import torch
+
+#: Verses read for the tokenizers and the tiny training runs (about 2,700 English-Spanish pairs).
+BIBLE_RANGE = "Gen 1:1-Exo 40:38"
+#: Class names of the BERT fixture.
+BERT_CLASSES = ("english", "spanish", "both")
+
+#: Lines of :func:`text_inputs`, in file order, as written (line ends included).
+TRICKY_LINES = (
+    "¿Dónde está el niño? ¡Qué año tan difícil para la señora Muñoz!\n",  # Spanish accents, ¿ ¡
+    "The QUICK Brown fox JUMPS over McDonald's iPhone in NEW YORK.\n",  # mixed case
+    "東京は日本の首都です。北京是中国的首都。\n",  # CJK (each ideograph a word for BERT)
+    "Wait... what?!?! ---- (really) *** ,,, ;;\n",  # punctuation runs
+    "first sentence [SEP] second sentence\n",  # the literal special token
+    "ΟΔΥΣΣΕΥΣ ο πολύτροπος ΚΑΙ ΣΟΦΟΣ\n",  # Greek: upper-case final sigma lower-cases to ς
+    "tab\tseparated\tcolumns\there\n",  # tabs
+    " ".join(["In the beginning God created the heavens and the earth, and the earth was formless and empty."] * 12)
+    + "\n",  # much longer than max_length: truncated
+    "\n",  # empty: skipped
+    "   \t  \n",  # whitespace only: skipped
+    "Y dijo Dios: Sea la luz: y fué la luz.\r\n",  # CRLF line end
+    "Émile dit: «Ça va?» — naïve café, crème brûlée\n",  # French accents, guillemets, em dash
+    "Numbers 3.14159 and 1,000,000 plus e-mail: someone@example.com\n",
+    "Combining e\u0301 versus é, and an emoji 😀 at the end",  # no final line end
+)
+
+
+def _bible_lines(limit_range: str = BIBLE_RANGE) -> tuple[list[str], list[str]]:
+    """Aligned English and Spanish verses of ``limit_range`` read through diatheke."""
+    from toolkit.nlp.datasets.bible import MODULES, align, parse_diatheke
+
+    if shutil.which("diatheke") is None:
+        pytest.skip("diatheke is not installed (apt-get install diatheke sword-text-web sword-text-sparv)")
+    texts = {}
+    for lang, module in MODULES.items():
+        done = subprocess.run(["diatheke", "-b", module, "-f", "plain", "-l", "en", "-k", limit_range],
+                              capture_output=True, text=True, timeout=120)
+        if done.returncode != 0 or not done.stdout.strip():
+            pytest.skip(f"diatheke cannot read the SWORD module {module}: {done.stderr.strip()[:200]}")
+        texts[lang] = parse_diatheke(done.stdout)
+    pairs = align(texts["en"], texts["es"])
+    if len(pairs) < 1000:
+        pytest.skip(f"only {len(pairs)} aligned verses in {limit_range}; the SWORD modules look incomplete")
+    return [p.en for p in pairs], [p.es for p in pairs]
+
+
+def _wordpiece_tokenizer(lines: list[str], directory: Path, vocab_size: int = 2000):
+    """Train a BERT WordPiece vocabulary with the ``tokenizers`` library and wrap it as the toolkit's tokenizer."""
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
+
+    from toolkit.nlp.tokenizers import BertWordPieceTokenizer
+
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    tok.normalizer = normalizers.BertNormalizer(lowercase=True)
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=specials, show_progress=False)
+    tok.train_from_iterator(lines, trainer)
+    vocab = tok.get_vocab()
+    path = directory / "wordpiece-vocab.txt"
+    path.write_text("".join(t + "\n" for t, _ in sorted(vocab.items(), key=lambda kv: kv[1])), encoding="utf-8")
+    return BertWordPieceTokenizer.from_vocab_file(path, lowercase=True)
+
+
+def export_bert_classifier(directory: str | Path) -> Path:
+    """Export a tiny trained BERT sentence classifier with its WordPiece vocabulary.
+
+    Parameters
+    ----------
+    directory : path
+        Folder to write into (created if needed).
+
+    Returns
+    -------
+    pathlib.Path
+        The export prefix ``directory / "bert"``; the toolkit tokenizer is also
+        saved to ``directory / "bert-tokenizer"`` (for ``toolkit export --tokenizer``).
+    """
+    from toolkit.data.batchify import Pad
+    from toolkit.nlp.deploy import export_text
+    from toolkit.nlp.models.bert import build_bert
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    en, es = _bible_lines()
+    tokenizer = _wordpiece_tokenizer(en + es, directory)
+    tokenizer.save(directory / "bert-tokenizer")
+    max_length = 32
+    torch.manual_seed(0)
+    model = build_bert("bert_2_128_2", head="classification", num_classes=len(BERT_CLASSES), vocab_size=len(tokenizer),
+                       units=64, hidden_size=128, num_heads=2, max_length=64, dropout=0.0, attention_dropout=0.0)
+    model.metadata.update(name="bert_tiny_langid", classes=list(BERT_CLASSES))
+
+    # A few steps of language identification so that the logits mean something and are well apart.
+    texts = en[:200] + es[200:400] + [f"{a} {b}" for a, b in zip(en[400:600], es[400:600])]
+    labels = torch.tensor([0] * 200 + [1] * 200 + [2] * 200)
+    encoded = tokenizer.encode(texts, max_length=max_length)
+    gen = torch.Generator().manual_seed(0)
+    opt = torch.optim.AdamW(model.parameters(), lr=2e-3)
+    pad = Pad(val=tokenizer.vocab.pad_id)
+    model.train()
+    for _ in range(40):
+        idx = torch.randint(0, len(texts), (32,), generator=gen).tolist()
+        ids = pad([encoded[i] for i in idx]).long()
+        mask = (ids != tokenizer.vocab.pad_id).long()
+        loss = torch.nn.functional.cross_entropy(model(ids, torch.zeros_like(ids), mask), labels[idx])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    model.eval()
+    prefix = directory / "bert"
+    export_text(model, tokenizer, prefix, max_length=max_length)
+    return prefix
+
+
+def export_transformer(directory: str | Path) -> Path:
+    """Export a tiny English->Spanish Transformer with a lower-casing SentencePiece model.
+
+    Parameters
+    ----------
+    directory : path
+        Folder to write into (created if needed).
+
+    Returns
+    -------
+    pathlib.Path
+        The export prefix ``directory / "transformer"``; the toolkit tokenizer is
+        also saved to ``directory / "transformer-tokenizer"``.
+    """
+    from toolkit.data.batchify import Pad
+    from toolkit.nlp.deploy import export_text
+    from toolkit.nlp.models.transformer import build_transformer
+    from toolkit.nlp.tokenizers import train_sentencepiece
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    en, es = _bible_lines()
+    tokenizer = train_sentencepiece(en + es, vocab_size=800, model_type="unigram", lowercase=True,
+                                    character_coverage=1.0, hard_vocab_limit=False, seed_sentencepiece_size=20000,
+                                    num_threads=1)
+    tokenizer.save(directory / "transformer-tokenizer")
+    vocab = tokenizer.vocab
+    max_length = 48
+    torch.manual_seed(0)
+    model = build_transformer("transformer_tiny", vocab_size=len(vocab), units=64, hidden_size=128, num_heads=2,
+                              num_enc_layers=1, num_dec_layers=1, max_length=max_length, dropout=0.0,
+                              attention_dropout=0.0, pad_id=vocab.pad_id, bos_id=vocab.bos_id, eos_id=vocab.eos_id)
+    model.metadata.update(name="transformer_tiny_en_es")
+
+    # Some teacher-forced steps on short verses: the greedy output is then not a constant token.
+    pairs = [(s[: max_length - 1] + [vocab.eos_id], t[: max_length - 1] + [vocab.eos_id])
+             for s, t in zip(tokenizer.encode(en[:800]), tokenizer.encode(es[:800]))]
+    gen = torch.Generator().manual_seed(0)
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    pad = Pad(val=vocab.pad_id)
+    model.train()
+    for _ in range(40):
+        idx = torch.randint(0, len(pairs), (24,), generator=gen).tolist()
+        src = pad([pairs[i][0] for i in idx]).long()
+        valid = torch.tensor([len(pairs[i][0]) for i in idx])
+        labels = pad([pairs[i][1] for i in idx]).long()
+        tgt_in = torch.cat([torch.full((len(idx), 1), vocab.bos_id), labels[:, :-1]], dim=1)
+        logits = model(src, valid, tgt_in)
+        loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1),
+                                                 ignore_index=vocab.pad_id)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    model.eval()
+    prefix = directory / "transformer"
+    export_text(model, tokenizer, prefix, max_length=max_length)
+    return prefix
+
+
+def text_inputs(directory: str | Path) -> Path:
+    """Write :data:`TRICKY_LINES` to ``directory / "inputs.txt"`` (UTF-8, bytes exactly as listed).
+
+    12 of the lines are inputs; the empty and the whitespace-only line are skipped.
+    """
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / "inputs.txt"
+    path.write_bytes("".join(TRICKY_LINES).encode("utf-8"))
+    return path
+
+
+def expected_inputs() -> list[str]:
+    """The inputs :func:`text_inputs` holds, as the contract reads them (line ends removed, blank lines skipped)."""
+    out = []
+    for line in TRICKY_LINES:
+        line = line.removesuffix("\n").removesuffix("\r")
+        if line.strip():
+            out.append(line)
+    return out
