@@ -19,6 +19,7 @@ Imported by name (tests/deploy/conftest.py puts this folder on sys.path).
 """
 from __future__ import annotations
 
+import contextlib
 import shutil
 import subprocess
 from pathlib import Path
@@ -30,6 +31,9 @@ import torch
 BIBLE_RANGE = "Gen 1:1-Exo 40:38"
 #: Class names of the BERT fixture.
 BERT_CLASSES = ("english", "spanish", "both")
+#: Training steps of the two fixtures (a few seconds each on one core).
+BERT_STEPS = 80
+TRANSFORMER_STEPS = 160
 
 #: Lines of :func:`text_inputs`, in file order, as written (line ends included).
 TRICKY_LINES = (
@@ -49,6 +53,17 @@ TRICKY_LINES = (
     "Numbers 3.14159 and 1,000,000 plus e-mail: someone@example.com\n",
     "Combining e\u0301 versus é, and an emoji 😀 at the end",  # no final line end
 )
+
+
+@contextlib.contextmanager
+def _one_thread():
+    """Train on one thread (the tests share a small machine), restoring torch's setting after."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
 
 
 def _bible_lines(limit_range: str = BIBLE_RANGE) -> tuple[list[str], list[str]]:
@@ -125,18 +140,23 @@ def export_bert_classifier(directory: str | Path) -> Path:
     opt = torch.optim.AdamW(model.parameters(), lr=2e-3)
     pad = Pad(val=tokenizer.vocab.pad_id)
     model.train()
-    for _ in range(40):
-        idx = torch.randint(0, len(texts), (32,), generator=gen).tolist()
-        ids = pad([encoded[i] for i in idx]).long()
-        mask = (ids != tokenizer.vocab.pad_id).long()
-        loss = torch.nn.functional.cross_entropy(model(ids, torch.zeros_like(ids), mask), labels[idx])
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+    with _one_thread():
+        _train_bert(model, opt, pad, encoded, labels, gen, tokenizer.vocab.pad_id)
     model.eval()
     prefix = directory / "bert"
     export_text(model, tokenizer, prefix, max_length=max_length)
     return prefix
+
+
+def _train_bert(model, opt, pad, encoded: list[list[int]], labels: torch.Tensor, gen, pad_id: int) -> None:
+    for _ in range(BERT_STEPS):
+        idx = torch.randint(0, len(encoded), (32,), generator=gen).tolist()
+        ids = pad([encoded[i] for i in idx]).long()
+        mask = (ids != pad_id).long()
+        loss = torch.nn.functional.cross_entropy(model(ids, torch.zeros_like(ids), mask), labels[idx])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
 
 
 def export_transformer(directory: str | Path) -> Path:
@@ -174,28 +194,34 @@ def export_transformer(directory: str | Path) -> Path:
     model.metadata.update(name="transformer_tiny_en_es")
 
     # Some teacher-forced steps on short verses: the greedy output is then not a constant token.
-    pairs = [(s[: max_length - 1] + [vocab.eos_id], t[: max_length - 1] + [vocab.eos_id])
-             for s, t in zip(tokenizer.encode(en[:800]), tokenizer.encode(es[:800]))]
+    pairs = [(s + [vocab.eos_id], t + [vocab.eos_id]) for s, t in zip(tokenizer.encode(en), tokenizer.encode(es))
+             if len(s) < 24 and len(t) < 24]
     gen = torch.Generator().manual_seed(0)
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
     pad = Pad(val=vocab.pad_id)
     model.train()
-    for _ in range(40):
-        idx = torch.randint(0, len(pairs), (24,), generator=gen).tolist()
-        src = pad([pairs[i][0] for i in idx]).long()
-        valid = torch.tensor([len(pairs[i][0]) for i in idx])
-        labels = pad([pairs[i][1] for i in idx]).long()
-        tgt_in = torch.cat([torch.full((len(idx), 1), vocab.bos_id), labels[:, :-1]], dim=1)
-        logits = model(src, valid, tgt_in)
-        loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1),
-                                                 ignore_index=vocab.pad_id)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+    with _one_thread():
+        _train_transformer(model, opt, pad, pairs, gen, vocab.pad_id, vocab.bos_id)
     model.eval()
     prefix = directory / "transformer"
     export_text(model, tokenizer, prefix, max_length=max_length)
     return prefix
+
+
+def _train_transformer(model, opt, pad, pairs: list[tuple[list[int], list[int]]], gen, pad_id: int,
+                       bos_id: int) -> None:
+    for _ in range(TRANSFORMER_STEPS):
+        idx = torch.randint(0, len(pairs), (32,), generator=gen).tolist()
+        src = pad([pairs[i][0] for i in idx]).long()
+        valid = torch.tensor([len(pairs[i][0]) for i in idx])
+        labels = pad([pairs[i][1] for i in idx]).long()
+        tgt_in = torch.cat([torch.full((len(idx), 1), bos_id), labels[:, :-1]], dim=1)
+        logits = model(src, valid, tgt_in)
+        loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1),
+                                                 ignore_index=pad_id)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
 
 
 def text_inputs(directory: str | Path) -> Path:

@@ -7,7 +7,9 @@ for classification ``{"input": PATH, "topk": [{"index": I, "label": NAME,
 float64 softmax of the graph's logits.
 
 Tasks other than classification plug in with :func:`register_predictor`; the
-text half of the toolkit adds its own.
+text half of the toolkit (``toolkit-nlp``) adds ``text_classification`` and
+``translation`` in :mod:`toolkit.nlp.deploy`, imported on first use so that
+``toolkit-core`` works without it.
 """
 from __future__ import annotations
 
@@ -20,10 +22,15 @@ import numpy as np
 from .preprocess import ImagePreprocessing, preprocess_image
 from .runtime import ExportedBlock, ExportError, load
 
-__all__ = ["predict", "classify", "softmax", "topk", "register_predictor", "PREDICTORS"]
+__all__ = ["predict", "classify", "softmax", "topk", "register_predictor", "PREDICTORS", "LAZY_PREDICTORS"]
 
 #: task name -> function(model, inputs, k, with_logits) -> list of result dicts
 PREDICTORS: dict[str, Callable[..., list[dict[str, Any]]]] = {}
+#: tasks served by another distribution: task -> (module that registers it, distribution)
+LAZY_PREDICTORS: dict[str, tuple[str, str]] = {
+    "text_classification": ("toolkit.nlp.deploy", "toolkit-nlp"),
+    "translation": ("toolkit.nlp.deploy", "toolkit-nlp"),
+}
 
 
 def register_predictor(task: str) -> Callable:
@@ -134,6 +141,22 @@ def _load(prefix: str | os.PathLike, runtime: str) -> Any:
     raise ExportError(f"unknown runtime {runtime!r}; choose onnxruntime or openvino")
 
 
+def _lazy_predictor(task: str | None) -> Callable[..., list[dict[str, Any]]] | None:
+    """Import the module that serves ``task`` (e.g. the text half) and return its predictor."""
+    if task not in LAZY_PREDICTORS:
+        return None
+    module, dist = LAZY_PREDICTORS[task]
+    import importlib
+
+    try:
+        importlib.import_module(module)
+    except ImportError as err:
+        raise ExportError(
+            f"task {task!r} needs the {dist} distribution (pip install {dist}); importing {module} failed: {err}"
+        ) from err
+    return PREDICTORS.get(task)
+
+
 def predict(
     prefix_or_model: str | os.PathLike | ExportedBlock,
     inputs: Sequence[str | os.PathLike],
@@ -150,7 +173,8 @@ def predict(
         The export prefix (``prefix.onnx`` + ``prefix.json``) or a loaded model.
     inputs : sequence of path
         Input files; what they are depends on the model's task (images for
-        classification).
+        classification; UTF-8 text files, one input per non-blank line, for
+        ``text_classification`` and ``translation``).
     k : int
         Top-k size.
     with_logits : bool
@@ -163,7 +187,8 @@ def predict(
     Raises
     ------
     ExportError
-        Missing/corrupt model files, or a task ``toolkit predict`` does not serve yet.
+        Missing/corrupt model or tokenizer files, unreadable text inputs, a text
+        task without ``toolkit-nlp`` installed, or a task ``toolkit predict`` does not serve.
     ImageError
         An unreadable or unusable image.
     """
@@ -174,9 +199,9 @@ def predict(
     if not inputs:
         raise ExportError("no inputs given")
     task = model.metadata.get("task")
-    fn = PREDICTORS.get(task or "")
+    fn = PREDICTORS.get(task or "") or _lazy_predictor(task)
     if fn is None:
-        served = ", ".join(sorted(PREDICTORS))
+        served = ", ".join(sorted({*PREDICTORS, *LAZY_PREDICTORS}))
         raise ExportError(
             f"toolkit predict does not yet support task {task!r} (model {model.metadata.get('model')!r}); "
             f"supported tasks: {served}"
