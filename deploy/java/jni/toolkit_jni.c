@@ -143,6 +143,44 @@ JNIEXPORT jlongArray JNICALL Java_toolkit_deploy_Predictor_nativeInputShape(JNIE
   return out;
 }
 
+/* Copies float32 output `index` of the finished request into a new float[]; writes its rank then dims into outShape. */
+static jfloatArray output_to_java(JNIEnv* env, Handle* h, size_t index, jlongArray outShape) {
+  ov_tensor_t* output = NULL;
+  jfloatArray result = NULL;
+  ov_status_e st = ov_infer_request_get_output_tensor_by_index(h->request, index, &output);
+  if (st != OK) {
+    throw_model_error(env, "OpenVINO output", st);
+    return NULL;
+  }
+  ov_shape_t oshape;
+  ov_element_type_e type;
+  void* out = NULL;
+  st = ov_tensor_get_shape(output, &oshape);
+  if (st == OK && (st = ov_tensor_get_element_type(output, &type)) == OK && (st = ov_tensor_data(output, &out)) == OK) {
+    if (type != F32) {
+      jclass ex = (*env)->FindClass(env, "toolkit/deploy/ModelException");
+      (*env)->ThrowNew(env, ex, "the graph's output is not float32");
+    } else {
+      jsize n = 1;
+      jlong meta[17];
+      meta[0] = oshape.rank;
+      for (int64_t d = 0; d < oshape.rank && d < 16; ++d) {
+        n *= (jsize)oshape.dims[d];
+        meta[d + 1] = oshape.dims[d];
+      }
+      jsize len = (*env)->GetArrayLength(env, outShape);
+      (*env)->SetLongArrayRegion(env, outShape, 0, len < oshape.rank + 1 ? len : (jsize)oshape.rank + 1, meta);
+      result = (*env)->NewFloatArray(env, n);
+      if (result) (*env)->SetFloatArrayRegion(env, result, 0, n, (const jfloat*)out);
+    }
+    ov_shape_free(&oshape);
+  } else {
+    throw_model_error(env, "OpenVINO output", st);
+  }
+  ov_tensor_free(output);
+  return result;
+}
+
 /* Runs input 0 = data (float32, `shape`); returns output 0 and writes its rank then dims into outShape. */
 JNIEXPORT jfloatArray JNICALL Java_toolkit_deploy_Predictor_nativeRun(JNIEnv* env, jclass cls, jlong handle, jfloatArray data,
                                                                      jlongArray jshape, jlongArray outShape) {
@@ -158,7 +196,6 @@ JNIEXPORT jfloatArray JNICALL Java_toolkit_deploy_Predictor_nativeRun(JNIEnv* en
   (*env)->GetFloatArrayRegion(env, data, 0, count, buffer);
   ov_shape_t shape;
   ov_tensor_t* input = NULL;
-  ov_tensor_t* output = NULL;
   jfloatArray result = NULL;
   ov_status_e st = ov_shape_create(rank, dims, &shape);
   if (st != OK) {
@@ -169,39 +206,73 @@ JNIEXPORT jfloatArray JNICALL Java_toolkit_deploy_Predictor_nativeRun(JNIEnv* en
   st = ov_tensor_create_from_host_ptr(F32, shape, buffer, &input);
   if (st == OK) st = ov_infer_request_set_input_tensor_by_index(h->request, 0, input);
   if (st == OK) st = ov_infer_request_infer(h->request);
-  if (st == OK) st = ov_infer_request_get_output_tensor_by_index(h->request, 0, &output);
-  if (st != OK) {
-    throw_model_error(env, "OpenVINO inference failed", st);
-  } else {
-    ov_shape_t oshape;
-    ov_element_type_e type;
-    void* out = NULL;
-    st = ov_tensor_get_shape(output, &oshape);
-    if (st == OK && (st = ov_tensor_get_element_type(output, &type)) == OK && (st = ov_tensor_data(output, &out)) == OK) {
-      if (type != F32) {
-        jclass ex = (*env)->FindClass(env, "toolkit/deploy/ModelException");
-        (*env)->ThrowNew(env, ex, "the graph's first output is not float32");
-      } else {
-        jsize n = 1;
-        jlong meta[17];
-        meta[0] = oshape.rank;
-        for (int64_t d = 0; d < oshape.rank && d < 16; ++d) {
-          n *= (jsize)oshape.dims[d];
-          meta[d + 1] = oshape.dims[d];
-        }
-        jsize len = (*env)->GetArrayLength(env, outShape);
-        (*env)->SetLongArrayRegion(env, outShape, 0, len < oshape.rank + 1 ? len : (jsize)oshape.rank + 1, meta);
-        result = (*env)->NewFloatArray(env, n);
-        (*env)->SetFloatArrayRegion(env, result, 0, n, (const jfloat*)out);
-      }
-      ov_shape_free(&oshape);
-    } else {
-      throw_model_error(env, "OpenVINO output", st);
-    }
-  }
-  if (output) ov_tensor_free(output);
+  if (st != OK) throw_model_error(env, "OpenVINO inference failed", st);
+  else result = output_to_java(env, h, 0, outShape);
   if (input) ov_tensor_free(input);
   ov_shape_free(&shape);
   free(buffer);
+  return result;
+}
+
+/*
+ * Feeds int64 tensors by input name (names[i] <- values[i] with shape shapes[i]), runs the graph and
+ * returns float32 output `output` (its rank and dims go to outShape). Java has checked the names and sizes.
+ */
+JNIEXPORT jfloatArray JNICALL Java_toolkit_deploy_Predictor_nativeRunInt64(JNIEnv* env, jclass cls, jlong handle,
+                                                                          jobjectArray names, jobjectArray values,
+                                                                          jobjectArray shapes, jint output,
+                                                                          jlongArray outShape) {
+  (void)cls;
+  Handle* h = (Handle*)(intptr_t)handle;
+  jsize n = (*env)->GetArrayLength(env, names);
+  int64_t** buffers = calloc((size_t)(n > 0 ? n : 1), sizeof(int64_t*));
+  ov_tensor_t** tensors = calloc((size_t)(n > 0 ? n : 1), sizeof(ov_tensor_t*));
+  jfloatArray result = NULL;
+  ov_status_e st = OK;
+  if (!buffers || !tensors) {
+    jclass ex = (*env)->FindClass(env, "toolkit/deploy/ModelException");
+    (*env)->ThrowNew(env, ex, "out of memory for the graph inputs");
+    goto done;
+  }
+  for (jsize i = 0; i < n && st == OK; ++i) {
+    jlongArray jdata = (jlongArray)(*env)->GetObjectArrayElement(env, values, i);
+    jlongArray jshape = (jlongArray)(*env)->GetObjectArrayElement(env, shapes, i);
+    jstring jname = (jstring)(*env)->GetObjectArrayElement(env, names, i);
+    jsize count = (*env)->GetArrayLength(env, jdata);
+    jsize rank = (*env)->GetArrayLength(env, jshape);
+    int64_t dims[16];
+    if (rank > 16) rank = 16;
+    (*env)->GetLongArrayRegion(env, jshape, 0, rank, (jlong*)dims);
+    buffers[i] = malloc(sizeof(int64_t) * (size_t)(count > 0 ? count : 1));
+    if (!buffers[i]) {
+      st = NOT_ALLOCATED;
+      break;
+    }
+    (*env)->GetLongArrayRegion(env, jdata, 0, count, (jlong*)buffers[i]);
+    ov_shape_t shape;
+    st = ov_shape_create(rank, dims, &shape);
+    if (st == OK) {
+      st = ov_tensor_create_from_host_ptr(I64, shape, buffers[i], &tensors[i]);
+      ov_shape_free(&shape);
+    }
+    if (st == OK) {
+      const char* name = (*env)->GetStringUTFChars(env, jname, NULL);
+      st = ov_infer_request_set_tensor(h->request, name, tensors[i]);
+      (*env)->ReleaseStringUTFChars(env, jname, name);
+    }
+    (*env)->DeleteLocalRef(env, jdata);
+    (*env)->DeleteLocalRef(env, jshape);
+    (*env)->DeleteLocalRef(env, jname);
+  }
+  if (st == OK) st = ov_infer_request_infer(h->request);
+  if (st != OK) throw_model_error(env, "OpenVINO inference failed", st);
+  else result = output_to_java(env, h, (size_t)output, outShape);
+done:
+  for (jsize i = 0; buffers && tensors && i < n; ++i) {
+    if (tensors[i]) ov_tensor_free(tensors[i]);
+    if (buffers[i]) free(buffers[i]);
+  }
+  free(tensors);
+  free(buffers);
   return result;
 }

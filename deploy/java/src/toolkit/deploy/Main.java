@@ -1,21 +1,34 @@
 package toolkit.deploy;
 
+import java.io.FileDescriptor;
 import java.io.FileOutputStream;
 import java.io.IOException;
 import java.io.OutputStream;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 
 /**
- * deploy/java/predict PREFIX INPUT... [--json] [--topk K] [--logits] [--threads N] [--dump-input FILE]
+ * deploy/java/predict PREFIX INPUT... [--json] [--topk K] [--logits] [--threads N] [--dump-input FILE] [--print-ids]
  *
- * <p>Prints the same results as {@code toolkit predict}. Errors go to stderr with exit
- * status 1 (bad model or input) or 2 (bad command line).
+ * <p>Prints the same results as {@code toolkit predict}: for an image classifier INPUTs are images,
+ * for text models ("text_classification", "translation") UTF-8 text files, one input per non-blank
+ * line. Errors go to stderr with exit status 1 (bad model or input) or 2 (bad command line).
  */
 public final class Main {
-  private static final String USAGE =
-      "usage: predict PREFIX INPUT... [--json] [--topk K] [--logits] [--threads N] [--dump-input FILE]";
+  private static final String USAGE = String.join("\n",
+      "usage: predict PREFIX INPUT... [--json] [--topk K] [--logits] [--threads N] [--dump-input FILE] [--print-ids]",
+      "  INPUT          an image (task classification) or a UTF-8 text file, one input per non-blank line",
+      "                 (tasks text_classification, translation)",
+      "  --json         print the results as JSON (the form of `toolkit predict --json`)",
+      "  --topk K       classes per input (default 5)",
+      "  --logits       also print the logits (translation: of the first decoding step)",
+      "  --threads N    OpenVINO inference threads (default: OpenVINO's choice)",
+      "  --dump-input F images: write the preprocessed float32 tensors to F",
+      "  --print-ids    text models: only tokenize, print [{\"input\": LINE, \"ids\": [...]}] as JSON",
+      "                 (the ids fed to the graph; for checking the tokenizer, the graph is not loaded)");
 
   private static void usage(String message) {
     System.err.println("predict: error: " + message);
@@ -35,7 +48,10 @@ public final class Main {
   }
 
   public static void main(String[] argv) {
-    boolean json = false, logits = false;
+    // UTF-8 whatever the locale: text inputs and outputs are UTF-8 (the JDK would use the locale's charset).
+    System.setOut(new PrintStream(new FileOutputStream(FileDescriptor.out), true, StandardCharsets.UTF_8));
+    System.setErr(new PrintStream(new FileOutputStream(FileDescriptor.err), true, StandardCharsets.UTF_8));
+    boolean json = false, logits = false, printIds = false;
     int topk = 5, threads = 0;
     String dump = null;
     List<String> positional = new ArrayList<>();
@@ -44,6 +60,7 @@ public final class Main {
       switch (s) {
         case "--json": json = true; break;
         case "--logits": logits = true; break;
+        case "--print-ids": printIds = true; break;
         case "--topk":
           if (i + 1 >= argv.length) usage("--topk needs a value");
           topk = intArg(s, argv[++i], 1);
@@ -69,9 +86,18 @@ public final class Main {
     String prefix = positional.get(0);
     List<String> inputs = positional.subList(1, positional.size());
     List<Map<String, Object>> results;
-    try (Predictor p = Predictor.load(prefix, threads);
-         OutputStream out = dump != null ? new FileOutputStream(dump) : null) {
-      results = p.classify(inputs, topk, logits, out);
+    boolean translation = false;
+    try {
+      if (printIds) {
+        results = printIds(prefix, inputs);
+        json = true;
+      } else {
+        try (Predictor p = Predictor.load(prefix, threads)) {
+          Object task = p.metadata().get("task");
+          translation = Translator.TASK.equals(task);
+          results = run(p, inputs, topk, logits, dump);
+        }
+      }
     } catch (ModelException | IOException err) {
       System.err.println("predict: error: " + err.getMessage());
       System.exit(1);
@@ -82,6 +108,10 @@ public final class Main {
       return;
     }
     for (Map<String, Object> item : results) {
+      if (translation) {
+        System.out.println(item.get("input") + "\t=> " + item.get("output"));
+        continue;
+      }
       StringBuilder sb = new StringBuilder(String.valueOf(item.get("input"))).append(":");
       for (Object o : (List<?>) item.get("topk")) {
         Map<?, ?> t = (Map<?, ?>) o;
@@ -89,5 +119,66 @@ public final class Main {
       }
       System.out.println(sb);
     }
+  }
+
+  private static final String TASKS = "classification, " + TextClassifier.TASK + ", " + Translator.TASK;
+
+  private static ModelException unsupported(Map<String, Object> meta) {
+    return new ModelException("toolkit predict (Java) does not yet support task '" + meta.get("task") + "' (model '"
+        + meta.get("model") + "'); supported tasks: " + TASKS);
+  }
+
+  private static List<Map<String, Object>> run(Predictor p, List<String> inputs, int topk, boolean logits, String dump)
+      throws IOException {
+    Object task = p.metadata().get("task");
+    List<Map<String, Object>> results = new ArrayList<>();
+    if ("classification".equals(task)) {
+      try (OutputStream out = dump != null ? new FileOutputStream(dump) : null) {
+        return p.classify(inputs, topk, logits, out);
+      }
+    }
+    if (TextClassifier.TASK.equals(task)) {
+      TextClassifier c = TextClassifier.of(p);
+      for (String line : TextInput.readLines(inputs)) results.add(c.classify(line, topk, logits));
+      return results;
+    }
+    if (Translator.TASK.equals(task)) {
+      try (Translator t = Translator.of(p)) {
+        for (String line : TextInput.readLines(inputs)) results.add(t.translate(line, logits));
+      }
+      return results;
+    }
+    throw unsupported(p.metadata());
+  }
+
+  /** --print-ids: the ids a text model would be fed, from the metadata and tokenizer alone. */
+  private static List<Map<String, Object>> printIds(String prefix, List<String> inputs) {
+    Map<String, Object> meta = Predictor.readMetadata(prefix);
+    Object task = meta.get("task");
+    List<Map<String, Object>> results = new ArrayList<>();
+    java.util.function.Function<String, long[]> encode;
+    Translator translator = null;
+    if (TextClassifier.TASK.equals(task)) {
+      encode = TextClassifier.tokenizerOnly(prefix)::encode;
+    } else if (Translator.TASK.equals(task)) {
+      translator = Translator.tokenizerOnly(prefix);
+      encode = translator::encode;
+    } else {
+      throw new ModelException("--print-ids serves text models (tasks " + TextClassifier.TASK + ", " + Translator.TASK
+          + "); model '" + meta.get("model") + "' has task '" + task + "'");
+    }
+    try {
+      for (String line : TextInput.readLines(inputs)) {
+        List<Object> ids = new ArrayList<>();
+        for (long id : encode.apply(line)) ids.add(id);
+        Map<String, Object> item = new java.util.LinkedHashMap<>();
+        item.put("input", line);
+        item.put("ids", ids);
+        results.add(item);
+      }
+    } finally {
+      if (translator != null) translator.close();
+    }
+    return results;
   }
 }

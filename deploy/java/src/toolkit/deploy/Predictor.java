@@ -33,6 +33,8 @@ public final class Predictor implements AutoCloseable {
   private static boolean loaded;
 
   private final Map<String, Object> meta;
+  private final Path folder;  // of PREFIX.json: files the metadata names are relative to it
+  private final List<String> inputNames, outputNames;
   private final long[][] inputShapes;  // from the metadata; -1 = dynamic axis
   private long handle;
   private long[] lastOutputShape = new long[0];
@@ -47,6 +49,9 @@ public final class Predictor implements AutoCloseable {
 
   private static native float[] nativeRun(long handle, float[] data, long[] shape, long[] outShape);
 
+  private static native float[] nativeRunInt64(long handle, String[] names, long[][] values, long[][] shapes, int output,
+                                               long[] outShape);
+
   private static synchronized void loadLibrary() {
     if (loaded) return;
     String explicit = System.getProperty("toolkit.jni");
@@ -60,8 +65,12 @@ public final class Predictor implements AutoCloseable {
     loaded = true;
   }
 
-  private Predictor(Map<String, Object> meta, long[][] inputShapes, long handle) {
+  private Predictor(Map<String, Object> meta, Path folder, List<String> inputNames, List<String> outputNames,
+                    long[][] inputShapes, long handle) {
     this.meta = meta;
+    this.folder = folder;
+    this.inputNames = List.copyOf(inputNames);
+    this.outputNames = List.copyOf(outputNames);
     this.inputShapes = inputShapes;
     this.handle = handle;
   }
@@ -72,14 +81,12 @@ public final class Predictor implements AutoCloseable {
   }
 
   /**
-   * Loads PREFIX.onnx after checking it against PREFIX.json: format, sha256 of the graph,
-   * input/output names and input shapes.
+   * Reads and checks PREFIX.json (format and the keys every export has) without loading the graph.
    *
-   * @param threads OpenVINO inference threads, 0 for its default
-   * @throws ModelException naming what is missing, corrupt or inconsistent
+   * @throws ModelException if the file is missing, not JSON or not an export's metadata
    */
   @SuppressWarnings("unchecked")
-  public static Predictor load(String prefix, int threads) {
+  public static Map<String, Object> readMetadata(String prefix) {
     Path json = Paths.get(prefix + ".json");
     if (!Files.isRegularFile(json))
       throw new ModelException("metadata file " + json + " not found (expected next to " + prefix + ".onnx)");
@@ -97,6 +104,20 @@ public final class Predictor implements AutoCloseable {
       if (!meta.containsKey(key)) throw new ModelException("metadata file " + json + " lacks " + key);
     if (!FORMAT.equals(meta.get("format")))
       throw new ModelException("metadata file " + json + " has format " + meta.get("format") + "; this runner reads " + FORMAT);
+    return meta;
+  }
+
+  /**
+   * Loads PREFIX.onnx after checking it against PREFIX.json: format, sha256 of the graph,
+   * input/output names and input shapes.
+   *
+   * @param threads OpenVINO inference threads, 0 for its default
+   * @throws ModelException naming what is missing, corrupt or inconsistent
+   */
+  @SuppressWarnings("unchecked")
+  public static Predictor load(String prefix, int threads) {
+    Map<String, Object> meta = readMetadata(prefix);
+    Path json = Paths.get(prefix + ".json");
     List<String> inNames = names(meta.get("inputs"), "inputs");
     List<String> outNames = names(meta.get("outputs"), "outputs");
     long[][] shapes = new long[inNames.size()][];
@@ -113,7 +134,7 @@ public final class Predictor implements AutoCloseable {
 
     loadLibrary();
     long handle = nativeLoad(graph.toString(), threads);
-    Predictor p = new Predictor(meta, shapes, handle);
+    Predictor p = new Predictor(meta, json.toAbsolutePath().getParent(), inNames, outNames, shapes, handle);
     try {
       List<String> gIn = Arrays.asList(nativeNames(handle, true));
       List<String> gOut = Arrays.asList(nativeNames(handle, false));
@@ -162,7 +183,7 @@ public final class Predictor implements AutoCloseable {
     return sb.append(']').toString();
   }
 
-  private static String sha256(Path file) {
+  static String sha256(Path file) {
     try (InputStream in = Files.newInputStream(file)) {
       MessageDigest md = MessageDigest.getInstance("SHA-256");
       byte[] buf = new byte[1 << 20];
@@ -178,6 +199,21 @@ public final class Predictor implements AutoCloseable {
   /** The parsed PREFIX.json. */
   public Map<String, Object> metadata() {
     return meta;
+  }
+
+  /** The folder of PREFIX.json (the metadata names other files relative to it). */
+  public Path folder() {
+    return folder;
+  }
+
+  /** The graph's input names, in order. */
+  public List<String> inputNames() {
+    return inputNames;
+  }
+
+  /** The graph's output names, in order. */
+  public List<String> outputNames() {
+    return outputNames;
   }
 
   /** Shape of the output returned by the last {@link #predict} call. */
@@ -208,6 +244,43 @@ public final class Predictor implements AutoCloseable {
     long[] out = new long[17];
     float[] result = nativeRun(handle, data, shape, out);
     lastOutputShape = Arrays.copyOfRange(out, 1, 1 + (int) out[0]);
+    return result;
+  }
+
+  /**
+   * Runs a graph whose inputs are int64 tensors (token ids, masks, lengths), fed by name, and returns
+   * one float32 output (row-major; its shape is then {@link #outputShape}).
+   *
+   * <pre>
+   *   float[] logits = p.run(Map.of("input_ids", LongTensor.row(ids), ...), "logits");
+   * </pre>
+   *
+   * @param inputs every graph input, by name
+   * @param output the output to return
+   * @throws ModelException if an input is missing or unknown, a rank does not fit the graph, or the output is unknown
+   */
+  public synchronized float[] run(Map<String, LongTensor> inputs, String output) {
+    if (handle == 0) throw new ModelException("predictor is closed");
+    int out = outputNames.indexOf(output);
+    if (out < 0) throw new ModelException("the graph has no output '" + output + "'; it has " + outputNames);
+    for (String name : inputs.keySet())
+      if (!inputNames.contains(name)) throw new ModelException("the graph has no input '" + name + "'; it takes " + inputNames);
+    String[] names = inputNames.toArray(new String[0]);
+    long[][] values = new long[names.length][], shapes = new long[names.length][];
+    for (int i = 0; i < names.length; i++) {
+      LongTensor t = inputs.get(names[i]);
+      if (t == null) throw new ModelException("no value for the graph input '" + names[i] + "'");
+      long[] want = inputShapes[i];
+      boolean bad = t.shape().length != want.length;
+      for (int d = 0; !bad && d < want.length; d++) bad = want[d] >= 0 && want[d] != t.shape()[d];
+      if (bad)
+        throw new ModelException("input '" + names[i] + "' has shape " + shapeText(t.shape()) + "; the graph takes " + shapeText(want));
+      values[i] = t.data();
+      shapes[i] = t.shape();
+    }
+    long[] outShape = new long[17];
+    float[] result = nativeRunInt64(handle, names, values, shapes, out, outShape);
+    lastOutputShape = Arrays.copyOfRange(outShape, 1, 1 + (int) outShape[0]);
     return result;
   }
 
@@ -245,25 +318,7 @@ public final class Predictor implements AutoCloseable {
       if (shape.length != 2 || shape[0] != 1)
         throw new ModelException("the graph returned shape " + shapeText(shape) + "; a classifier returns (N, classes)");
       int n = (int) shape[1];
-      double mx = Double.NEGATIVE_INFINITY;
-      for (int i = 0; i < n; i++) mx = Math.max(mx, logits[i]);
-      double[] probs = new double[n];
-      double sum = 0.0;
-      for (int i = 0; i < n; i++) sum += (probs[i] = Math.exp((double) logits[i] - mx));
-      for (int i = 0; i < n; i++) probs[i] /= sum;
-      Integer[] order = new Integer[n];
-      for (int i = 0; i < n; i++) order[i] = i;
-      Arrays.sort(order, (a, b) -> Double.compare(probs[b], probs[a]));  // stable: ties keep the lower index first
-      List<Object> names = classes instanceof List && ((List<Object>) classes).size() == n ? (List<Object>) classes : null;
-      List<Object> top = new ArrayList<>();
-      for (int r = 0; r < Math.min(k, n); r++) {
-        int i = order[r];
-        Map<String, Object> t = new LinkedHashMap<>();
-        t.put("index", (long) i);
-        t.put("label", names != null ? String.valueOf(names.get(i)) : Integer.toString(i));
-        t.put("prob", probs[i]);
-        top.add(t);
-      }
+      List<Object> top = topk(logits, k, classes instanceof List ? (List<Object>) classes : null);
       Map<String, Object> item = new LinkedHashMap<>();
       item.put("input", path);
       item.put("topk", top);
@@ -275,6 +330,34 @@ public final class Predictor implements AutoCloseable {
       results.add(item);
     }
     return results;
+  }
+
+  /**
+   * The k best classes of a logits row: [{index, label, prob}] best first, probabilities from a float64
+   * softmax, ties to the lower index; label = classes[i] when that list has one name per class, else "i".
+   */
+  static List<Object> topk(float[] logits, int k, List<Object> classes) {
+    int n = logits.length;
+    double mx = Double.NEGATIVE_INFINITY;
+    for (int i = 0; i < n; i++) mx = Math.max(mx, logits[i]);
+    double[] probs = new double[n];
+    double sum = 0.0;
+    for (int i = 0; i < n; i++) sum += (probs[i] = Math.exp((double) logits[i] - mx));
+    for (int i = 0; i < n; i++) probs[i] /= sum;
+    Integer[] order = new Integer[n];
+    for (int i = 0; i < n; i++) order[i] = i;
+    Arrays.sort(order, (a, b) -> Double.compare(probs[b], probs[a]));  // stable: ties keep the lower index first
+    List<Object> names = classes != null && classes.size() == n ? classes : null;
+    List<Object> top = new ArrayList<>();
+    for (int r = 0; r < Math.min(k, n); r++) {
+      int i = order[r];
+      Map<String, Object> t = new LinkedHashMap<>();
+      t.put("index", (long) i);
+      t.put("label", names != null ? String.valueOf(names.get(i)) : Integer.toString(i));
+      t.put("prob", probs[i]);
+      top.add(t);
+    }
+    return top;
   }
 
   @Override
