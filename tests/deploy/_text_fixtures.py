@@ -86,20 +86,36 @@ def _bible_lines(limit_range: str = BIBLE_RANGE) -> tuple[list[str], list[str]]:
 
 
 def _wordpiece_tokenizer(lines: list[str], directory: Path, vocab_size: int = 2000):
-    """Train a BERT WordPiece vocabulary with the ``tokenizers`` library and wrap it as the toolkit's tokenizer."""
-    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
+    """Learn a BERT WordPiece vocabulary (deterministically) and wrap it as the toolkit's tokenizer.
 
-    from toolkit.nlp.tokenizers import BertWordPieceTokenizer
+    The ``tokenizers`` WordPiece trainer breaks ties in hash order, so its vocabulary changes from run to
+    run; a fixture must not. So the words (BERT's own normaliser and pre-tokenizer from ``tokenizers``)
+    go through a single-threaded SentencePiece BPE, whose pieces become WordPiece tokens: a piece
+    that starts a word (``▁abc``) is ``abc``, any other is ``##abc``. Every character of the
+    corpus is kept in both forms, so no known character makes a word ``[UNK]``.
+    """
+    from tokenizers import normalizers, pre_tokenizers
 
+    from toolkit.nlp.tokenizers import BertWordPieceTokenizer, train_sentencepiece
+
+    normalizer = normalizers.BertNormalizer(lowercase=True)
+    splitter = pre_tokenizers.BertPreTokenizer()
+    words = [" ".join(w for w, _ in splitter.pre_tokenize_str(normalizer.normalize_str(line))) for line in lines]
+    bpe = train_sentencepiece(words, vocab_size=vocab_size, model_type="bpe", character_coverage=1.0,
+                              pad_piece=None, bos_piece=None, eos_piece=None, hard_vocab_limit=False,
+                              num_threads=1)
     specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
-    tok.normalizer = normalizers.BertNormalizer(lowercase=True)
-    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=specials, show_progress=False)
-    tok.train_from_iterator(lines, trainer)
-    vocab = tok.get_vocab()
+    tokens: dict[str, None] = dict.fromkeys(specials)
+    chars = sorted({c for w in words for c in w if not c.isspace()})
+    for c in chars:
+        tokens.setdefault(c)
+        tokens.setdefault("##" + c)
+    for piece in bpe.vocab.idx_to_token:
+        if piece == "<unk>" or piece == "\u2581":
+            continue
+        tokens.setdefault(piece[1:] if piece.startswith("\u2581") else "##" + piece)
     path = directory / "wordpiece-vocab.txt"
-    path.write_text("".join(t + "\n" for t, _ in sorted(vocab.items(), key=lambda kv: kv[1])), encoding="utf-8")
+    path.write_text("".join(t + "\n" for t in tokens), encoding="utf-8")
     return BertWordPieceTokenizer.from_vocab_file(path, lowercase=True)
 
 
@@ -114,8 +130,9 @@ def export_bert_classifier(directory: str | Path) -> Path:
     Returns
     -------
     pathlib.Path
-        The export prefix ``directory / "bert"``; the toolkit tokenizer is also
-        saved to ``directory / "bert-tokenizer"`` (for ``toolkit export --tokenizer``).
+        The export prefix ``directory / "bert"``. Also written: the toolkit tokenizer
+        ``directory / "bert-tokenizer"`` (for ``toolkit export --tokenizer``) and the
+        eager weights ``directory / "bert-checkpoint.pt"`` (:func:`load_checkpoint`).
     """
     from toolkit.data.batchify import Pad
     from toolkit.nlp.deploy import export_text
@@ -128,8 +145,9 @@ def export_bert_classifier(directory: str | Path) -> Path:
     tokenizer.save(directory / "bert-tokenizer")
     max_length = 32
     torch.manual_seed(0)
-    model = build_bert("bert_2_128_2", head="classification", num_classes=len(BERT_CLASSES), vocab_size=len(tokenizer),
-                       units=64, hidden_size=128, num_heads=2, max_length=64, dropout=0.0, attention_dropout=0.0)
+    kwargs = dict(head="classification", num_classes=len(BERT_CLASSES), vocab_size=len(tokenizer), units=64,
+                  hidden_size=128, num_heads=2, max_length=64, dropout=0.0, attention_dropout=0.0)
+    model = build_bert("bert_2_128_2", **kwargs)
     model.metadata.update(name="bert_tiny_langid", classes=list(BERT_CLASSES))
 
     # A few steps of language identification so that the logits mean something and are well apart.
@@ -143,9 +161,27 @@ def export_bert_classifier(directory: str | Path) -> Path:
     with _one_thread():
         _train_bert(model, opt, pad, encoded, labels, gen, tokenizer.vocab.pad_id)
     model.eval()
+    _save_checkpoint(model, "bert_2_128_2", kwargs, directory / "bert-checkpoint.pt")
     prefix = directory / "bert"
     export_text(model, tokenizer, prefix, max_length=max_length)
     return prefix
+
+
+def _save_checkpoint(model, name: str, kwargs: dict, path: Path) -> None:
+    """A torch checkpoint dict as ``toolkit export`` reads it (``model_name``, ``model_kwargs``, ``metadata``)."""
+    meta = {k: v for k, v in model.metadata.items() if k in ("name", "classes")}
+    torch.save({"model_name": name, "model_kwargs": kwargs, "metadata": meta, "model": model.state_dict()}, path)
+
+
+def load_checkpoint(path: str | Path):
+    """The eager model saved beside a fixture export (``DIR/bert-checkpoint.pt``, ``DIR/transformer-checkpoint.pt``)."""
+    from toolkit.zoo import get_model
+
+    blob = torch.load(str(path), map_location="cpu", weights_only=True)
+    model = get_model(blob["model_name"], **blob["model_kwargs"])
+    model.load_state_dict(blob["model"])
+    model.metadata.update(blob["metadata"])
+    return model.eval()
 
 
 def _train_bert(model, opt, pad, encoded: list[list[int]], labels: torch.Tensor, gen, pad_id: int) -> None:
@@ -170,8 +206,9 @@ def export_transformer(directory: str | Path) -> Path:
     Returns
     -------
     pathlib.Path
-        The export prefix ``directory / "transformer"``; the toolkit tokenizer is
-        also saved to ``directory / "transformer-tokenizer"``.
+        The export prefix ``directory / "transformer"``. Also written: the toolkit
+        tokenizer ``directory / "transformer-tokenizer"`` and the eager weights
+        ``directory / "transformer-checkpoint.pt"`` (:func:`load_checkpoint`).
     """
     from toolkit.data.batchify import Pad
     from toolkit.nlp.deploy import export_text
@@ -188,9 +225,10 @@ def export_transformer(directory: str | Path) -> Path:
     vocab = tokenizer.vocab
     max_length = 48
     torch.manual_seed(0)
-    model = build_transformer("transformer_tiny", vocab_size=len(vocab), units=64, hidden_size=128, num_heads=2,
-                              num_enc_layers=1, num_dec_layers=1, max_length=max_length, dropout=0.0,
-                              attention_dropout=0.0, pad_id=vocab.pad_id, bos_id=vocab.bos_id, eos_id=vocab.eos_id)
+    kwargs = dict(vocab_size=len(vocab), units=64, hidden_size=128, num_heads=2, num_enc_layers=1, num_dec_layers=1,
+                  max_length=max_length, dropout=0.0, attention_dropout=0.0, pad_id=vocab.pad_id,
+                  bos_id=vocab.bos_id, eos_id=vocab.eos_id)
+    model = build_transformer("transformer_tiny", **kwargs)
     model.metadata.update(name="transformer_tiny_en_es")
 
     # Some teacher-forced steps on short verses: the greedy output is then not a constant token.
@@ -203,6 +241,7 @@ def export_transformer(directory: str | Path) -> Path:
     with _one_thread():
         _train_transformer(model, opt, pad, pairs, gen, vocab.pad_id, vocab.bos_id)
     model.eval()
+    _save_checkpoint(model, "transformer_tiny", kwargs, directory / "transformer-checkpoint.pt")
     prefix = directory / "transformer"
     export_text(model, tokenizer, prefix, max_length=max_length)
     return prefix

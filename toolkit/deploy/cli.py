@@ -4,6 +4,8 @@
 
     toolkit export resnet18_v1 --pretrained --out build/r18
     toolkit predict build/r18 cat.png dog.png --json --topk 5
+    toolkit export runs/transformer/transformer.safetensors --tokenizer runs/transformer/tokenizer --out build/mt
+    toolkit predict build/mt sentences.txt --json
     toolkit quantize build/r18 --calib images/ --num-calib-batches 10 --calib-mode entropy
 
 Every error a user can cause (unknown model, missing or corrupt files, an
@@ -31,8 +33,19 @@ def _input_size(values: Sequence[int] | None) -> list[int] | None:
 
 
 def _kwargs_from_metadata(meta: dict[str, Any]) -> dict[str, Any]:
-    """Builder kwargs implied by a trained model's metadata (input channels, number of classes)."""
+    """Builder kwargs implied by a trained model's metadata (input channels, number of classes, vocabulary)."""
     kwargs: dict[str, Any] = {}
+    task = meta.get("task")
+    if task == "text_classification":  # BERT builders take a head and num_classes
+        kwargs["head"] = "classification"
+        n = len(meta["classes"]) if isinstance(meta.get("classes"), list) else meta.get("num_classes")
+        if isinstance(n, int):
+            kwargs["num_classes"] = n
+        kwargs.update({k: meta[k] for k in ("vocab_size", "pad_id", "max_length") if isinstance(meta.get(k), int)})
+        return kwargs
+    if task == "translation":
+        keys = ("src_vocab_size", "tgt_vocab_size", "pad_id", "bos_id", "eos_id", "max_length")
+        return {k: meta[k] for k in keys if isinstance(meta.get(k), int)}
     shape = meta.get("input_shape")
     if isinstance(shape, list) and len(shape) == 3:
         kwargs["in_channels"] = int(shape[0])
@@ -92,6 +105,8 @@ def _checkpoint_state(path: Path, model_name: str | None) -> tuple[str, dict[str
         name = model_name or blob.get("model_name") or blob.get("name")
         if isinstance(blob.get("model_kwargs"), dict):
             kwargs = dict(blob["model_kwargs"])
+        if isinstance(blob.get("metadata"), dict):  # e.g. class names of a fine-tuned classifier
+            recorded = dict(blob["metadata"])
         state = next((blob[k] for k in ("model", "state_dict", "model_state") if isinstance(blob.get(k), dict)), blob)
     if not name:
         raise WeightsError(
@@ -118,14 +133,15 @@ def build_model(
         scripts write it (header key ``toolkit``: JSON with ``model`` and ``metadata``,
         or separate ``model``/``metadata`` keys; ``kwargs``
         from the header or a ``metrics.json`` beside it), or a torch checkpoint
-        dict (``model``/``state_dict`` and optionally ``model_name``/``model_kwargs``),
-        read with ``weights_only=True``.
+        dict (``model``/``state_dict`` and optionally ``model_name``/``model_kwargs``/
+        ``metadata``), read with ``weights_only=True``.
     pretrained : bool or str
         As in :func:`toolkit.zoo.get_model` (``True``, a tag or a path).
     weights : str, optional
         A local safetensors file loaded after building.
     classes, in_channels : int, optional
-        Builder arguments.
+        Builder arguments (``classes`` becomes ``head="classification", num_classes=N``
+        for a BERT zoo name).
     model_name : str, optional
         Zoo name of a checkpoint that does not record it.
     input_size : sequence of int, optional
@@ -134,9 +150,9 @@ def build_model(
     """
     from ..zoo import get_model, load_weights
 
+    from ..zoo.registry import get_entry
+
     kwargs: dict[str, Any] = {}
-    if classes is not None:
-        kwargs["classes"] = classes
     if in_channels is not None:
         kwargs["in_channels"] = in_channels
     path = Path(model)
@@ -147,6 +163,11 @@ def build_model(
         kwargs = {**ck_kwargs, **kwargs}
     else:
         name = model
+    if classes is not None:
+        if get_entry(name).task == "bert":
+            kwargs.update(head="classification", num_classes=classes)
+        else:
+            kwargs["classes"] = classes
     block = get_model(name, pretrained=pretrained, **kwargs)
     if recorded and isinstance(getattr(block, "metadata", None), dict):
         # what the weights were trained with (preprocessing, class names) beats the builder's defaults
@@ -197,9 +218,38 @@ def _cmd_export(args: argparse.Namespace) -> int:
         model_name=args.model_name,
         input_size=_input_size(args.input_size),
     )
+    task = (getattr(block, "metadata", None) or {}).get("task")
+    if args.tokenizer:
+        meta = _export_text(block, args)
+        tok = meta["tokenizer"]
+        print(f"wrote {args.out}.onnx, {args.out}.json and {Path(args.out).parent / tok['file']} "
+              f"(model {meta.get('model')}, {tok['type']} tokenizer, sha256 {meta['sha256'][:12]}...)")
+        return 0
+    if args.max_length is not None:
+        raise ValueError("--max-length applies to text models exported with --tokenizer DIR")
     meta = block.export(args.out, check=not args.no_check)
     print(f"wrote {args.out}.onnx and {args.out}.json (model {meta.get('model')}, sha256 {meta['sha256'][:12]}...)")
+    if task in ("text_classification", "translation"):
+        print(f"note: {task} export without a tokenizer; `toolkit predict` needs one (--tokenizer DIR)",
+              file=sys.stderr)
     return 0
+
+
+def _export_text(block, args: argparse.Namespace) -> dict[str, Any]:
+    """``toolkit export ... --tokenizer DIR``: the graph, the tokenizer file and its metadata block."""
+    try:
+        from ..nlp.deploy import export_text
+        from ..nlp.tokenizers import load_tokenizer
+    except ImportError as err:
+        raise ValueError(f"--tokenizer needs the toolkit-nlp distribution (pip install toolkit-nlp): {err}") from err
+    folder = Path(args.tokenizer)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"--tokenizer {folder} is not a folder (a tokenizer saved with tokenizer.save(DIR))")
+    tokenizer = load_tokenizer(folder)
+    try:
+        return export_text(block, tokenizer, args.out, max_length=args.max_length, check=not args.no_check)
+    except TypeError as err:  # a tokenizer class that text deployment does not serve
+        raise ValueError(str(err)) from err
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
@@ -213,6 +263,8 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         if "topk" in item:
             best = "  ".join(f"{t['label']} ({t['index']}) {t['prob']:.6f}" for t in item["topk"])
             print(f"{item['input']}:  {best}")
+        elif "output" in item:  # translation
+            print(f"{item['input']}\t=> {item['output']}")
         else:
             print(json.dumps(item))
     return 0
@@ -256,11 +308,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--in-channels", type=int, help="input channels (1 for grey images)")
     p.add_argument("--model", dest="model_name", help="zoo name of a checkpoint that does not record it")
     p.add_argument("--no-check", action="store_true", help="skip the onnxruntime-vs-eager check")
+    p.add_argument("--tokenizer", metavar="DIR",
+                   help="text models: a saved toolkit tokenizer folder, written beside the graph for toolkit predict")
+    p.add_argument("--max-length", type=int, metavar="N",
+                   help="text models: longest id sequence fed to the graph (default: the model's max_length)")
     p.set_defaults(func=_cmd_export)
 
     p = sub.add_parser("predict", help="run an exported model on input files")
     p.add_argument("prefix", help="export prefix")
-    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files (classification)")
+    p.add_argument("inputs", nargs="+", metavar="INPUT",
+                   help="image files (classification) or UTF-8 text files, one input per non-blank line (text tasks)")
     p.add_argument("--json", action="store_true", help="print one JSON list, an object per input")
     p.add_argument("--topk", type=int, default=5, help="classes per input (default 5)")
     p.add_argument("--logits", action="store_true", help="also print the raw logits")
