@@ -17,6 +17,8 @@ from typing import Any, Callable, Mapping, Sequence
 import torch
 from torch import nn
 
+from .fold import FoldedGraph, fold_for_inference
+
 __all__ = ["HybridBlock", "HybridizeError"]
 
 _state = threading.local()
@@ -292,8 +294,14 @@ class HybridBlock(nn.Module):
             dynamic_shapes = {names[i]: s for i, s in enumerate(arg_specs)} | kw_specs
         program = self._export_program(args, kwargs, dynamic_shapes)
         runner = program.module()
+        if not self.training and not torch.is_grad_enabled():
+            # inference graph: batch norms folded into their convolutions (refolded when weights change)
+            runner = fold_for_inference(runner)
         if self._hybrid_compile:
-            runner = torch.compile(runner, dynamic=True)
+            if isinstance(runner, FoldedGraph):
+                runner.module = torch.compile(runner.module, dynamic=True)
+            else:
+                runner = torch.compile(runner, dynamic=True)
         accepts: list[tuple | None] = []
         user_inputs = set(program.graph_signature.user_inputs)
         for node in program.graph.nodes:
