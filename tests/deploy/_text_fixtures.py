@@ -11,8 +11,9 @@ is written outside the folder passed in.
   from both (3 classes), trained for a few steps, WordPiece vocabulary of
   about 2000 tokens, ``lowercase=True``, ``max_length`` 32.
 * :func:`export_transformer` -> ``DIR/transformer`` (``.onnx``, ``.json``,
-  ``.spm.model``): a 1+1-layer, 64-unit Transformer with a lower-casing
-  SentencePiece unigram model of 800 pieces, ``max_length`` 48.
+  ``.spm.model``): a 1+1-layer, 64-unit Transformer trained for a few steps,
+  with a lower-casing SentencePiece unigram model of 800 pieces; exported
+  ``max_length`` 24, so some greedy outputs stop at eos and others at the limit.
 * :func:`text_inputs` -> ``DIR/inputs.txt``: tricky real lines (see :data:`TRICKY_LINES`).
 
 Imported by name (tests/deploy/conftest.py puts this folder on sys.path).
@@ -34,6 +35,8 @@ BERT_CLASSES = ("english", "spanish", "both")
 #: Training steps of the two fixtures (a few seconds each on one core).
 BERT_STEPS = 80
 TRANSFORMER_STEPS = 160
+#: ``tokenizer.max_length`` of the Transformer export (the model itself takes 48).
+EXPORT_MAX_LENGTH = 24
 
 #: Lines of :func:`text_inputs`, in file order, as written (line ends included).
 TRICKY_LINES = (
@@ -243,7 +246,9 @@ def export_transformer(directory: str | Path) -> Path:
     model.eval()
     _save_checkpoint(model, "transformer_tiny", kwargs, directory / "transformer-checkpoint.pt")
     prefix = directory / "transformer"
-    export_text(model, tokenizer, prefix, max_length=max_length)
+    # A deploy max_length below the model's: long sources are cut and some greedy outputs run into
+    # the length limit (max_length - 1) while others end with eos, so both ways of stopping are exercised.
+    export_text(model, tokenizer, prefix, max_length=EXPORT_MAX_LENGTH)
     return prefix
 
 
