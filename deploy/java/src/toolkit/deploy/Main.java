@@ -27,8 +27,8 @@ public final class Main {
       "  --logits       also print the logits (translation: of the first decoding step)",
       "  --threads N    OpenVINO inference threads (default: OpenVINO's choice)",
       "  --dump-input F images: write the preprocessed float32 tensors to F",
-      "  --print-ids    text models: only tokenize, print [{\"input\": LINE, \"ids\": [...]}] as JSON",
-      "                 (the ids fed to the graph; for checking the tokenizer, the graph is not loaded)");
+      "  --print-ids    text models: only tokenize, print [{\"input\": LINE, \"ids\": [...]}] as JSON: the ids fed",
+      "                 to the graph (translation: also \"decoded\", the source pieces decoded); the graph is not loaded");
 
   private static void usage(String message) {
     System.err.println("predict: error: " + message);
@@ -170,10 +170,16 @@ public final class Main {
     try {
       for (String line : TextInput.readLines(inputs)) {
         List<Object> ids = new ArrayList<>();
-        for (long id : encode.apply(line)) ids.add(id);
+        long[] encoded = encode.apply(line);
+        for (long id : encoded) ids.add(id);
         Map<String, Object> item = new java.util.LinkedHashMap<>();
         item.put("input", line);
         item.put("ids", ids);
+        if (translator != null) {  // the source pieces decoded again (eos left out)
+          int[] pieces = new int[encoded.length - 1];
+          for (int i = 0; i < pieces.length; i++) pieces[i] = (int) encoded[i];
+          item.put("decoded", translator.tokenizer().decode(pieces));
+        }
         results.add(item);
       }
     } finally {

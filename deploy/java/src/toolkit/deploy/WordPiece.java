@@ -225,7 +225,7 @@ public final class WordPiece {
   }
 
   /** The BertNormalizer steps (clean text, CJK spacing, accents, lower case) on text without special tokens. */
-  String normalize(String text) {
+  public String normalize(String text) {
     StringBuilder sb = new StringBuilder(text.length() + 8);
     for (int i = 0; i < text.length(); ) {
       int cp = text.codePointAt(i);
@@ -301,7 +301,7 @@ public final class WordPiece {
   }
 
   /** BertPreTokenizer: words split on White_Space, each punctuation character its own word. */
-  static List<String> split(String text) {
+  public static List<String> split(String text) {
     List<String> words = new ArrayList<>();
     int start = -1;
     for (int i = 0; i < text.length(); ) {
