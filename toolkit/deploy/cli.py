@@ -283,7 +283,7 @@ def _cmd_quantize(args: argparse.Namespace) -> int:
         out=args.out,
         val=args.val,
         num_val=args.num_val,
-        dynamic=args.dynamic,
+        dynamic=True if args.dynamic else None,  # unset: chosen by the input dtypes (token ids -> dynamic)
         num_threads=args.threads,
     )
     if args.json:

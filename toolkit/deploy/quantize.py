@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -350,12 +351,36 @@ def quantize(
         report["accuracy"]["val"] = val
 
     new_meta = dict(meta)
+    if isinstance(meta.get("tokenizer"), dict) and meta["tokenizer"].get("file"):
+        new_meta["tokenizer"] = _copy_tokenizer(Path(prefix), out_prefix, meta["tokenizer"])
     new_meta["onnx_file"] = target.name
     new_meta["sha256"] = sha256_file(target)
     new_meta["quantization"] = {k: v for k, v in report.items() if k not in ("out", "summary")}
     write_json_atomic(metadata_path(out_prefix), new_meta)
     report["summary"] = _summary(report)
     return report
+
+
+def _copy_tokenizer(prefix: Path, out_prefix: Path, spec: dict[str, Any]) -> dict[str, Any]:
+    """Put a text export's tokenizer file beside the int8 graph, named from the new prefix.
+
+    The int8 export then stands on its own (another folder works too); the sha256 is the same.
+    """
+    source = prefix.parent / spec["file"]
+    if not source.is_file() or sha256_file(source) != spec.get("sha256"):
+        raise ExportError(f"tokenizer file {source} is missing or does not match the sha256 in the metadata")
+    suffix = spec["file"][len(prefix.name):] if spec["file"].startswith(prefix.name) else "." + spec["file"]
+    name = out_prefix.name + suffix
+    dest = out_prefix.parent / name
+    if dest.resolve() != source.resolve():
+        fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=name, suffix=".tmp")
+        os.close(fd)
+        try:
+            shutil.copyfile(source, tmp)
+            os.replace(tmp, dest)
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+    return {**spec, "file": name}
 
 
 def _example_feed(meta: dict[str, Any]) -> dict[str, np.ndarray]:
