@@ -137,6 +137,9 @@ public final class Main {
         return p.classify(inputs, topk, logits, out);
       }
     }
+    if (dump != null && (TextClassifier.TASK.equals(task) || Translator.TASK.equals(task)))
+      throw new ModelException("--dump-input writes preprocessed images; model '" + p.metadata().get("model")
+          + "' has task '" + task + "' (use --print-ids to see the ids fed to a text model)");
     if (TextClassifier.TASK.equals(task)) {
       TextClassifier c = TextClassifier.of(p);
       for (String line : TextInput.readLines(inputs)) results.add(c.classify(line, topk, logits));

@@ -104,8 +104,12 @@ public final class TextClassifier implements AutoCloseable {
     if (names.contains("token_type_ids")) feed.put("token_type_ids", LongTensor.row(zeros));
     if (names.contains("attention_mask")) feed.put("attention_mask", LongTensor.row(ones));
     List<String> outs = predictor.outputNames();
-    float[] logits = predictor.run(feed, outs.contains("logits") ? "logits" : outs.get(0));
-    long[] shape = predictor.outputShape();
+    float[] logits;
+    long[] shape;
+    synchronized (predictor) {  // the output shape of this very run
+      logits = predictor.run(feed, outs.contains("logits") ? "logits" : outs.get(0));
+      shape = predictor.outputShape();
+    }
     if (shape.length != 2 || shape[0] != 1)
       throw new ModelException("the graph returned shape " + Predictor.shapeText(shape) + "; a classifier returns (1, classes)");
     return logits;

@@ -27,8 +27,7 @@ public final class TextInput {
       try {
         bytes = Files.readAllBytes(Paths.get(path));
       } catch (IOException err) {
-        String why = err instanceof java.nio.file.NoSuchFileException ? "No such file or directory" : err.getMessage();
-        throw new ModelException("cannot read input file " + path + ": " + why, err);
+        throw new ModelException("cannot read input file " + path + ": " + reason(err), err);
       }
       String text;
       try {
@@ -45,6 +44,14 @@ public final class TextInput {
       if (out.size() == before) throw new ModelException("input file " + path + " has no non-empty line");
     }
     return out;
+  }
+
+  private static String reason(IOException err) {
+    if (err instanceof java.nio.file.NoSuchFileException) return "no such file";
+    if (err instanceof java.nio.file.AccessDeniedException) return "permission denied";
+    if (err instanceof java.nio.file.FileSystemException && ((java.nio.file.FileSystemException) err).getReason() != null)
+      return ((java.nio.file.FileSystemException) err).getReason();
+    return err.getMessage();
   }
 
   /** Python's {@code not line.strip()}: empty or only characters that str.isspace() accepts. */

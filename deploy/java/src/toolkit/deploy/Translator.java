@@ -148,8 +148,12 @@ public final class Translator implements AutoCloseable {
       feed.put("src_ids", srcIds);
       feed.put("src_valid_length", valid);
       feed.put("tgt_ids", LongTensor.row(t));
-      float[] logits = predictor.run(feed, output);
-      long[] shape = predictor.outputShape();
+      float[] logits;
+      long[] shape;
+      synchronized (predictor) {  // the output shape of this very run
+        logits = predictor.run(feed, output);
+        shape = predictor.outputShape();
+      }
       if (shape.length != 3 || shape[0] != 1 || shape[1] != t.length)
         throw new ModelException("the graph returned shape " + Predictor.shapeText(shape) + "; a translation graph returns (1, T, V)");
       int v = (int) shape[2], row = (t.length - 1) * v;
