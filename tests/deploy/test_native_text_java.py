@@ -9,6 +9,7 @@
   agree with HF's on every code point.
 * libsentencepiece through JNI loads the model written by the Python ``sentencepiece`` and gives
   the same ids and decoded text; the Java copy of Python's ``str.lower`` agrees with it.
+* Dynamic int8 exports (``toolkit quantize``) run in Java as in Python's OpenVINO.
 * Bad tokenizer files, metadata and input files give one clear line on stderr and exit status 1.
 """
 from __future__ import annotations
@@ -38,7 +39,7 @@ CRASH_SIGNS = ("Exception in thread", "terminate called", "Segmentation", "core 
 BATTERY = [
     # special tokens of the vocabulary, matched verbatim before normalisation (case-sensitive)
     "[CLS]", "[SEP][SEP]", "x[SEP]y", "[sep] [Sep] [ SEP ] [SEP", "[MASK]ed un[UNK]known [PAD]ding",
-    "[CLS]Hello[SEP]World[SEP]", "[[SEP]]", "[CL\u0001S] [SE\u200bP]",
+    "[CLS]Hello[SEP]World[SEP]", "[[SEP]]", "[CL\u0001S] [SE\u200bP]", "[SEP]\u0301x [MASK]\u0308",
     # case and accents
     "é e\u0301 ñ n\u0303 Å A\u030a ǅ ǈ ǋ Ⅻ ﬁ ﬀ ß ẞ",
     "İstanbul ISTANBUL ıi Iİ", "ΟΔΥΣΣΕΥΣ ΣΑΣ Σ ΑΣ. ὈΔΥΣΣΕΎΣ ᾼ ᾈ",
@@ -47,7 +48,7 @@ BATTERY = [
     "\u1e9e\u0130\u03a3\u1f88\u0149 \u01f0",
     # CJK, Japanese (NFD splits voiced kana), Korean (NFD splits Hangul syllables)
     "東京は日本の首都です。北京是中国的首都。", "がぎぐげご パピプペポ ｶﾞ", "한국어 텍스트입니다",
-    "\U00020000\U0002a6d6\U0002b820\U0002b91f\U0002b920 \uf900 \u2f800 \u3400",
+    "\U00020000\U0002a6d6\U0002b820\U0002b91f\U0002b920 \uf900 \U0002f800 \u3400",
     # other scripts with combining marks
     "مَرْحَبًا بِالْعَالَم", "שָׁלוֹם עוֹלָם", "नमस्ते दुनिया", "สวัสดีชาวโลก", "ᠮᠣᠩᠭᠣᠯ", "Ἀθῆναι",
     "Привет, мир! Ёлка ЁЖИК", "Γειά σου Κόσμε", "Բարեւ աշխարհ", "გამარჯობა",
@@ -62,7 +63,7 @@ BATTERY = [
     # punctuation: ASCII symbols count, Unicode P* counts, symbols (S*) do not
     "Wait... what?!?! ---- (really) *** ,,, ;; $5+3=8 <tag> a^b `c` |d| ~e~ _f_ @g #h %i &j \\k /l",
     "¿¡«»—–…“”‘’‹›„‚·•† ‡ § ¶ © ® ° ± µ ¢ £ ¥ € ₹ ™ ℃ ¼ ½ ¾ ×÷",
-    "「括弧」『二重』【隅付き】〔亀甲〕、。・ー〜", "a\u2e43b c\u166dd e\u111c9f g\u0f0bh i\u058aj",
+    "「括弧」『二重』【隅付き】〔亀甲〕、。・ー〜", "a\u2e43b c\u166dd e\U000111c9f g\u0f0bh i\u058aj",
     # numbers, mixed tokens, URLs, e-mail
     "Numbers 3.14159 and 1,000,000 plus e-mail: someone@example.com https://example.org/a?b=c&d=e#f",
     "iPhone McDonald's O'Reilly don't rock'n'roll co-operate re-élection naïve Zoë",
@@ -209,6 +210,25 @@ def test_java_text_api(exports, java_runner, tmp_path):
     assert translated == _java_json(java_runner, exports["transformer"], one, "--json")[0]
 
 
+def test_int8_text_exports_match_python_openvino(exports, java_runner, tmp_path):
+    """`toolkit quantize` (dynamic int8) of both text exports: Java gives Python's OpenVINO results."""
+    from toolkit.deploy import predict
+    from toolkit.deploy.cli import main
+
+    for name in ("bert", "transformer"):
+        out = tmp_path / f"{name}-int8"
+        assert main(["quantize", str(exports[name]), "--out", str(out)]) == 0
+        ref = predict(out, [exports["inputs"]], with_logits=True, runtime="openvino")
+        got = _java_json(java_runner, out, exports["inputs"], "--json", "--logits")
+        assert [g["input"] for g in got] == [r["input"] for r in ref]
+        for a, b in zip(got, ref):
+            if name == "bert":
+                assert [t["index"] for t in a["topk"]] == [t["index"] for t in b["topk"]]
+            else:
+                assert a["ids"] == b["ids"] and a["output"] == b["output"]
+            assert _rel(a["logits"], b["logits"]) <= RTOL
+
+
 # --------------------------------------------------------------------------- tokenizers
 def _text_export_meta(base: Path, block: dict) -> dict:
     """The base export's metadata with another tokenizer block (the graph is not needed by --print-ids)."""
@@ -251,7 +271,8 @@ def test_wordpiece_ids_match_python(options, exports, corpus, wordpiece_vocab, j
 
     tokens = wordpiece_vocab.read_text(encoding="utf-8").split("\n")[:-1]
     opts = dict(WORDPIECE_OPTIONS[options])
-    block = {"type": "wordpiece", "file": wordpiece_vocab.name, "sha256": hashlib.sha256(wordpiece_vocab.read_bytes()).hexdigest(),
+    block = {"type": "wordpiece", "file": wordpiece_vocab.name,
+             "sha256": hashlib.sha256(wordpiece_vocab.read_bytes()).hexdigest(),
              "max_input_chars_per_word": opts.pop("max_input_chars_per_word", 100),
              "unk_id": tokens.index("[UNK]"), "pad_id": tokens.index("[PAD]"), "cls_id": tokens.index("[CLS]"),
              "sep_id": tokens.index("[SEP]"), "bos_id": None, "eos_id": None,
@@ -269,10 +290,11 @@ def test_wordpiece_ids_match_python(options, exports, corpus, wordpiece_vocab, j
     assert [g["input"] for g in got] == inputs
     assert len(inputs) > 5000
     bad = [(line, g["ids"]) for line, g in zip(inputs, got) if g["ids"] != encode_classification(tokenizer, spec, line)]
-    known = sum(len(encode_classification(tokenizer, spec, line)) for line in inputs)
+    total = sum(len(encode_classification(tokenizer, spec, line)) for line in inputs)
     unk = sum(encode_classification(tokenizer, spec, line).count(block["unk_id"]) for line in BATTERY)
-    assert unk < 200 or options == "short-words-truncated", f"{unk} [UNK] in the battery: the vocabulary covers too little"
-    assert not bad, (f"{len(bad)} of {len(inputs)} lines differ ({known} ids in all); first: {bad[0][0]!r}\n"
+    print(f"{options}: {len(inputs)} lines, {total} ids, {unk} [UNK] in the battery")
+    assert unk <= 80, f"{unk} [UNK] in the battery: the vocabulary is too small for a searching test"
+    assert not bad, (f"{len(bad)} of {len(inputs)} lines differ ({total} ids in all); first: {bad[0][0]!r}\n"
                      f"java   {bad[0][1]}\npython {encode_classification(tokenizer, spec, bad[0][0])}")
 
 
@@ -313,7 +335,8 @@ public class CodePoints {
     }
     String[] lines = new String(java.nio.file.Files.readAllBytes(java.nio.file.Paths.get(a[1])), StandardCharsets.UTF_8)
         .split("\n", -1);
-    try (PrintWriter out = new PrintWriter(new OutputStreamWriter(new FileOutputStream(a[2]), StandardCharsets.UTF_8))) {
+    try (PrintWriter out = new PrintWriter(new OutputStreamWriter(new FileOutputStream(a[2]),
+                                                                  StandardCharsets.UTF_8))) {
       for (int i = 0; i < lines.length - 1; i++) out.print(SentencePiece.pythonLower(lines[i]) + "\n");
     }
   }
@@ -357,7 +380,8 @@ def test_character_classes_agree_with_hf_on_every_code_point(java_runner, tmp_pa
             cp = int(cells[0], 16)
             c = chr(cp)
             words = pre.pre_tokenize_str("a" + c + "b")
-            ref = [hexs(s.normalize_str(c)) for s in steps] + ["p" if len(words) == 3 else "w" if len(words) == 2 else "n"]
+            split = "p" if len(words) == 3 else "w" if len(words) == 2 else "n"
+            ref = [hexs(s.normalize_str(c)) for s in steps] + [split]
             for name, want, have in zip(names, ref, cells[1:6]):
                 if want != have:
                     bad[name].append(f"U+{cp:04X} {unicodedata.name(c, '?')}: HF {want} Java {have}")
