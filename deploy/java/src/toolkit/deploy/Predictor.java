@@ -25,8 +25,11 @@ import java.util.Map;
  *   }
  * </pre>
  *
- * <p>Not thread-safe for concurrent {@link #predict} calls on one instance (its
- * methods are synchronized); use one Predictor per thread for parallel work.
+ * <p>{@link #predict} feeds a graph with one float32 input; {@link #run} feeds int64 inputs by name
+ * (token ids: see {@link TextClassifier} and {@link Translator} for the text tasks).
+ *
+ * <p>Calls on one instance are serialized (its methods are synchronized); use one
+ * Predictor per thread for parallel work.
  */
 public final class Predictor implements AutoCloseable {
   private static final String FORMAT = "toolkit-export/1";
