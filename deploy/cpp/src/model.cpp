@@ -14,6 +14,16 @@ std::string shape_text(const std::vector<std::int64_t>& shape) {
   return s.str();
 }
 
+// OpenVINO's element type for a metadata dtype; dynamic for one this runner does not know.
+ov::element::Type element_type(const std::string& dtype) {
+  if (dtype == "float32") return ov::element::f32;
+  if (dtype == "int64") return ov::element::i64;
+  if (dtype == "int32") return ov::element::i32;
+  if (dtype == "float16") return ov::element::f16;
+  if (dtype == "float64") return ov::element::f64;
+  return ov::element::dynamic;
+}
+
 }  // namespace
 
 Model::Model(const std::string& prefix, int num_threads) : meta_(read_metadata(prefix)) {
@@ -34,6 +44,9 @@ Model::Model(const std::string& prefix, int num_threads) : meta_(read_metadata(p
     const auto& spec = meta_.inputs[i];
     if (!inputs[i].get_names().count(spec.name))
       throw ModelError("metadata input '" + spec.name + "' does not match the graph's input '" + inputs[i].get_any_name() + "'");
+    const ov::element::Type want = element_type(spec.dtype), got = inputs[i].get_element_type();
+    if (want.is_static() && got.is_static() && want != got)
+      throw ModelError("metadata input '" + spec.name + "' is " + spec.dtype + "; the graph's is " + got.get_type_name());
     const auto& ps = inputs[i].get_partial_shape();
     if (ps.rank().is_static() && static_cast<std::size_t>(ps.rank().get_length()) != spec.shape.size())
       throw ModelError("metadata input '" + spec.name + "' has rank " + std::to_string(spec.shape.size()) + "; the graph's has " +
@@ -56,30 +69,61 @@ Model::Model(const std::string& prefix, int num_threads) : meta_(read_metadata(p
   }
 }
 
+Output Model::run(const std::vector<Input>& inputs) {
+  std::vector<const Input*> by_index(meta_.inputs.size(), nullptr);
+  for (const Input& in : inputs) {
+    std::size_t i = 0;
+    while (i < meta_.inputs.size() && meta_.inputs[i].name != in.name) ++i;
+    if (i == meta_.inputs.size()) throw ModelError("the graph has no input '" + in.name + "'");
+    if (by_index[i]) throw ModelError("input '" + in.name + "' given twice");
+    by_index[i] = &in;
+  }
+  std::vector<ov::Tensor> tensors;  // keep the wrapped buffers alive until infer() returns
+  for (std::size_t i = 0; i < meta_.inputs.size(); ++i) {
+    const TensorSpec& spec = meta_.inputs[i];
+    const Input* in = by_index[i];
+    if (!in) throw ModelError("no value given for the graph's input '" + spec.name + "'");
+    if (in->dtype != spec.dtype)
+      throw ModelError("input '" + spec.name + "' is " + spec.dtype + "; this runner fed " + in->dtype);
+    bool bad = in->shape.size() != spec.shape.size();
+    std::size_t count = 1;
+    for (std::size_t d = 0; d < in->shape.size(); ++d) {
+      if (!bad && spec.shape[d] >= 0 && spec.shape[d] != in->shape[d]) bad = true;
+      if (in->shape[d] <= 0) bad = true;
+      count *= static_cast<std::size_t>(std::max<std::int64_t>(in->shape[d], 0));
+    }
+    if (bad) throw ModelError("input '" + spec.name + "' has shape " + shape_text(in->shape) + "; the graph takes " + shape_text(spec.shape));
+    const std::size_t given = in->dtype == "int64" ? in->i64.size() : in->f32.size();
+    if (in->dtype != "int64" && in->dtype != "float32")
+      throw ModelError("input '" + spec.name + "' is " + spec.dtype + "; this runner feeds float32 and int64");
+    if (count != given)
+      throw ModelError("input '" + spec.name + "' holds " + std::to_string(given) + " values for shape " + shape_text(in->shape));
+    ov::Shape ov_shape(in->shape.begin(), in->shape.end());
+    if (in->dtype == "int64")
+      tensors.emplace_back(ov::element::i64, ov_shape, const_cast<std::int64_t*>(in->i64.data()));
+    else
+      tensors.emplace_back(ov::element::f32, ov_shape, const_cast<float*>(in->f32.data()));
+    request_.set_input_tensor(i, tensors.back());
+  }
+  request_.infer();
+  ov::Tensor out = request_.get_output_tensor(0);
+  if (out.get_element_type() != ov::element::f32) throw ModelError("the graph's first output is not float32");
+  Output result;
+  const ov::Shape got = out.get_shape();
+  result.shape.assign(got.begin(), got.end());
+  const float* p = out.data<const float>();
+  result.data.assign(p, p + out.get_size());
+  return result;
+}
+
 std::vector<float> Model::run(const std::vector<float>& data, const std::vector<std::int64_t>& shape,
                               std::vector<std::int64_t>& out_shape) {
   if (meta_.inputs.size() != 1) throw ModelError("this runner feeds models with one input");
   const auto& spec = meta_.inputs[0];
   if (spec.dtype != "float32") throw ModelError("input '" + spec.name + "' is " + spec.dtype + "; this runner feeds float32");
-  bool bad = shape.size() != spec.shape.size();
-  std::size_t count = 1;
-  for (std::size_t d = 0; d < shape.size(); ++d) {
-    if (!bad && spec.shape[d] >= 0 && spec.shape[d] != shape[d]) bad = true;
-    if (shape[d] <= 0) bad = true;
-    count *= static_cast<std::size_t>(std::max<std::int64_t>(shape[d], 0));
-  }
-  if (bad) throw ModelError("input '" + spec.name + "' has shape " + shape_text(shape) + "; the graph takes " + shape_text(spec.shape));
-  if (count != data.size()) throw ModelError("input data holds " + std::to_string(data.size()) + " values for shape " + shape_text(shape));
-  ov::Shape ov_shape(shape.begin(), shape.end());
-  ov::Tensor input(ov::element::f32, ov_shape, const_cast<float*>(data.data()));
-  request_.set_input_tensor(0, input);
-  request_.infer();
-  ov::Tensor out = request_.get_output_tensor(0);
-  if (out.get_element_type() != ov::element::f32) throw ModelError("the graph's first output is not float32");
-  const ov::Shape got = out.get_shape();
-  out_shape.assign(got.begin(), got.end());
-  const float* p = out.data<const float>();
-  return std::vector<float>(p, p + out.get_size());
+  Output out = run({Input::float32(spec.name, shape, data)});
+  out_shape = std::move(out.shape);
+  return std::move(out.data);
 }
 
 }  // namespace toolkit
