@@ -370,3 +370,50 @@ def test_int8_dynamic_keeps_the_tokenizer(exports, tmp_path, capsys):
                 assert g["topk"][0]["index"] == r["topk"][0]["index"] == v["topk"][0]["index"]
             else:
                 assert g["output"] == load_deploy_tokenizer(int8, out.parent)[0].decode(g["ids"])
+
+
+@pytest.mark.slow
+def test_cli_export_bare_weights_sized_by_the_tokenizer(exports, tmp_path, capsys):
+    """A training script's bare safetensors + its tokenizer folder: the vocabulary and ids come from the tokenizer."""
+    from toolkit.zoo import get_model, save_weights
+
+    tok_dir = exports["root"] / "transformer-tokenizer"
+    v = load_tokenizer(tok_dir).vocab
+    torch.manual_seed(1)
+    model = get_model("transformer_tiny", vocab_size=len(v), pad_id=v.pad_id, bos_id=v.bos_id, eos_id=v.eos_id).eval()
+    weights = tmp_path / "transformer_tiny.safetensors"
+    save_weights(model, weights)
+    out = tmp_path / "mt"
+    assert main(["export", str(weights), "--model", "transformer_tiny", "--tokenizer", str(tok_dir),
+                 "--out", str(out), "--max-length", "16"]) == 0, capsys.readouterr().err
+    capsys.readouterr()
+    meta = _meta(out)
+    assert meta["tokenizer"]["max_length"] == 16 and meta["tgt_vocab_size"] == len(v)
+    line = fx.expected_inputs()[0]
+    one = tmp_path / "one.txt"
+    one.write_text(line + "\n", encoding="utf-8")
+    assert main(["predict", str(out), str(one), "--json"]) == 0
+    (got,) = json.loads(capsys.readouterr().out)
+    sp, spec = load_deploy_tokenizer(meta, tmp_path)
+    src = encode_source(sp, spec, line)
+    assert len(src) == 16  # truncated to max_length, eos last
+    ids, logprob, _ = greedy_translate(_eager_step(model), src, v.bos_id, v.eos_id, decode_limit(spec, meta["decoding"], 16))
+    assert got["ids"] == ids and got["input"] == line
+    _close(got["logprob"], logprob)
+    # without the tokenizer's sizes the default 32000-token model would not fit the weights
+    assert "does not fit" in _cli_error(capsys, "export", weights, "--model", "transformer_tiny", "--out", tmp_path / "x")
+
+
+@pytest.mark.slow
+def test_tutorial_text_section(tmp_path):
+    import subprocess
+
+    repo = Path(__file__).resolve().parents[2]
+    done = subprocess.run(
+        [sys.executable, str(repo / "tutorials" / "deploy_export_quantize.py"), "--task", "text", "--skip-native",
+         "--workdir", str(tmp_path)],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "onnxruntime and OpenVINO give the same ids on 3/3 lines" in done.stdout
+    assert (tmp_path / "transformer_tiny-int8.spm.model").is_file()

@@ -123,6 +123,7 @@ def build_model(
     in_channels: int | None = None,
     model_name: str | None = None,
     input_size: Sequence[int] | None = None,
+    tokenizer: Any = None,
 ):
     """Build the block ``toolkit export`` exports.
 
@@ -147,6 +148,11 @@ def build_model(
     input_size : sequence of int, optional
         ``S``, ``H W`` or ``C H W``: the export's input size. The center crop
         follows it and the resize keeps its ratio to the crop.
+    tokenizer : BaseTokenizer, optional
+        Text models: the vocabulary size and special ids (pad, bos, eos) a
+        Transformer or BERT is built with, unless the checkpoint records them
+        (the training scripts save bare weights beside the tokenizer folder).
+        Not used with ``pretrained``, whose published weights fix them.
     """
     from ..zoo import get_model, load_weights
 
@@ -163,6 +169,8 @@ def build_model(
         kwargs = {**ck_kwargs, **kwargs}
     else:
         name = model
+    if tokenizer is not None and pretrained is False:
+        kwargs = {**_kwargs_from_tokenizer(get_entry(name).task, tokenizer), **kwargs}
     if classes is not None:
         if get_entry(name).task == "bert":
             kwargs.update(head="classification", num_classes=classes)
@@ -188,6 +196,18 @@ def build_model(
     return block.eval()
 
 
+def _kwargs_from_tokenizer(task: str | None, tokenizer: Any) -> dict[str, Any]:
+    """Builder kwargs a text model takes from its tokenizer's vocabulary."""
+    vocab = tokenizer.vocab
+    ids = {k: getattr(vocab, k) for k in ("pad_id", "bos_id", "eos_id")}
+    if task == "translation":
+        return {"src_vocab_size": len(vocab), "tgt_vocab_size": len(vocab),
+                **{k: v for k, v in ids.items() if v is not None}}
+    if task == "bert":
+        return {"vocab_size": len(vocab), **({"pad_id": ids["pad_id"]} if ids["pad_id"] is not None else {})}
+    return {}
+
+
 def _set_input_size(block, size: list[int]) -> None:
     meta = block.metadata
     old = list(meta.get("input_shape") or [])
@@ -209,6 +229,7 @@ def _set_input_size(block, size: list[int]) -> None:
 
 def _cmd_export(args: argparse.Namespace) -> int:
     pretrained: bool | str = args.pretrained if args.pretrained is not None else False
+    tokenizer = _load_text_tokenizer(args.tokenizer) if args.tokenizer else None
     block = build_model(
         args.model,
         pretrained=pretrained,
@@ -217,10 +238,11 @@ def _cmd_export(args: argparse.Namespace) -> int:
         in_channels=args.in_channels,
         model_name=args.model_name,
         input_size=_input_size(args.input_size),
+        tokenizer=tokenizer,
     )
     task = (getattr(block, "metadata", None) or {}).get("task")
-    if args.tokenizer:
-        meta = _export_text(block, args)
+    if tokenizer is not None:
+        meta = _export_text(block, tokenizer, args)
         tok = meta["tokenizer"]
         print(f"wrote {args.out}.onnx, {args.out}.json and {Path(args.out).parent / tok['file']} "
               f"(model {meta.get('model')}, {tok['type']} tokenizer, sha256 {meta['sha256'][:12]}...)")
@@ -235,17 +257,22 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def _export_text(block, args: argparse.Namespace) -> dict[str, Any]:
-    """``toolkit export ... --tokenizer DIR``: the graph, the tokenizer file and its metadata block."""
+def _load_text_tokenizer(directory: str):
+    """The tokenizer of ``--tokenizer DIR`` (a folder written by ``tokenizer.save(DIR)``)."""
     try:
-        from ..nlp.deploy import export_text
         from ..nlp.tokenizers import load_tokenizer
     except ImportError as err:
         raise ValueError(f"--tokenizer needs the toolkit-nlp distribution (pip install toolkit-nlp): {err}") from err
-    folder = Path(args.tokenizer)
+    folder = Path(directory)
     if not folder.is_dir():
         raise FileNotFoundError(f"--tokenizer {folder} is not a folder (a tokenizer saved with tokenizer.save(DIR))")
-    tokenizer = load_tokenizer(folder)
+    return load_tokenizer(folder)
+
+
+def _export_text(block, tokenizer, args: argparse.Namespace) -> dict[str, Any]:
+    """``toolkit export ... --tokenizer DIR``: the graph, the tokenizer file and its metadata block."""
+    from ..nlp.deploy import export_text
+
     try:
         return export_text(block, tokenizer, args.out, max_length=args.max_length, check=not args.no_check)
     except TypeError as err:  # a tokenizer class that text deployment does not serve
