@@ -279,6 +279,7 @@ def test_bad_tokenizer(exports, tmp_path, capsys, name):
         (lambda m: m.pop("tokenizer"), 'no "tokenizer"'),
         (lambda m: m["tokenizer"].update(type="bpe"), "unknown tokenizer type 'bpe'"),
         (lambda m: m["tokenizer"].update(sha256="0" * 64), "corrupt"),
+        (lambda m: m["tokenizer"].update(file="../" + m["tokenizer"]["file"]), "must be a file name beside"),
     ):
         broken = json.loads(json.dumps(meta))
         change(broken)

@@ -13,9 +13,16 @@ The predictors registered here (tasks ``text_classification`` and
 return the JSON items the C++ and Java runners reproduce. Translation decodes
 greedily by re-running the whole exported graph on the growing target, so a
 runner needs nothing but the graph (no decoder state to carry between calls).
+
+Two details the native runners must match: a line is "blank" when
+``line.strip()`` is empty (Python's Unicode whitespace), and a WordPiece block
+also lists ``special_tokens``, the vocabulary's special tokens (``[MASK]``
+included) that are matched verbatim in the raw text before normalisation, as
+``transformers`` and :class:`BertWordPieceTokenizer` do.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 from pathlib import Path
@@ -91,8 +98,6 @@ def _model_vocab_size(model: Any, task: str) -> int | None:
 
 
 def _tokenizer_block(tokenizer: BaseTokenizer, file_name: str, data: bytes, max_length: int) -> dict[str, Any]:
-    import hashlib
-
     vocab = tokenizer.vocab
     if isinstance(tokenizer, BertWordPieceTokenizer):
         opts = tokenizer._config()
@@ -267,6 +272,9 @@ def _tokenizer_spec(meta: Mapping[str, Any]) -> dict[str, Any]:
     missing = [k for k in ("file", "sha256", "unk_id", "max_length") if spec.get(k) is None]
     if missing:
         raise ExportError(f"the metadata's tokenizer block lacks {', '.join(missing)}")
+    name = spec["file"]
+    if not isinstance(name, str) or not name or Path(name).name != name or name in (".", ".."):
+        raise ExportError(f"the tokenizer file must be a file name beside PREFIX.json, not {name!r}")
     if not isinstance(spec["max_length"], int) or spec["max_length"] < 2:
         raise ExportError(f"the tokenizer's max_length must be an int >= 2, got {spec['max_length']!r}")
     return spec
@@ -473,8 +481,8 @@ def classify_text(
             raise ExportError(f"the graph returned shape {list(logits.shape)}; a classifier returns (1, classes)")
         row = logits[0]
         probs = softmax(row)
-        names_ = meta.get("classes")
-        labels = [str(c) for c in names_] if isinstance(names_, list) and len(names_) == len(row) else None
+        classes = meta.get("classes")
+        labels = [str(c) for c in classes] if isinstance(classes, list) and len(classes) == len(row) else None
         item: dict[str, Any] = {
             "input": line,
             "topk": [{"index": int(i), "label": labels[i] if labels else str(i), "prob": float(probs[i])}
