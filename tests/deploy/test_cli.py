@@ -114,9 +114,9 @@ def test_predict_rejects_corrupt_graph_mismatched_json_bad_image_and_other_tasks
 
     meta_path = tiny_copy.with_suffix(".json")
     meta = json.loads(meta_path.read_text())
-    meta_path.write_text(json.dumps({**meta, "task": "translation"}))
+    meta_path.write_text(json.dumps({**meta, "task": "question_answering"}))
     code, _, err = run_cli(capsys, "predict", tiny_copy, photos[0])
-    assert code == 1 and "does not yet support task 'translation'" in err
+    assert code == 1 and "does not yet support task 'question_answering'" in err
 
     meta_path.write_text(json.dumps({**meta, "input_shape": [3, 48, 48],
                                      "preprocessing": {**meta["preprocessing"], "crop": [48, 48], "resize": 50}}))
