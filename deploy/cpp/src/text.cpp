@@ -263,6 +263,15 @@ TokenizerConfig TokenizerConfig::from_metadata(const json& meta, const std::stri
     if (!t.contains("max_input_chars_per_word") || !t["max_input_chars_per_word"].is_number_integer())
       throw ModelError("metadata tokenizer lacks the integer \"max_input_chars_per_word\"");
     c.max_input_chars_per_word = t["max_input_chars_per_word"].get<int>();
+    if (c.max_input_chars_per_word < 1) throw ModelError("metadata tokenizer max_input_chars_per_word must be >= 1");
+    if (t.contains("special_tokens") && !t["special_tokens"].is_null()) {
+      if (!t["special_tokens"].is_array()) throw ModelError("metadata tokenizer special_tokens must be a list of strings");
+      for (const auto& s : t["special_tokens"]) {
+        if (!s.is_string()) throw ModelError("metadata tokenizer special_tokens must be a list of strings");
+        c.special_tokens.push_back(s.get<std::string>());
+      }
+      c.has_special_tokens = true;
+    }
   }
   c.unk_id = optional_id(t, "unk_id");
   c.pad_id = optional_id(t, "pad_id");
@@ -314,10 +323,17 @@ WordPiece::WordPiece(const std::string& vocab_path, const TokenizerConfig& cfg) 
                        std::to_string(n) + " tokens in " + vocab_path);
   if (cfg_.unk_id < 0 || cfg_.cls_id < 0 || cfg_.sep_id < 0)
     throw ModelError("a wordpiece tokenizer needs unk_id, cls_id and sep_id in the metadata");
-  // The special tokens HF `tokenizers` matches in the raw text (toolkit adds the vocabulary's
-  // [UNK], [PAD], [CLS], [SEP], [MASK] as special added tokens).
-  for (const char* t : {"[UNK]", "[PAD]", "[CLS]", "[SEP]", "[MASK]"})
-    if (ids_.count(t)) specials_.push_back(t);
+  // The special tokens HF `tokenizers` matches in the raw text: toolkit adds the vocabulary's
+  // special tokens (those of the ids, and the others the metadata lists) as added tokens.
+  if (cfg_.has_special_tokens) {
+    for (const std::string& t : cfg_.special_tokens) {
+      if (!ids_.count(t)) throw ModelError("metadata special token '" + t + "' is not in " + vocab_path);
+      if (!t.empty() && std::find(specials_.begin(), specials_.end(), t) == specials_.end()) specials_.push_back(t);
+    }
+  } else {
+    for (const char* t : {"[UNK]", "[PAD]", "[CLS]", "[SEP]", "[MASK]"})
+      if (ids_.count(t)) specials_.push_back(t);
+  }
   for (std::int64_t id : {cfg_.unk_id, cfg_.pad_id, cfg_.cls_id, cfg_.sep_id})
     if (id >= 0 && !tokens_[id].empty() && std::find(specials_.begin(), specials_.end(), tokens_[id]) == specials_.end())
       specials_.push_back(tokens_[id]);

@@ -37,6 +37,10 @@ struct TokenizerConfig {
   // wordpiece only
   bool strip_accents = false, tokenize_chinese_chars = true, clean_text = true;
   int max_input_chars_per_word = 100;
+  // "special_tokens": tokens matched verbatim in the raw text besides those of the ids above;
+  // without the key, whichever of [UNK] [PAD] [CLS] [SEP] [MASK] the vocabulary has
+  bool has_special_tokens = false;
+  std::vector<std::string> special_tokens;
   // -1 where the metadata says null
   std::int64_t unk_id = -1, pad_id = -1, cls_id = -1, sep_id = -1, bos_id = -1, eos_id = -1;
   std::int64_t max_length = 0;
