@@ -227,6 +227,26 @@ def test_classifier_truncates_to_max_length(exports, cpp_runner, tmp_path):
                                                                 spec["sep_id"]]
 
 
+def test_int8_text_exports_match_python_openvino(exports, cpp_runner, tmp_path):
+    """`toolkit quantize` (dynamic int8) of both text exports: C++ gives Python's OpenVINO results."""
+    from toolkit.deploy import predict
+    from toolkit.deploy.cli import main
+
+    for name in ("bert", "transformer"):
+        out = tmp_path / f"{name}-int8"
+        assert main(["quantize", str(exports[name]), "--out", str(out)]) == 0
+        ref = predict(out, [exports["inputs"]], with_logits=True, runtime="openvino")
+        got = _json(cpp_runner, out, exports["inputs"], "--json", "--logits")
+        assert [g["input"] for g in got] == [r["input"] for r in ref]
+        for a, b in zip(got, ref):
+            if name == "bert":
+                assert [t["index"] for t in a["topk"]] == [t["index"] for t in b["topk"]], a["input"]
+            else:
+                assert a["ids"] == b["ids"] and a["output"] == b["output"], a["input"]
+                assert abs(a["logprob"] - b["logprob"]) <= RTOL * abs(b["logprob"]), a["input"]
+            assert _rel(a["logits"], b["logits"]) <= RTOL, a["input"]
+
+
 # -------------------------------------------------------------------------------- WordPiece
 @pytest.fixture(scope="module")
 def wordpiece_vocab(exports, corpus, tmp_path_factory) -> Path:
@@ -450,6 +470,11 @@ def test_bad_input_files(exports, cpp_runner, tmp_path):
         _fails(cpp_runner, prefix, surrogate, "--json", message="is not valid UTF-8")
         # a bad file after good ones still fails the run (nothing printed)
         _fails(cpp_runner, prefix, exports["inputs"], blank, "--json", message="has no non-empty line")
+
+
+def test_dump_input_is_refused_for_text_models(exports, cpp_runner, tmp_path):
+    _fails(cpp_runner, exports["bert"], exports["inputs"], "--dump-input", tmp_path / "x.bin",
+           message="--dump-input writes image tensors")
 
 
 def test_help_documents_print_ids(cpp_runner):

@@ -164,6 +164,8 @@ int main(int argc, char** argv) {
     const toolkit::Metadata& meta = model.metadata();
     const auto k = static_cast<std::size_t>(args.topk);
     json results;
+    if (meta.task != "classification" && !args.dump.empty())
+      throw toolkit::ModelError("--dump-input writes image tensors; model '" + meta.model + "' has task '" + meta.task + "'");
     if (meta.task == "classification") results = classify_images(model, args);
     else if (meta.task == "text_classification") results = toolkit::classify_text(model, args.prefix, args.inputs, k, args.logits);
     else if (meta.task == "translation") results = toolkit::translate(model, args.prefix, args.inputs, args.logits);
