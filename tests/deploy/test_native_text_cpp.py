@@ -78,6 +78,7 @@ WORDPIECE_OPTIONS = {
     "lowercase-keep-accents": dict(lowercase=True, strip_accents=False),
     "cased-strip-accents": dict(lowercase=False, strip_accents=True),
     "raw": dict(lowercase=False, tokenize_chinese_chars=False, clean_text=False, max_input_chars_per_word=12),
+    "uncleaned-lowercase": dict(lowercase=True, tokenize_chinese_chars=False, clean_text=False),
 }
 
 
@@ -316,26 +317,38 @@ def test_wordpiece_ids_match_python(options, wordpiece_vocab, corpus, cpp_runner
     assert sum(unk in r for r in ref) < len(ref) / 4, "mostly [UNK]: the vocabulary does not fit the text"
 
 
-def test_wordpiece_every_code_point(cpp_runner, tmp_path):
-    """Every code point (but surrogates, \\n, \\r) inside a word "a?b": C++ and HF `tokenizers` agree on
-    what is dropped, split off, decomposed, stripped and lower-cased (HF's Unicode tables are old)."""
+@pytest.fixture(scope="module")
+def every_code_point(tmp_path_factory) -> tuple[list[str], Path]:
+    """Lines of words "a?b", one per code point (but surrogates, \n, \r), and a vocabulary holding every
+    character these normalise to, as a word and as a "##" piece."""
     from tokenizers import normalizers
-
-    from toolkit.nlp.tokenizers import BertWordPieceTokenizer
 
     words = [f"a{chr(c)}b" for c in range(0x110000) if not 0xD800 <= c <= 0xDFFF and c not in (10, 13)]
     lines = [" ".join(words[i:i + 64]) for i in range(0, len(words), 64)]
-    norm = normalizers.BertNormalizer(lowercase=True)
-    chars = {c for line in lines for c in norm.normalize_str(line)} | {c for w in words for c in w}
+    chars = {c for w in words for c in w}
+    for lowercase in (True, False):
+        norm = normalizers.BertNormalizer(lowercase=lowercase)
+        chars.update(c for line in lines for c in norm.normalize_str(line))
     tokens = dict.fromkeys(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"])
     for c in sorted(chars):
         if not c.isspace() and c not in "\n\r":
             tokens.setdefault(c)
             tokens.setdefault("##" + c)
-    vocab = tmp_path / "all.vocab.txt"
+    vocab = tmp_path_factory.mktemp("code_points") / "all.vocab.txt"
     vocab.write_text("".join(t + "\n" for t in tokens), encoding="utf-8")
-    tok = BertWordPieceTokenizer.from_vocab_file(vocab, lowercase=True)
-    prefix = _wordpiece_prefix(vocab, "all", tok, {"lowercase": True})
+    return lines, vocab
+
+
+@pytest.mark.parametrize("lowercase", [True, False], ids=["lowercase", "cased"])
+def test_wordpiece_every_code_point(lowercase, every_code_point, cpp_runner, tmp_path):
+    """Every code point inside a word "a?b": C++ and HF `tokenizers` agree on what is dropped, split off,
+    decomposed, stripped and lower-cased (HF's Unicode tables are older than ICU's, and Rust's newer)."""
+    from toolkit.nlp.tokenizers import BertWordPieceTokenizer
+
+    lines, vocab = every_code_point
+    tokens = vocab.read_text(encoding="utf-8").split("\n")
+    tok = BertWordPieceTokenizer.from_vocab_file(vocab, lowercase=lowercase)
+    prefix = _wordpiece_prefix(vocab, f"all-{lowercase}", tok, {"lowercase": lowercase})
     got = [g["ids"] for g in _json(cpp_runner, prefix, _write_lines(tmp_path / "all.txt", lines), "--print-ids")]
     ref = tok.encode(lines, add_special_tokens=False)
     assert len(got) == len(ref) == len(lines)
@@ -343,8 +356,7 @@ def test_wordpiece_every_code_point(cpp_runner, tmp_path):
     if bad:  # name the code points: the words of the first differing line one by one
         one = bad[0].split(" ")
         got_one = [g["ids"] for g in _json(cpp_runner, prefix, _write_lines(tmp_path / "one.txt", one), "--print-ids")]
-        names = list(tokens)
-        diffs = [f"U+{ord(w[1]):04X}: C++ {[names[i] for i in g]} Python {[names[i] for i in r]}"
+        diffs = [f"U+{ord(w[1]):04X}: C++ {[tokens[i] for i in g]} Python {[tokens[i] for i in r]}"
                  for w, g, r in zip(one, got_one, tok.encode(one, add_special_tokens=False)) if g != r]
         pytest.fail(f"{len(bad)} of {len(lines)} lines differ; in the first: " + "; ".join(diffs[:5]))
 
