@@ -465,6 +465,21 @@ def test_bad_tokenizer_files_and_metadata(name, exports, cpp_runner, tmp_path):
     assert run_native(cpp_runner, prefix, inputs, "--json").returncode == 0  # restored: it runs again
 
 
+def test_metadata_that_does_not_match_a_text_graph(exports, cpp_runner, tmp_path):
+    """The named int64 inputs are checked against the metadata and the graph like the image input."""
+    prefix = _copy_export(exports["bert"], tmp_path)
+    meta = json.loads(prefix.with_suffix(".json").read_text())
+    inputs = meta["inputs"]
+    _edit_meta(prefix, lambda m: m.update(inputs=[{**inputs[0], "dtype": "float32"}, *inputs[1:]]))
+    _fails(cpp_runner, prefix, exports["inputs"], message="metadata input 'input_ids' is float32; the graph's is i64")
+    _edit_meta(prefix, lambda m: m.update(inputs=[{**inputs[0], "name": "token_ids"}, *inputs[1:]]))
+    _fails(cpp_runner, prefix, exports["inputs"], message="does not match the graph's input")
+    _edit_meta(prefix, lambda m: m.update(inputs=inputs, task="translation"))
+    _fails(cpp_runner, prefix, exports["inputs"], message="needs a sentencepiece tokenizer")
+    _edit_meta(prefix, lambda m: m["tokenizer"].update(max_length=2) or m.update(task="text_classification"))
+    _fails(cpp_runner, prefix, exports["inputs"], message="max_length must be >= 3")
+
+
 def test_bad_input_files(exports, cpp_runner, tmp_path):
     blank = tmp_path / "blank.txt"
     blank.write_bytes(b"\n  \t\n\r\n\xe3\x80\x80\n")  # U+3000 is whitespace too
