@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
-#include <iterator>
+#include <limits>
 #include <sstream>
 
 #include <sentencepiece_processor.h>
@@ -192,6 +192,8 @@ std::string read_file(const std::string& path, const char* what) {
   std::ostringstream s;
   s << in.rdbuf();
   if (in.bad()) throw TextError("cannot read " + std::string(what) + " " + path);
+  // ICU's UTF-8 macros index with int32_t
+  if (s.tellp() > std::numeric_limits<std::int32_t>::max()) throw TextError(std::string(what) + " " + path + " is over 2 GiB");
   return s.str();
 }
 
@@ -213,12 +215,7 @@ bool flag(const json& t, const char* key) {
 std::vector<std::string> read_text_lines(const std::string& path) {
   if (!fs::exists(path)) throw TextError("input file " + path + " not found");
   if (!fs::is_regular_file(path)) throw TextError("input " + path + " is not a file");
-  std::string data;
-  try {
-    data = read_file(path, "input file");
-  } catch (const TextError&) {
-    throw;
-  }
+  const std::string data = read_file(path, "input file");
   const std::size_t bad = invalid_utf8_at(data);
   if (bad != std::string::npos)
     throw TextError("input file " + path + " is not valid UTF-8 (byte offset " + std::to_string(bad) + ")");
