@@ -458,6 +458,9 @@ def test_bad_tokenizer_files_and_metadata(name, exports, cpp_runner, tmp_path):
     tok_file.write_bytes(good)
     _edit_meta(prefix, lambda m: m["tokenizer"].update(sha256=meta["tokenizer"]["sha256"], type="bpe"))
     _fails(cpp_runner, prefix, inputs, message="unknown tokenizer type 'bpe'")
+    for elsewhere in ("../" + tok_file.name, str(tok_file), "", ".."):  # only a file beside PREFIX.json is read
+        _edit_meta(prefix, lambda m: m["tokenizer"].update(file=elsewhere, type=meta["tokenizer"]["type"]))
+        _fails(cpp_runner, prefix, inputs, message="the tokenizer file must be a file name beside")
     _edit_meta(prefix, lambda m: m.pop("tokenizer"))
     _fails(cpp_runner, prefix, inputs, message='no "tokenizer" block')
     _fails(cpp_runner, prefix, inputs, "--print-ids", message='no "tokenizer" block')

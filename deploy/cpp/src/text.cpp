@@ -245,7 +245,10 @@ TokenizerConfig TokenizerConfig::from_metadata(const json& meta, const std::stri
   c.type = t["type"].get<std::string>();
   if (c.type != "wordpiece" && c.type != "sentencepiece")
     throw ModelError("unknown tokenizer type '" + c.type + "' in " + prefix + ".json (this runner knows wordpiece and sentencepiece)");
-  c.path = (fs::path(prefix + ".json").parent_path() / t["file"].get<std::string>()).string();
+  const std::string name = t["file"].get<std::string>();
+  if (name.empty() || fs::path(name).filename().string() != name || name == "." || name == "..")
+    throw ModelError("the tokenizer file must be a file name beside " + prefix + ".json, not '" + name + "'");
+  c.path = (fs::path(prefix + ".json").parent_path() / name).string();
   if (!fs::is_regular_file(c.path)) throw ModelError("tokenizer file " + c.path + " not found");
   if (!t.contains("sha256") || !t["sha256"].is_string()) throw ModelError("metadata tokenizer lacks \"sha256\"");
   const std::string want = t["sha256"].get<std::string>(), got = sha256_file(c.path);
