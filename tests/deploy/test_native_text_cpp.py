@@ -400,7 +400,12 @@ def test_sentencepiece_ids_and_decode_match_python(which, lowercase, sentencepie
     # the first 512 pieces (more than any export feeds the graph) and nearly all lines.
     short = [b for b in bad if len(b[0]) <= 1000]
     assert not short, f"{len(short)} of {len(lines)} lines differ; first {short[0][0][:200]!r}"
-    assert all(g[:512] == r[:512] for _, g, r in bad)
+    sp = tok.processor
+    for line, g, r in bad:  # the same text, cut into pieces whose total scores tie within float32 rounding
+        assert g[:512] == r[:512], line[:200]
+        assert tok.decode(g) == tok.decode(r), line[:200]
+        mine, theirs = (sum(sp.get_score(i) for i in ids) for ids in (g, r))
+        assert abs(mine - theirs) <= 1e-6 * abs(theirs), (line[:200], mine, theirs)
     assert len(bad) <= max(1, sum(len(line) > 1000 for line in lines) // 100)
     decoded = tok.decode(ref)
     bad = [(g["text"], d) for g, d in zip(got, decoded) if g["text"] != d]
