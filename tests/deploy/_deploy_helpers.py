@@ -80,3 +80,19 @@ def assert_same_ranking(ref_logits: np.ndarray, got_indices: list[int], k: int, 
                 f"rank {r}: got class {idx} (logit {ref_logits[idx]:.6g}), reference {order[r]} "
                 f"(logit {ref_logits[order[r]]:.6g})"
             )
+
+
+def java_program(source: str, class_name: str, folder: Path) -> list[str]:
+    """Compile a Java program against deploy/java's jar (built by ``java_runner``) into ``folder``.
+
+    Returns the command line that runs it (append its arguments), with the jar and ``folder`` on
+    the class path and the JNI library on ``java.library.path``.
+    """
+    import shutil
+
+    build = REPO / "deploy" / "java" / "build"
+    jar = build / "toolkit-deploy.jar"
+    src = folder / f"{class_name}.java"
+    src.write_text(source)
+    subprocess.run([shutil.which("javac"), "-cp", str(jar), "-d", str(folder), str(src)], check=True)
+    return [shutil.which("java"), f"-Djava.library.path={build}", "-cp", f"{jar}:{folder}", class_name]

@@ -1,8 +1,10 @@
-"""The C++ runner's text path against Python: BERT classification, greedy translation, tokenizers, errors.
+"""What only the C++ runner's text path has, against Python: its input reading, tokenizers and errors.
 
-* ``deploy/cpp/build/toolkit-predict`` on the text fixtures (tests/deploy/_text_fixtures.py) prints
-  what ``toolkit predict`` gives with onnxruntime and with OpenVINO: the same inputs, top-5 and
-  generated ids and text; probabilities, log-probabilities and logits within 1e-4 relative.
+(The whole-model checks both runners share, against ``toolkit predict`` with onnxruntime and
+OpenVINO, int8 included, are in test_native_text.py.)
+
+* ``deploy/cpp/build/toolkit-predict`` reads several input files in order and truncates a long
+  line for the classifier as Python does.
 * The C++ WordPiece (ICU) gives the ids of the toolkit's BertWordPieceTokenizer (HF ``tokenizers``)
   on a battery of tricky strings and a few thousand real lines (Bible verses in English and
   Spanish, gensim's test corpora) under several option sets, and on every Unicode code point.
@@ -15,21 +17,21 @@ tokenizer file, so they write small metadata files of their own beside the vocab
 """
 from __future__ import annotations
 
-import bz2
 import hashlib
-import importlib.util
 import json
-import re
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from _deploy_helpers import run_native
 
-pytestmark = pytest.mark.native
+# before the import, so that the helpers' asserts are rewritten (it is also loaded as a plugin below)
+pytest.register_assert_rewrite("_text_helpers")
+from _text_helpers import copy_export, edit_meta, failure_stderr, gensim_lines, text_json, write_lines  # noqa: E402
 
-RTOL = 1e-4
+pytestmark = pytest.mark.native
+pytest_plugins = ["_text_helpers"]
+
 CRASH_SIGNS = ("terminate called", "Segmentation", "core dumped", "Aborted", "what():")
 
 #: Strings where a BERT or SentencePiece tokenizer can go wrong (each one line: no "\n" inside).
@@ -83,61 +85,15 @@ WORDPIECE_OPTIONS = {
 
 
 # ------------------------------------------------------------------------------------- data
-def _gensim_lines() -> list[str]:
-    """Real text shipped with gensim's test data (English, Italian; Bulgarian wiki markup)."""
-    spec = importlib.util.find_spec("gensim")
-    if spec is None or not spec.origin:
-        return []
-    data = Path(spec.origin).parent / "test" / "test_data"
-    lines: list[str] = []
-    for name in ("lee_background.cor", "OPUS_en_it_europarl_train_one2ten.txt"):
-        if (data / name).is_file():
-            lines += (data / name).read_text(encoding="utf-8", errors="replace").split("\n")
-    wiki = data / "bgwiki-latest-pages-articles-shortened.xml.bz2"
-    if wiki.is_file():
-        lines += bz2.decompress(wiki.read_bytes()).decode("utf-8", errors="replace").split("\n")[:2000]
-    return [line.removesuffix("\r") for line in lines if line.strip()]
-
-
 @pytest.fixture(scope="module")
 def corpus() -> list[str]:
     """The battery, the Bible verses the fixtures read (English and Spanish), gensim's corpora."""
     from _text_fixtures import _bible_lines
 
     en, es = _bible_lines()
-    lines = BATTERY + en + es + _gensim_lines()
+    lines = BATTERY + en + es + gensim_lines(("lee_background.cor", "OPUS_en_it_europarl_train_one2ten.txt"), 2000)
     assert len(lines) > 5000 and not any(line.endswith("\r") or "\n" in line for line in lines)
     return lines
-
-
-@pytest.fixture(scope="module")
-def exports(tmp_path_factory) -> dict[str, Path]:
-    from _text_fixtures import export_bert_classifier, export_transformer, text_inputs
-
-    folder = tmp_path_factory.mktemp("text_cpp")
-    return {"bert": export_bert_classifier(folder), "transformer": export_transformer(folder),
-            "inputs": text_inputs(folder)}
-
-
-@pytest.fixture(scope="module")
-def cpp_results(exports, cpp_runner) -> dict[str, list[dict]]:
-    return {name: _json(cpp_runner, exports[name], exports["inputs"], "--json", "--topk", "5", "--logits")
-            for name in ("bert", "transformer")}
-
-
-def _json(runner: Path, *args) -> list[dict]:
-    return json.loads(run_native(runner, *args).stdout)
-
-
-def _write_lines(path: Path, lines: list[str]) -> Path:
-    path.write_bytes("".join(line + "\n" for line in lines).encode("utf-8"))
-    return path
-
-
-def _rel(got, ref) -> float:
-    got, ref = np.asarray(got, np.float64), np.asarray(ref, np.float64)
-    assert got.shape == ref.shape
-    return float(np.abs(got - ref).max() / max(np.abs(ref).max(), 1e-30)) if ref.size else 0.0
 
 
 def _tokenizer_meta(folder: Path, name: str, block: dict) -> Path:
@@ -149,113 +105,44 @@ def _tokenizer_meta(folder: Path, name: str, block: dict) -> Path:
     return folder / name
 
 
-# ------------------------------------------------------------------------------ whole models
-@pytest.mark.parametrize("runtime", ["onnxruntime", "openvino"])
-def test_classification_matches_python(exports, cpp_results, runtime):
-    from _text_fixtures import BERT_CLASSES, expected_inputs
-    from toolkit.deploy import predict
-
-    ref = predict(exports["bert"], [exports["inputs"]], k=5, with_logits=True, runtime=runtime)
-    got = cpp_results["bert"]
-    assert [r["input"] for r in got] == [r["input"] for r in ref] == expected_inputs()
-    for a, b in zip(got, ref):
-        assert [t["index"] for t in a["topk"]] == [t["index"] for t in b["topk"]], a["input"]
-        assert [t["label"] for t in a["topk"]] == [t["label"] for t in b["topk"]]
-        assert {t["label"] for t in a["topk"]} == set(BERT_CLASSES)  # 3 classes: k=5 reports all
-        assert _rel([t["prob"] for t in a["topk"]], [t["prob"] for t in b["topk"]]) <= RTOL, a["input"]
-        assert _rel(a["logits"], b["logits"]) <= RTOL, a["input"]
-    # the fixture's classifier does not answer every line alike (else the check above would be weak)
-    assert len({r["topk"][0]["index"] for r in ref}) > 1
-
-
-@pytest.mark.parametrize("runtime", ["onnxruntime", "openvino"])
-def test_translation_matches_python(exports, cpp_results, runtime):
-    from _text_fixtures import EXPORT_MAX_LENGTH, expected_inputs
-    from toolkit.deploy import predict
-
-    ref = predict(exports["transformer"], [exports["inputs"]], with_logits=True, runtime=runtime)
-    got = cpp_results["transformer"]
-    assert [r["input"] for r in got] == [r["input"] for r in ref] == expected_inputs()
-    assert len({tuple(r["ids"]) for r in ref}) > 1, "every line translates alike: the test would be weak"
-    for a, b in zip(got, ref):
-        assert a["ids"] == b["ids"], a["input"]
-        assert a["output"] == b["output"], a["input"]
-        assert abs(a["logprob"] - b["logprob"]) <= RTOL * abs(b["logprob"]), a["input"]
-        assert _rel(a["logits"], b["logits"]) <= RTOL, a["input"]
-    # both ways of stopping occur: at eos (shorter output) and at the length limit
-    lengths = {len(r["ids"]) for r in got}
-    assert EXPORT_MAX_LENGTH - 1 in lengths and min(lengths) < EXPORT_MAX_LENGTH - 1
-
-
-def test_plain_text_output(exports, cpp_runner):
-    """Without --json: `LINE:  label (index) prob ...` and `LINE\\t=> OUTPUT`, one line per input."""
-    from _text_fixtures import expected_inputs
-
-    lines = expected_inputs()
-    bert = run_native(cpp_runner, exports["bert"], exports["inputs"], "--topk", "2").stdout.split("\n")[:-1]
-    assert len(bert) == len(lines)
-    for out, line in zip(bert, lines):
-        assert out.startswith(line + ":") and re.fullmatch(r"(  \w+ \(\d\) \d\.\d{6}){2}", out[len(line) + 1:]), out
-    mt = run_native(cpp_runner, exports["transformer"], exports["inputs"]).stdout.split("\n")[:-1]
-    ref = _json(cpp_runner, exports["transformer"], exports["inputs"], "--json")
-    assert mt == [f"{r['input']}\t=> {r['output']}" for r in ref]
-
-
-def test_several_input_files_in_order(exports, cpp_runner, tmp_path):
+# ------------------------------------------------------------------------------ input lines
+def test_several_input_files_in_order(text_exports, cpp_runner, tmp_path):
     """Lines of several files come out in file order; CRLF and a missing final line end read like LF."""
     a = tmp_path / "a.txt"
     a.write_bytes(b"Y dijo Dios: Sea la luz\r\n\r\nAnd God said\r\n")
     b = tmp_path / "b.txt"
     b.write_bytes("  \nunder the heaven \u00e9".encode())
-    got = _json(cpp_runner, exports["bert"], a, b, exports["inputs"], "--json")
+    got = text_json(cpp_runner, text_exports["bert"], a, b, text_exports["inputs"], "--json")
     from _text_fixtures import expected_inputs
 
     assert [r["input"] for r in got] == ["Y dijo Dios: Sea la luz", "And God said", "under the heaven \u00e9",
                                          *expected_inputs()]
 
 
-def test_classifier_truncates_to_max_length(exports, cpp_runner, tmp_path):
+def test_classifier_truncates_to_max_length(text_exports, cpp_runner, tmp_path):
     """A line longer than max_length is cut to [CLS] + pieces + [SEP] like Python's encode(max_length=...)."""
     from toolkit.nlp.deploy import load_deploy_tokenizer
 
-    meta = json.loads(exports["bert"].with_suffix(".json").read_text())
-    tok, spec = load_deploy_tokenizer(meta, exports["bert"].parent)
+    meta = json.loads(text_exports["bert"].with_suffix(".json").read_text())
+    tok, spec = load_deploy_tokenizer(meta, text_exports["bert"].parent)
     line = " ".join(["the earth was formless and empty"] * 20)
-    pieces = _json(cpp_runner, exports["bert"], _write_lines(tmp_path / "long.txt", [line]), "--print-ids")[0]["ids"]
+    long_line = write_lines(tmp_path / "long.txt", [line])
+    pieces = text_json(cpp_runner, text_exports["bert"], long_line, "--print-ids")[0]["ids"]
     full = tok.encode(line)
     assert len(full) > spec["max_length"] and pieces == full[1:-1]
     assert tok.encode(line, max_length=spec["max_length"]) == [spec["cls_id"], *pieces[: spec["max_length"] - 2],
                                                                 spec["sep_id"]]
 
 
-def test_int8_text_exports_match_python_openvino(exports, cpp_runner, tmp_path):
-    """`toolkit quantize` (dynamic int8) of both text exports: C++ gives Python's OpenVINO results."""
-    from toolkit.deploy import predict
-    from toolkit.deploy.cli import main
-
-    for name in ("bert", "transformer"):
-        out = tmp_path / f"{name}-int8"
-        assert main(["quantize", str(exports[name]), "--out", str(out)]) == 0
-        ref = predict(out, [exports["inputs"]], with_logits=True, runtime="openvino")
-        got = _json(cpp_runner, out, exports["inputs"], "--json", "--logits")
-        assert [g["input"] for g in got] == [r["input"] for r in ref]
-        for a, b in zip(got, ref):
-            if name == "bert":
-                assert [t["index"] for t in a["topk"]] == [t["index"] for t in b["topk"]], a["input"]
-            else:
-                assert a["ids"] == b["ids"] and a["output"] == b["output"], a["input"]
-                assert abs(a["logprob"] - b["logprob"]) <= RTOL * abs(b["logprob"]), a["input"]
-            assert _rel(a["logits"], b["logits"]) <= RTOL, a["input"]
-
-
 # -------------------------------------------------------------------------------- WordPiece
 @pytest.fixture(scope="module")
-def wordpiece_vocab(exports, corpus, tmp_path_factory) -> Path:
+def wordpiece_vocab(text_exports, corpus, tmp_path_factory) -> Path:
     """The fixture's vocabulary plus every character of the corpus as a word and as "##" piece, in
     every form the option sets give it, so that cased and uncased text both map to real pieces."""
     from tokenizers import normalizers
 
-    tokens = dict.fromkeys(exports["bert"].with_name("bert.vocab.txt").read_text(encoding="utf-8").split("\n")[:-1])
+    vocab = text_exports["bert"].with_name("bert.vocab.txt")
+    tokens = dict.fromkeys(vocab.read_text(encoding="utf-8").split("\n")[:-1])
     chars: set[str] = set()
     for opts in ({"lowercase": False, "strip_accents": False}, {"lowercase": True, "strip_accents": True},
                  {"lowercase": True, "strip_accents": False}, {"lowercase": False, "strip_accents": True}):
@@ -306,7 +193,7 @@ def test_wordpiece_ids_match_python(options, wordpiece_vocab, corpus, cpp_runner
     # one option set relies on the runner's default special tokens (no "special_tokens" key)
     prefix = _wordpiece_prefix(wordpiece_vocab, f"wp-{options}", tok, opts, list_specials=options != "cased")
     lines = [line for line in corpus if line.strip()]
-    got = _json(cpp_runner, prefix, _write_lines(tmp_path / "lines.txt", lines), "--print-ids")
+    got = text_json(cpp_runner, prefix, write_lines(tmp_path / "lines.txt", lines), "--print-ids")
     ref = tok.encode(lines, add_special_tokens=False)
     assert [g["input"] for g in got] == lines
     ids = [g["ids"] for g in got]
@@ -349,13 +236,14 @@ def test_wordpiece_every_code_point(lowercase, every_code_point, cpp_runner, tmp
     tokens = vocab.read_text(encoding="utf-8").split("\n")
     tok = BertWordPieceTokenizer.from_vocab_file(vocab, lowercase=lowercase)
     prefix = _wordpiece_prefix(vocab, f"all-{lowercase}", tok, {"lowercase": lowercase})
-    got = [g["ids"] for g in _json(cpp_runner, prefix, _write_lines(tmp_path / "all.txt", lines), "--print-ids")]
+    got = [g["ids"] for g in text_json(cpp_runner, prefix, write_lines(tmp_path / "all.txt", lines), "--print-ids")]
     ref = tok.encode(lines, add_special_tokens=False)
     assert len(got) == len(ref) == len(lines)
     bad = [line for line, g, r in zip(lines, got, ref) if g != r]
     if bad:  # name the code points: the words of the first differing line one by one
         one = bad[0].split(" ")
-        got_one = [g["ids"] for g in _json(cpp_runner, prefix, _write_lines(tmp_path / "one.txt", one), "--print-ids")]
+        one_file = write_lines(tmp_path / "one.txt", one)
+        got_one = [g["ids"] for g in text_json(cpp_runner, prefix, one_file, "--print-ids")]
         diffs = [f"U+{ord(w[1]):04X}: C++ {[tokens[i] for i in g]} Python {[tokens[i] for i in r]}"
                  for w, g, r in zip(one, got_one, tok.encode(one, add_special_tokens=False)) if g != r]
         pytest.fail(f"{len(bad)} of {len(lines)} lines differ; in the first: " + "; ".join(diffs[:5]))
@@ -377,11 +265,11 @@ def sentencepiece_model(corpus, tmp_path_factory) -> Path:
 
 @pytest.mark.parametrize("lowercase", [True, False], ids=["lowercase", "cased"])
 @pytest.mark.parametrize("which", ["trained-here", "fixture"])
-def test_sentencepiece_ids_and_decode_match_python(which, lowercase, sentencepiece_model, exports, corpus,
+def test_sentencepiece_ids_and_decode_match_python(which, lowercase, sentencepiece_model, text_exports, corpus,
                                                    cpp_runner, tmp_path):
     from toolkit.nlp.tokenizers import SentencepieceTokenizer
 
-    model = sentencepiece_model if which == "trained-here" else exports["transformer"].with_suffix(".spm.model")
+    model = sentencepiece_model if which == "trained-here" else text_exports["transformer"].with_suffix(".spm.model")
     tok = SentencepieceTokenizer(model, lowercase=lowercase)
     v = tok.vocab
     block = {"type": "sentencepiece", "file": model.name, "lowercase": lowercase, "unk_id": v.unk_id,
@@ -389,7 +277,7 @@ def test_sentencepiece_ids_and_decode_match_python(which, lowercase, sentencepie
              "max_length": 512}
     prefix = _tokenizer_meta(model.parent, f"spm-{which}-{lowercase}", block)
     lines = [line for line in corpus if line.strip()]
-    got = _json(cpp_runner, prefix, _write_lines(tmp_path / "lines.txt", lines), "--print-ids")
+    got = text_json(cpp_runner, prefix, write_lines(tmp_path / "lines.txt", lines), "--print-ids")
     ref = tok.encode(lines)
     assert [g["input"] for g in got] == lines
     bad = [(line, g["ids"], r) for line, g, r in zip(lines, got, ref) if g["ids"] != r]
@@ -419,32 +307,16 @@ def test_sentencepiece_ids_and_decode_match_python(which, lowercase, sentencepie
 
 # ----------------------------------------------------------------------------------- errors
 def _fails(runner, *args, message: str) -> str:
-    done = run_native(runner, *args, check=False)
-    assert done.returncode == 1, f"exit {done.returncode}, stderr: {done.stderr}"
-    assert done.stdout == ""
-    assert message in done.stderr, done.stderr
-    assert done.stderr.count("\n") == 1 and done.stderr.startswith("toolkit-predict: error: "), done.stderr
-    assert not any(s in done.stderr for s in CRASH_SIGNS), done.stderr
-    return done.stderr
-
-
-def _copy_export(prefix: Path, folder: Path) -> Path:
-    for f in prefix.parent.glob(prefix.name + ".*"):
-        (folder / f.name).write_bytes(f.read_bytes())
-    return folder / prefix.name
-
-
-def _edit_meta(prefix: Path, edit) -> None:
-    path = prefix.with_suffix(".json")
-    meta = json.loads(path.read_text())
-    edit(meta)
-    path.write_text(json.dumps(meta))
+    stderr = failure_stderr(runner, *args, crash_signs=CRASH_SIGNS)
+    assert message in stderr, stderr
+    assert stderr.count("\n") == 1 and stderr.startswith("toolkit-predict: error: "), stderr
+    return stderr
 
 
 @pytest.mark.parametrize("name", ["bert", "transformer"])
-def test_bad_tokenizer_files_and_metadata(name, exports, cpp_runner, tmp_path):
-    inputs = exports["inputs"]
-    prefix = _copy_export(exports[name], tmp_path)
+def test_bad_tokenizer_files_and_metadata(name, text_exports, cpp_runner, tmp_path):
+    inputs = text_exports["inputs"]
+    prefix = copy_export(text_exports[name], tmp_path)
     meta = json.loads(prefix.with_suffix(".json").read_text())
     tok_file = tmp_path / meta["tokenizer"]["file"]
     good = tok_file.read_bytes()
@@ -458,37 +330,38 @@ def test_bad_tokenizer_files_and_metadata(name, exports, cpp_runner, tmp_path):
         tok_file.write_bytes(good)
     # a file that matches its recorded sha256 but is not a tokenizer
     tok_file.write_bytes(b"\xff\xfe junk \x00" * 10)
-    _edit_meta(prefix, lambda m: m["tokenizer"].update(sha256=hashlib.sha256(tok_file.read_bytes()).hexdigest()))
+    edit_meta(prefix, lambda m: m["tokenizer"].update(sha256=hashlib.sha256(tok_file.read_bytes()).hexdigest()))
     _fails(cpp_runner, prefix, inputs, message="SentencePiece model" if name == "transformer" else "not valid UTF-8")
     tok_file.write_bytes(good)
-    _edit_meta(prefix, lambda m: m["tokenizer"].update(sha256=meta["tokenizer"]["sha256"], type="bpe"))
+    edit_meta(prefix, lambda m: m["tokenizer"].update(sha256=meta["tokenizer"]["sha256"], type="bpe"))
     _fails(cpp_runner, prefix, inputs, message="unknown tokenizer type 'bpe'")
     for elsewhere in ("../" + tok_file.name, str(tok_file), "", ".."):  # only a file beside PREFIX.json is read
-        _edit_meta(prefix, lambda m: m["tokenizer"].update(file=elsewhere, type=meta["tokenizer"]["type"]))
+        edit_meta(prefix, lambda m: m["tokenizer"].update(file=elsewhere, type=meta["tokenizer"]["type"]))
         _fails(cpp_runner, prefix, inputs, message="the tokenizer file must be a file name beside")
-    _edit_meta(prefix, lambda m: m.pop("tokenizer"))
+    edit_meta(prefix, lambda m: m.pop("tokenizer"))
     _fails(cpp_runner, prefix, inputs, message='no "tokenizer" block')
     _fails(cpp_runner, prefix, inputs, "--print-ids", message='no "tokenizer" block')
-    _edit_meta(prefix, lambda m: m.update(tokenizer=meta["tokenizer"]))
+    edit_meta(prefix, lambda m: m.update(tokenizer=meta["tokenizer"]))
     assert run_native(cpp_runner, prefix, inputs, "--json").returncode == 0  # restored: it runs again
 
 
-def test_metadata_that_does_not_match_a_text_graph(exports, cpp_runner, tmp_path):
+def test_metadata_that_does_not_match_a_text_graph(text_exports, cpp_runner, tmp_path):
     """The named int64 inputs are checked against the metadata and the graph like the image input."""
-    prefix = _copy_export(exports["bert"], tmp_path)
+    prefix = copy_export(text_exports["bert"], tmp_path)
     meta = json.loads(prefix.with_suffix(".json").read_text())
     inputs = meta["inputs"]
-    _edit_meta(prefix, lambda m: m.update(inputs=[{**inputs[0], "dtype": "float32"}, *inputs[1:]]))
-    _fails(cpp_runner, prefix, exports["inputs"], message="metadata input 'input_ids' is float32; the graph's is i64")
-    _edit_meta(prefix, lambda m: m.update(inputs=[{**inputs[0], "name": "token_ids"}, *inputs[1:]]))
-    _fails(cpp_runner, prefix, exports["inputs"], message="does not match the graph's input")
-    _edit_meta(prefix, lambda m: m.update(inputs=inputs, task="translation"))
-    _fails(cpp_runner, prefix, exports["inputs"], message="needs a sentencepiece tokenizer")
-    _edit_meta(prefix, lambda m: m["tokenizer"].update(max_length=2) or m.update(task="text_classification"))
-    _fails(cpp_runner, prefix, exports["inputs"], message="max_length must be >= 3")
+    edit_meta(prefix, lambda m: m.update(inputs=[{**inputs[0], "dtype": "float32"}, *inputs[1:]]))
+    _fails(cpp_runner, prefix, text_exports["inputs"],
+           message="metadata input 'input_ids' is float32; the graph's is i64")
+    edit_meta(prefix, lambda m: m.update(inputs=[{**inputs[0], "name": "token_ids"}, *inputs[1:]]))
+    _fails(cpp_runner, prefix, text_exports["inputs"], message="does not match the graph's input")
+    edit_meta(prefix, lambda m: m.update(inputs=inputs, task="translation"))
+    _fails(cpp_runner, prefix, text_exports["inputs"], message="needs a sentencepiece tokenizer")
+    edit_meta(prefix, lambda m: m["tokenizer"].update(max_length=2) or m.update(task="text_classification"))
+    _fails(cpp_runner, prefix, text_exports["inputs"], message="max_length must be >= 3")
 
 
-def test_bad_input_files(exports, cpp_runner, tmp_path):
+def test_bad_input_files(text_exports, cpp_runner, tmp_path):
     blank = tmp_path / "blank.txt"
     blank.write_bytes(b"\n  \t\n\r\n\xe3\x80\x80\n")  # U+3000 is whitespace too
     latin1 = tmp_path / "latin1.txt"
@@ -496,7 +369,7 @@ def test_bad_input_files(exports, cpp_runner, tmp_path):
     surrogate = tmp_path / "surrogate.txt"
     surrogate.write_bytes(b"a\xed\xa0\x80b\n")  # an encoded surrogate is not UTF-8
     for name in ("bert", "transformer"):
-        prefix = exports[name]
+        prefix = text_exports[name]
         _fails(cpp_runner, prefix, tmp_path / "absent.txt", "--json", message="not found")
         _fails(cpp_runner, prefix, tmp_path, "--json", message="is not a file")
         _fails(cpp_runner, prefix, blank, "--json", message="has no non-empty line")
@@ -504,11 +377,11 @@ def test_bad_input_files(exports, cpp_runner, tmp_path):
         assert "byte offset 12" in msg
         _fails(cpp_runner, prefix, surrogate, "--json", message="is not valid UTF-8")
         # a bad file after good ones still fails the run (nothing printed)
-        _fails(cpp_runner, prefix, exports["inputs"], blank, "--json", message="has no non-empty line")
+        _fails(cpp_runner, prefix, text_exports["inputs"], blank, "--json", message="has no non-empty line")
 
 
-def test_dump_input_is_refused_for_text_models(exports, cpp_runner, tmp_path):
-    _fails(cpp_runner, exports["bert"], exports["inputs"], "--dump-input", tmp_path / "x.bin",
+def test_dump_input_is_refused_for_text_models(text_exports, cpp_runner, tmp_path):
+    _fails(cpp_runner, text_exports["bert"], text_exports["inputs"], "--dump-input", tmp_path / "x.bin",
            message="--dump-input writes image tensors")
 
 

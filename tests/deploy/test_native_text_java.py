@@ -1,38 +1,38 @@
-"""The Java runner's text path against Python: BERT classification, greedy translation, tokenizers, errors.
+"""What only the Java runner's text path has, against Python: its API, tokenizers and errors.
 
-* ``deploy/java/predict`` on the text fixtures (tests/deploy/_text_fixtures.py) prints what
-  ``toolkit predict`` gives with onnxruntime and with OpenVINO: the same inputs, top-5 and
-  generated ids, probabilities, log-probabilities and logits within 1e-4 relative.
+(The whole-model checks both runners share, against ``toolkit predict`` with onnxruntime and
+OpenVINO, int8 included, are in test_native_text.py.)
+
+* A Java program's ``TextClassifier.classify`` and ``Translator.translate`` give what
+  ``deploy/java/predict`` prints.
 * The hand-written Java WordPiece gives the ids of the toolkit's BertWordPieceTokenizer (HF
   ``tokenizers``) on a battery of tricky strings plus a few thousand real lines (Bible verses in
   English and Spanish, gensim's test corpora), under several option sets; its character classes
   agree with HF's on every code point.
 * libsentencepiece through JNI loads the model written by the Python ``sentencepiece`` and gives
   the same ids and decoded text; the Java copy of Python's ``str.lower`` agrees with it.
-* Dynamic int8 exports (``toolkit quantize``) run in Java as in Python's OpenVINO.
 * Bad tokenizer files, metadata and input files give one clear line on stderr and exit status 1.
 """
 from __future__ import annotations
 
-import bz2
 import hashlib
-import importlib.util
 import json
-import re
 import shutil
 import subprocess
-import sys
 import unicodedata
 from pathlib import Path
 
-import numpy as np
 import pytest
 
-from _deploy_helpers import REPO, run_native
+from _deploy_helpers import java_program
+
+# before the import, so that the helpers' asserts are rewritten (it is also loaded as a plugin below)
+pytest.register_assert_rewrite("_text_helpers")
+from _text_helpers import copy_export, edit_meta, failure_stderr, gensim_lines, text_json, write_lines  # noqa: E402
 
 pytestmark = pytest.mark.native
+pytest_plugins = ["_text_helpers"]
 
-RTOL = 1e-4
 CRASH_SIGNS = ("Exception in thread", "terminate called", "Segmentation", "core dumped", "at toolkit.", "SIGSEGV")
 
 #: Strings where a tokenizer can go wrong. No "\n" inside (each is one line of an input file).
@@ -76,117 +76,20 @@ BATTERY = [
 ]
 
 
-def _bible_lines() -> tuple[list[str], list[str]]:
-    from _text_fixtures import _bible_lines as read
-
-    return read()
-
-
-def _gensim_lines() -> list[str]:
-    """Real text shipped with gensim's test data (English, Russian, Bulgarian wiki markup), if installed."""
-    spec = importlib.util.find_spec("gensim")
-    if spec is None or not spec.origin:
-        return []
-    data = Path(spec.origin).parent / "test" / "test_data"
-    lines: list[str] = []
-    for name in ("lee_background.cor", "crime-and-punishment.txt", "OPUS_en_it_europarl_train_one2ten.txt"):
-        if (data / name).is_file():
-            lines += (data / name).read_text(encoding="utf-8", errors="replace").split("\n")
-    wiki = data / "bgwiki-latest-pages-articles-shortened.xml.bz2"
-    if wiki.is_file():
-        lines += bz2.decompress(wiki.read_bytes()).decode("utf-8", errors="replace").split("\n")[:3000]
-    return [line.removesuffix("\r") for line in lines if line.strip()]
-
-
-@pytest.fixture(scope="module")
-def exports(tmp_path_factory) -> dict[str, Path]:
-    from _text_fixtures import export_bert_classifier, export_transformer, text_inputs
-
-    folder = tmp_path_factory.mktemp("text_java")
-    return {"bert": export_bert_classifier(folder), "transformer": export_transformer(folder),
-            "inputs": text_inputs(folder)}
-
-
 @pytest.fixture(scope="module")
 def corpus() -> list[str]:
     """The battery plus real lines: every Bible verse of the fixtures' range in both languages, gensim's corpora."""
+    from _text_fixtures import _bible_lines
+
     en, es = _bible_lines()
-    return BATTERY + en + es + _gensim_lines()
+    names = ("lee_background.cor", "crime-and-punishment.txt", "OPUS_en_it_europarl_train_one2ten.txt")
+    return BATTERY + en + es + gensim_lines(names, 3000)
 
 
-def _write_lines(path: Path, lines: list[str]) -> Path:
-    path.write_bytes("".join(line + "\n" for line in lines).encode("utf-8"))
-    return path
-
-
-def _java_json(runner: Path, *args) -> list[dict]:
-    return json.loads(run_native(runner, *args).stdout)
-
-
-def _rel(got, ref) -> float:
-    got, ref = np.asarray(got, np.float64), np.asarray(ref, np.float64)
-    assert got.shape == ref.shape
-    return float(np.abs(got - ref).max() / max(np.abs(ref).max(), 1e-30)) if ref.size else 0.0
-
-
-# --------------------------------------------------------------------------- whole models
-@pytest.fixture(scope="module")
-def java_results(exports, java_runner) -> dict[str, list[dict]]:
-    return {name: _java_json(java_runner, exports[name], exports["inputs"], "--json", "--topk", "5", "--logits")
-            for name in ("bert", "transformer")}
-
-
-@pytest.mark.parametrize("runtime", ["onnxruntime", "openvino"])
-def test_classification_matches_python(exports, java_results, runtime):
-    from _text_fixtures import BERT_CLASSES, expected_inputs
-    from toolkit.deploy import predict
-
-    ref = predict(exports["bert"], [exports["inputs"]], k=5, with_logits=True, runtime=runtime)
-    got = java_results["bert"]
-    assert [r["input"] for r in got] == [r["input"] for r in ref] == expected_inputs()
-    for a, b in zip(got, ref):
-        assert [t["index"] for t in a["topk"]] == [t["index"] for t in b["topk"]], a["input"]
-        assert [t["label"] for t in a["topk"]] == [t["label"] for t in b["topk"]]
-        assert {t["label"] for t in a["topk"]} == set(BERT_CLASSES)  # 3 classes: k=5 gives all of them
-        assert _rel([t["prob"] for t in a["topk"]], [t["prob"] for t in b["topk"]]) <= RTOL
-        assert _rel(a["logits"], b["logits"]) <= RTOL, a["input"]
-
-
-@pytest.mark.parametrize("runtime", ["onnxruntime", "openvino"])
-def test_translation_matches_python(exports, java_results, runtime):
-    from _text_fixtures import expected_inputs
-    from toolkit.deploy import predict
-
-    ref = predict(exports["transformer"], [exports["inputs"]], with_logits=True, runtime=runtime)
-    got = java_results["transformer"]
-    assert [r["input"] for r in got] == [r["input"] for r in ref] == expected_inputs()
-    assert len({tuple(r["ids"]) for r in ref}) > 1, "the fixture translates every line alike: the test would be weak"
-    for a, b in zip(got, ref):
-        assert a["ids"] == b["ids"], a["input"]
-        assert a["output"] == b["output"]
-        assert abs(a["logprob"] - b["logprob"]) <= RTOL * abs(b["logprob"])
-        assert _rel(a["logits"], b["logits"]) <= RTOL
-
-
-def test_plain_text_output(exports, java_runner):
-    """Without --json: `LINE:  label (index) prob ...` and `LINE\\t=> OUTPUT`, one line per input."""
-    from _text_fixtures import expected_inputs
-
-    lines = expected_inputs()
-    bert = run_native(java_runner, exports["bert"], exports["inputs"], "--topk", "2").stdout.split("\n")[:-1]
-    assert len(bert) == len(lines)
-    for out, line in zip(bert, lines):
-        assert out.startswith(line + ":") and re.fullmatch(r"(  \w+ \(\d\) \d\.\d{6}){2}", out[len(line) + 1:]), out
-    mt = run_native(java_runner, exports["transformer"], exports["inputs"]).stdout.split("\n")[:-1]
-    ref = _java_json(java_runner, exports["transformer"], exports["inputs"], "--json")
-    assert mt == [f"{r['input']}\t=> {r['output']}" for r in ref]
-
-
-def test_java_text_api(exports, java_runner, tmp_path):
+# --------------------------------------------------------------------------- Java API
+def test_java_text_api(text_exports, java_runner, tmp_path):
     """A Java user's program: TextClassifier.classify and Translator.translate give the CLI's results."""
-    build = REPO / "deploy" / "java" / "build"
-    src = tmp_path / "TextExample.java"
-    src.write_text(
+    command = java_program(
         "import toolkit.deploy.*;\n"
         "public class TextExample {\n"
         "  public static void main(String[] a) {\n"
@@ -195,38 +98,17 @@ def test_java_text_api(exports, java_runner, tmp_path):
         "          .println(Json.write(java.util.List.of(c.classify(a[2]), t.translate(a[2]))));\n"
         "    }\n"
         "  }\n"
-        "}\n"
+        "}\n",
+        "TextExample", tmp_path,
     )
-    jar = build / "toolkit-deploy.jar"
-    subprocess.run([shutil.which("javac"), "-cp", str(jar), "-d", str(tmp_path), str(src)], check=True)
     line = "Y dijo Dios: Sea la luz: y fué la luz."
-    done = subprocess.run([shutil.which("java"), f"-Djava.library.path={build}", "-cp",
-                           f"{jar}:{tmp_path}", "TextExample", str(exports["bert"]), str(exports["transformer"]), line],
+    done = subprocess.run([*command, str(text_exports["bert"]), str(text_exports["transformer"]), line],
                           capture_output=True, timeout=120)
     assert done.returncode == 0, done.stderr.decode(errors="replace")
     classified, translated = json.loads(done.stdout.decode("utf-8"))
-    one = _write_lines(tmp_path / "one.txt", [line])
-    assert classified == _java_json(java_runner, exports["bert"], one, "--json")[0]
-    assert translated == _java_json(java_runner, exports["transformer"], one, "--json")[0]
-
-
-def test_int8_text_exports_match_python_openvino(exports, java_runner, tmp_path):
-    """`toolkit quantize` (dynamic int8) of both text exports: Java gives Python's OpenVINO results."""
-    from toolkit.deploy import predict
-    from toolkit.deploy.cli import main
-
-    for name in ("bert", "transformer"):
-        out = tmp_path / f"{name}-int8"
-        assert main(["quantize", str(exports[name]), "--out", str(out)]) == 0
-        ref = predict(out, [exports["inputs"]], with_logits=True, runtime="openvino")
-        got = _java_json(java_runner, out, exports["inputs"], "--json", "--logits")
-        assert [g["input"] for g in got] == [r["input"] for r in ref]
-        for a, b in zip(got, ref):
-            if name == "bert":
-                assert [t["index"] for t in a["topk"]] == [t["index"] for t in b["topk"]]
-            else:
-                assert a["ids"] == b["ids"] and a["output"] == b["output"]
-            assert _rel(a["logits"], b["logits"]) <= RTOL
+    one = write_lines(tmp_path / "one.txt", [line])
+    assert classified == text_json(java_runner, text_exports["bert"], one, "--json")[0]
+    assert translated == text_json(java_runner, text_exports["transformer"], one, "--json")[0]
 
 
 # --------------------------------------------------------------------------- tokenizers
@@ -266,7 +148,7 @@ WORDPIECE_OPTIONS = {
 
 
 @pytest.mark.parametrize("options", list(WORDPIECE_OPTIONS), ids=list(WORDPIECE_OPTIONS))
-def test_wordpiece_ids_match_python(options, exports, corpus, wordpiece_vocab, java_runner, tmp_path):
+def test_wordpiece_ids_match_python(options, text_exports, corpus, wordpiece_vocab, java_runner, tmp_path):
     from toolkit.nlp.deploy import encode_classification, load_deploy_tokenizer
 
     tokens = wordpiece_vocab.read_text(encoding="utf-8").split("\n")[:-1]
@@ -279,10 +161,10 @@ def test_wordpiece_ids_match_python(options, exports, corpus, wordpiece_vocab, j
              "max_length": opts.pop("max_length", 1_000_000),
              "special_tokens": ["[UNK]", "[PAD]", "[CLS]", "[SEP]", "[MASK]"], **opts}
     prefix = wordpiece_vocab.parent / options
-    meta = _text_export_meta(exports["bert"], block)
+    meta = _text_export_meta(text_exports["bert"], block)
     prefix.with_suffix(".json").write_text(json.dumps(meta))
-    lines = _write_lines(tmp_path / "lines.txt", corpus)
-    got = _java_json(java_runner, prefix, lines, "--print-ids")
+    lines = write_lines(tmp_path / "lines.txt", corpus)
+    got = text_json(java_runner, prefix, lines, "--print-ids")
     tokenizer, spec = load_deploy_tokenizer(meta, wordpiece_vocab.parent)
     from toolkit.nlp.deploy import read_text_inputs
 
@@ -352,14 +234,10 @@ def test_character_classes_agree_with_hf_on_every_code_point(java_runner, tmp_pa
     """Each normaliser step, the pre-tokenizer's split class and pythonLower, for all 1,112,064 code points."""
     from tokenizers import normalizers, pre_tokenizers
 
-    build = REPO / "deploy" / "java" / "build"
-    src = tmp_path / "CodePoints.java"
-    src.write_text(_CODE_POINTS_JAVA)
-    jar = build / "toolkit-deploy.jar"
-    subprocess.run([shutil.which("javac"), "-cp", str(jar), "-d", str(tmp_path), str(src)], check=True)
-    sigma_in = _write_lines(tmp_path / "sigma.txt", SIGMA_CASES + BATTERY)
-    subprocess.run([shutil.which("java"), "-cp", f"{jar}:{tmp_path}", "CodePoints", str(tmp_path / "java.tsv"),
-                    str(sigma_in), str(tmp_path / "sigma.out")], check=True, timeout=120)
+    command = java_program(_CODE_POINTS_JAVA, "CodePoints", tmp_path)
+    sigma_in = write_lines(tmp_path / "sigma.txt", SIGMA_CASES + BATTERY)
+    subprocess.run([*command, str(tmp_path / "java.tsv"), str(sigma_in), str(tmp_path / "sigma.out")],
+                   check=True, timeout=120)
 
     def norm(clean, chinese, strip, lower):
         return normalizers.BertNormalizer(clean_text=clean, handle_chinese_chars=chinese, strip_accents=strip,
@@ -394,7 +272,7 @@ def test_character_classes_agree_with_hf_on_every_code_point(java_runner, tmp_pa
 
 
 @pytest.mark.parametrize("lowercase", [True, False], ids=["lowercase", "cased"])
-def test_sentencepiece_ids_and_decoding_match_python(lowercase, exports, corpus, java_runner, tmp_path):
+def test_sentencepiece_ids_and_decoding_match_python(lowercase, text_exports, corpus, java_runner, tmp_path):
     """libsentencepiece (Debian, C++) reads the Python sentencepiece's model and encodes/decodes alike.
 
     With the export's max_length (what the graph is fed) the ids must be identical. Over whole
@@ -406,19 +284,19 @@ def test_sentencepiece_ids_and_decoding_match_python(lowercase, exports, corpus,
 
     from toolkit.nlp.deploy import encode_source, load_deploy_tokenizer, read_text_inputs
 
-    base = exports["transformer"]
+    base = text_exports["transformer"]
     folder = tmp_path / "sp"
     folder.mkdir()
     for suffix in (".json", ".spm.model"):
         shutil.copy(f"{base}{suffix}", folder / f"transformer{suffix}")
     meta = json.loads((folder / "transformer.json").read_text())
-    lines = _write_lines(tmp_path / "lines.txt", corpus)
+    lines = write_lines(tmp_path / "lines.txt", corpus)
     inputs = read_text_inputs([lines])
     print(f"Python sentencepiece {sentencepiece.__version__} wrote the model; {len(inputs)} lines")
     for max_length in (meta["tokenizer"]["max_length"], 1_000_000):
         meta["tokenizer"].update(lowercase=lowercase, max_length=max_length)
         (folder / "transformer.json").write_text(json.dumps(meta))
-        got = _java_json(java_runner, folder / "transformer", lines, "--print-ids")
+        got = text_json(java_runner, folder / "transformer", lines, "--print-ids")
         tokenizer, spec = load_deploy_tokenizer(meta, folder)
         assert [g["input"] for g in got] == inputs
         sp = tokenizer.processor
@@ -438,32 +316,15 @@ def test_sentencepiece_ids_and_decoding_match_python(lowercase, exports, corpus,
 
 # --------------------------------------------------------------------------- errors
 def _fails(runner: Path, *args, message: str) -> None:
-    done = run_native(runner, *args, check=False)
-    assert done.returncode == 1, f"exit {done.returncode}, stderr: {done.stderr}"
-    assert done.stdout == ""
-    lines = done.stderr.strip().split("\n")
-    assert len(lines) == 1 and lines[0].startswith("predict: error: ") and message in lines[0], done.stderr
-    assert not any(s in done.stderr for s in CRASH_SIGNS), done.stderr
+    stderr = failure_stderr(runner, *args, crash_signs=CRASH_SIGNS)
+    lines = stderr.strip().split("\n")
+    assert len(lines) == 1 and lines[0].startswith("predict: error: ") and message in lines[0], stderr
 
 
-def _copy(prefix: Path, folder: Path) -> Path:
-    folder.mkdir(exist_ok=True)
-    for f in prefix.parent.glob(prefix.name + ".*"):
-        shutil.copy(f, folder / f.name)
-    return folder / prefix.name
-
-
-def _edit(prefix: Path, edit) -> None:
-    path = prefix.with_suffix(".json")
-    meta = json.loads(path.read_text())
-    edit(meta)
-    path.write_text(json.dumps(meta))
-
-
-def test_bad_tokenizer_files_and_metadata(exports, java_runner, tmp_path):
-    inputs = exports["inputs"]
+def test_bad_tokenizer_files_and_metadata(text_exports, java_runner, tmp_path):
+    inputs = text_exports["inputs"]
     for name, suffix in (("bert", ".vocab.txt"), ("transformer", ".spm.model")):
-        prefix = _copy(exports[name], tmp_path / name)
+        prefix = copy_export(text_exports[name], tmp_path / name)
         tok = Path(f"{prefix}{suffix}")
         data = bytearray(tok.read_bytes())
         data[len(data) // 2] ^= 0x55
@@ -473,23 +334,24 @@ def test_bad_tokenizer_files_and_metadata(exports, java_runner, tmp_path):
         _fails(java_runner, prefix, inputs, "--json", message="not found")
         # a file whose sha256 the metadata records but that is not a tokenizer of its kind
         tok.write_bytes(b"\xff\xfe not a tokenizer \x00\x01" * 10)
-        _edit(prefix, lambda m: m["tokenizer"].update(sha256=hashlib.sha256(tok.read_bytes()).hexdigest()))
+        edit_meta(prefix, lambda m: m["tokenizer"].update(sha256=hashlib.sha256(tok.read_bytes()).hexdigest()))
         _fails(java_runner, prefix, inputs, "--json",
                message="not valid UTF-8" if name == "bert" else "not a valid SentencePiece model")
-        _edit(prefix, lambda m: m["tokenizer"].update(type="bpe"))
+        edit_meta(prefix, lambda m: m["tokenizer"].update(type="bpe"))
         _fails(java_runner, prefix, inputs, "--json", message="unknown tokenizer type 'bpe'")
-        _edit(prefix, lambda m: m.pop("tokenizer"))
+        edit_meta(prefix, lambda m: m.pop("tokenizer"))
         _fails(java_runner, prefix, inputs, "--json", message='has no "tokenizer" block')
         _fails(java_runner, prefix, inputs, "--print-ids", message='has no "tokenizer" block')
 
 
-def test_bad_input_files(exports, java_runner, tmp_path):
+def test_bad_input_files(text_exports, java_runner, tmp_path):
     blank = tmp_path / "blank.txt"
     blank.write_bytes(b"\n   \n\t\r\n\xc2\xa0\xe3\x80\x80\n")  # spaces, tab, CR, no-break and ideographic spaces
     latin1 = tmp_path / "latin1.txt"
     latin1.write_bytes("Dónde está el niño\n".encode("latin-1"))
     for name in ("bert", "transformer"):
-        _fails(java_runner, exports[name], tmp_path / "absent.txt", "--json", message="cannot read input file")
-        _fails(java_runner, exports[name], exports["inputs"], blank, "--json", message="has no non-empty line")
-        _fails(java_runner, exports[name], latin1, "--json", message="is not valid UTF-8")
-        _fails(java_runner, exports[name], latin1, "--print-ids", message="is not valid UTF-8")
+        prefix = text_exports[name]
+        _fails(java_runner, prefix, tmp_path / "absent.txt", "--json", message="cannot read input file")
+        _fails(java_runner, prefix, text_exports["inputs"], blank, "--json", message="has no non-empty line")
+        _fails(java_runner, prefix, latin1, "--json", message="is not valid UTF-8")
+        _fails(java_runner, prefix, latin1, "--print-ids", message="is not valid UTF-8")
