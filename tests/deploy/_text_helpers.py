@@ -1,9 +1,7 @@
-"""Fixture and helpers shared by the native runners' text tests (C++ and Java against Python).
+"""Helpers shared by the native runners' text tests (C++ and Java against Python).
 
-The test modules load this file with ``pytest_plugins = ["_text_helpers"]`` rather than importing
-the fixture: an imported fixture is a new one in every module, and would export the models once per
-module; registered as a plugin, :func:`text_exports` is built once per session. The helpers are
-imported by name (tests/deploy/conftest.py puts this folder on sys.path).
+The session fixture ``text_exports`` is in tests/deploy/conftest.py (built once per session); the
+helpers here are imported by name (conftest puts this folder on sys.path).
 """
 from __future__ import annotations
 
@@ -15,26 +13,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from _deploy_helpers import run_native
 
 #: Relative tolerance on probabilities, log-probabilities and logits, runner against Python.
 RTOL = 1e-4
-
-
-@pytest.fixture(scope="session")
-def text_exports(tmp_path_factory) -> dict[str, Path]:
-    """The BERT classifier and Transformer fixtures and their input file, shared by the session.
-
-    Tests may add files of their own to the folder (metadata beside a tokenizer) but must not
-    change the ones written here; to corrupt an export, copy it first (:func:`copy_export`).
-    """
-    from _text_fixtures import export_bert_classifier, export_transformer, text_inputs
-
-    folder = tmp_path_factory.mktemp("text")
-    return {"bert": export_bert_classifier(folder), "transformer": export_transformer(folder),
-            "inputs": text_inputs(folder)}
 
 
 def text_json(runner: Path, *args) -> list[dict]:

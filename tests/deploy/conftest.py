@@ -76,3 +76,15 @@ def java_runner() -> Path:
     return REPO / "deploy" / "java" / "predict"
 
 
+@pytest.fixture(scope="session")
+def text_exports(tmp_path_factory) -> dict[str, Path]:
+    """The BERT classifier and Transformer fixtures and their input file, shared by the session.
+
+    Tests may add files of their own to the folder (metadata beside a tokenizer) but must not
+    change the ones written here; to corrupt an export, copy it first (:func:`copy_export`).
+    """
+    from _text_fixtures import export_bert_classifier, export_transformer, text_inputs
+
+    folder = tmp_path_factory.mktemp("text")
+    return {"bert": export_bert_classifier(folder), "transformer": export_transformer(folder),
+            "inputs": text_inputs(folder)}

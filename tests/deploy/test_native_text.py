@@ -18,12 +18,11 @@ import pytest
 
 from _deploy_helpers import run_native
 
-# before the import, so that the helpers' asserts are rewritten (it is also loaded as a plugin below)
+# before the import, so that the helpers' asserts are rewritten
 pytest.register_assert_rewrite("_text_helpers")
 from _text_helpers import RTOL, rel, text_json  # noqa: E402
 
 pytestmark = pytest.mark.native
-pytest_plugins = ["_text_helpers"]
 
 RUNNERS = ["cpp", "java"]
 

@@ -26,12 +26,11 @@ import pytest
 
 from _deploy_helpers import java_program
 
-# before the import, so that the helpers' asserts are rewritten (it is also loaded as a plugin below)
+# before the import, so that the helpers' asserts are rewritten
 pytest.register_assert_rewrite("_text_helpers")
 from _text_helpers import copy_export, edit_meta, failure_stderr, gensim_lines, text_json, write_lines  # noqa: E402
 
 pytestmark = pytest.mark.native
-pytest_plugins = ["_text_helpers"]
 
 CRASH_SIGNS = ("Exception in thread", "terminate called", "Segmentation", "core dumped", "at toolkit.", "SIGSEGV")
 

@@ -32,8 +32,8 @@ from typing import Any, Callable, Iterator, Sequence
 import numpy as np
 
 from .export import metadata_path, onnx_path, sha256_file, write_json_atomic
-from .preprocess import ImageError, ImagePreprocessing, preprocess_image
-from .runtime import ExportError, load, read_metadata
+from .preprocess import ImagePreprocessing, preprocess_image
+from .runtime import ExportError, load
 
 __all__ = ["quantize", "CALIB_MODES", "image_source", "labelled_source", "evaluate"]
 
