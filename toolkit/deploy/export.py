@@ -58,18 +58,23 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
-def write_json_atomic(path: str | os.PathLike, data: Any) -> None:
-    """Write JSON so that a reader never sees a half-written file."""
+def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
+    """Write a file so that a reader never sees it half-written (temporary file, then rename)."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
     try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=2, default=_json_default)
-            f.write("\n")
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_json_atomic(path: str | os.PathLike, data: Any) -> None:
+    """Write JSON so that a reader never sees a half-written file."""
+    text = json.dumps(data, indent=2, default=_json_default) + "\n"
+    write_bytes_atomic(path, text.encode("utf-8"))
 
 
 def _json_default(value: Any):

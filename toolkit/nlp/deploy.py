@@ -24,13 +24,12 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from ..deploy.export import metadata_path, sha256_file, write_json_atomic
+from ..deploy.export import metadata_path, sha256_file, write_bytes_atomic, write_json_atomic
 from ..deploy.predict import register_predictor, softmax, topk
 from ..deploy.runtime import ExportError
 from .tokenizers import BaseTokenizer, BertWordPieceTokenizer, SentencepieceTokenizer
@@ -69,17 +68,6 @@ _GRAPH_INPUTS = {
 def tokenizer_file_name(prefix: str | os.PathLike, kind: str) -> str:
     """Base name of the tokenizer file of an export (``bert.vocab.txt`` for prefix ``out/bert``)."""
     return Path(prefix).name + _SUFFIX[kind]
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _model_max_length(model: Any) -> int | None:
@@ -237,7 +225,7 @@ def export_text(
     prefix = Path(prefix)
     prefix.parent.mkdir(parents=True, exist_ok=True)
     name = tokenizer_file_name(prefix, kind)
-    _write_atomic(prefix.parent / name, data)
+    write_bytes_atomic(prefix.parent / name, data)
     extra: dict[str, Any] = dict(kw.pop("metadata", None) or {})
     extra["tokenizer"] = _tokenizer_block(tokenizer, name, data, max_length)
     if task == "translation":
