@@ -93,14 +93,11 @@ def test_tutorial_runs_at_small_scale(tmp_path, cpp_runner, java_runner):
 
 def test_java_predictor_api(tiny_export, java_runner, tmp_path):
     """A Java user's program: Predictor.load(prefix).predict(float[], long[]) equals onnxruntime."""
-    import shutil
     import subprocess
 
-    from _deploy_helpers import REPO
+    from _deploy_helpers import java_program
 
-    build = REPO / "deploy" / "java" / "build"
-    src = tmp_path / "Example.java"
-    src.write_text(
+    command = java_program(
         "import toolkit.deploy.Predictor;\n"
         "public class Example {\n"
         "  public static void main(String[] a) {\n"
@@ -116,12 +113,11 @@ def test_java_predictor_api(tiny_export, java_runner, tmp_path):
         "        System.out.println(\"rejected: \" + e.getMessage()); }\n"
         "    }\n"
         "  }\n"
-        "}\n"
+        "}\n",
+        "Example",
+        tmp_path,
     )
-    jar = build / "toolkit-deploy.jar"
-    subprocess.run([shutil.which("javac"), "-cp", str(jar), "-d", str(tmp_path), str(src)], check=True)
-    done = subprocess.run([shutil.which("java"), f"-Djava.library.path={build}", "-cp", f"{jar}:{tmp_path}", "Example",
-                           str(tiny_export)], capture_output=True, text=True, timeout=120)
+    done = subprocess.run([*command, str(tiny_export)], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     first, second = done.stdout.strip().splitlines()
     values = np.array([float(v) for v in first.split()])
