@@ -22,7 +22,7 @@ import numpy as np
 from .preprocess import ImagePreprocessing, preprocess_image
 from .runtime import ExportedBlock, ExportError, load
 
-__all__ = ["predict", "classify", "softmax", "topk", "register_predictor", "PREDICTORS", "LAZY_PREDICTORS"]
+__all__ = ["predict", "classify", "softmax", "topk", "topk_item", "register_predictor", "PREDICTORS", "LAZY_PREDICTORS"]
 
 #: task name -> function(model, inputs, k, with_logits) -> list of result dicts
 PREDICTORS: dict[str, Callable[..., list[dict[str, Any]]]] = {}
@@ -61,6 +61,23 @@ def _classes(meta: dict[str, Any], n: int) -> list[str] | None:
     if isinstance(names, list) and len(names) == n:
         return [str(c) for c in names]
     return None
+
+
+def topk_item(input_name: str, row: np.ndarray, meta: dict[str, Any], k: int, with_logits: bool) -> dict[str, Any]:
+    """One classification result: ``{"input", "topk": [{"index", "label", "prob"}, ...]}`` (+ ``"logits"``).
+
+    Shared by the image and text classifiers so that both print exactly what the native runners do.
+    """
+    probs = softmax(row)
+    names = _classes(meta, len(row))
+    item: dict[str, Any] = {
+        "input": input_name,
+        "topk": [{"index": int(i), "label": names[i] if names else str(i), "prob": float(probs[i])}
+                 for i in topk(probs, k)],
+    }
+    if with_logits:
+        item["logits"] = [float(v) for v in row]
+    return item
 
 
 def _image_input(meta: dict[str, Any]) -> tuple[str, list[Any]]:
@@ -115,19 +132,7 @@ def classify(
         logits = np.asarray(logits)
         if logits.ndim != 2 or logits.shape[0] != len(chunk):
             raise ExportError(f"the graph returned shape {list(logits.shape)}; a classifier returns (N, classes)")
-        names = _classes(meta, logits.shape[1])
-        for path, row in zip(chunk, logits):
-            probs = softmax(row)
-            best = topk(probs, k)
-            item: dict[str, Any] = {
-                "input": os.fspath(path),
-                "topk": [
-                    {"index": int(i), "label": names[i] if names else str(i), "prob": float(probs[i])} for i in best
-                ],
-            }
-            if with_logits:
-                item["logits"] = [float(v) for v in row]
-            results.append(item)
+        results.extend(topk_item(os.fspath(path), row, meta, k, with_logits) for path, row in zip(chunk, logits))
     return results
 
 

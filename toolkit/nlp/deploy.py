@@ -30,7 +30,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from ..deploy.export import metadata_path, sha256_file, write_bytes_atomic, write_json_atomic
-from ..deploy.predict import register_predictor, softmax, topk
+from ..deploy.predict import register_predictor, topk_item
 from ..deploy.runtime import ExportError
 from .tokenizers import BaseTokenizer, BertWordPieceTokenizer, SentencepieceTokenizer
 from .vocab import Vocab
@@ -467,18 +467,7 @@ def classify_text(
         logits = _run(model, names, feed, out_index)
         if logits.ndim != 2 or logits.shape[0] != 1:
             raise ExportError(f"the graph returned shape {list(logits.shape)}; a classifier returns (1, classes)")
-        row = logits[0]
-        probs = softmax(row)
-        classes = meta.get("classes")
-        labels = [str(c) for c in classes] if isinstance(classes, list) and len(classes) == len(row) else None
-        item: dict[str, Any] = {
-            "input": line,
-            "topk": [{"index": int(i), "label": labels[i] if labels else str(i), "prob": float(probs[i])}
-                     for i in topk(probs, k)],
-        }
-        if with_logits:
-            item["logits"] = [float(v) for v in row]
-        results.append(item)
+        results.append(topk_item(line, logits[0], meta, k, with_logits))
     return results
 
 
