@@ -154,7 +154,6 @@ def build_model(
         Not used with ``pretrained``, whose published weights fix them.
     """
     from ..zoo import get_model, load_weights
-
     from ..zoo.registry import get_entry
 
     kwargs: dict[str, Any] = {}
