@@ -6,8 +6,10 @@ For each pair (our ``resnet50_v1b`` vs ``torchvision.models.resnet50``, our
 * a training step (forward + backward + SGD update) and
 * inference (``inference_mode``, eval mode)
 
-for torchvision eager, ours eager, ours hybridized (captured graph) and ours
-hybridized with ``compile=True``. Variants run interleaved (A, B, C, D, A, B,
+for torchvision eager, ours eager, ours hybridized (captured graph, with the
+per-convolution kernel autotuning that ``hybridize()`` does by default), ours
+hybridized with ``autotune=False`` (the captured graph alone) and ours hybridized
+with ``compile=True``. Variants run interleaved (A, B, C, D, A, B,
 ...) so that the load of a shared machine hits them alike; each number is the
 median over the repeats; ratios are ``torchvision eager time / variant time``
 (above 1: faster than torchvision).
@@ -41,10 +43,12 @@ def _variants(name: str, train: bool) -> dict[str, torch.nn.Module]:
     ours_name, tv_builder = PAIRS[name]
     torch.manual_seed(0)
     out = {"torchvision eager": tv_builder(num_classes=1000)}
-    for label, mode in (("ours eager", None), ("ours hybridized", False), ("ours hybridize(compile)", True)):
+    variants = {"ours eager": None, "ours hybridized": {}, "ours hybridize(autotune=0)": {"autotune": False},
+                "ours hybridize(compile)": {"compile": True}}
+    for label, options in variants.items():
         m = get_model(ours_name, classes=1000)
-        if mode is not None:
-            m.hybridize(compile=mode)
+        if options is not None:
+            m.hybridize(**options)
         out[label] = m
     for m in out.values():
         m.train(train)
@@ -95,13 +99,13 @@ def main() -> None:
     print(f"torch {torch.__version__}, torchvision {torchvision.__version__}, {args.threads} threads, batch "
           f"{args.batch_size}, {args.size}x{args.size}, median of {args.repeats} interleaved repeats; "
           f"load average at start: {os.getloadavg()[0]:.1f}")
-    print(f"{'model':<18} {'mode':<10} {'variant':<24} {'ms/batch':>9} {'img/s':>8} {'vs torchvision':>15}")
+    print(f"{'model':<18} {'mode':<10} {'variant':<26} {'ms/batch':>9} {'img/s':>8} {'vs torchvision':>15}")
     for name in args.models.split(","):
         for train in (True, False):
             res = bench(name, train, args.batch_size, args.size, args.repeats, args.warmup)
             ref = res["torchvision eager"]
             for k, t in res.items():
-                print(f"{name:<18} {'train' if train else 'inference':<10} {k:<24} {t * 1e3:9.1f} "
+                print(f"{name:<18} {'train' if train else 'inference':<10} {k:<26} {t * 1e3:9.1f} "
                       f"{args.batch_size / t:8.1f} {ref / t:14.2f}x", flush=True)
     print(f"load average at end: {os.getloadavg()[0]:.1f}")
 

@@ -99,6 +99,10 @@ def build_parser() -> argparse.ArgumentParser:
     a("--dtype", default="float32", choices=["float32", "bfloat16"], help="bfloat16: autocast mixed precision")
     a("--hybridize", action="store_true", help="run the model as a captured graph (HybridBlock.hybridize)")
     a("--compile", action="store_true", help="with --hybridize: also torch.compile the graph")
+    a("--no-autotune", action="store_true",
+      help="with --hybridize: keep PyTorch's own convolution kernels instead of timing the candidates per layer "
+           "(the timed choice may differ between runs, and with it the float rounding; a resumed run is "
+           "bit-identical only with this flag)")
     a("--channels-last", action="store_true", help="NHWC memory format (about 2x faster convs on CPU)")
     a("--num-threads", type=int, default=None, help="torch intra-op threads per process")
     a("--num-workers", "-j", type=int, default=0, help="data loader processes")
@@ -380,7 +384,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         if not hasattr(model, "hybridize"):
             raise SystemExit(f"model {args.model!r} is not a HybridBlock: --hybridize is not available")
         # Parameters stay shared with the captured graph, so optimizer, DDP and checkpoints are unchanged.
-        model.hybridize(compile=args.compile)
+        model.hybridize(compile=args.compile, autotune=not args.no_autotune)
 
     mixup = None
     if args.mixup:

@@ -17,6 +17,7 @@ from typing import Any, Callable, Mapping, Sequence
 import torch
 from torch import nn
 
+from .autotune import Choice, autotune_convolutions
 from .fold import FoldedGraph, fold_for_inference
 
 __all__ = ["HybridBlock", "HybridizeError"]
@@ -65,6 +66,8 @@ class _Graph:
     accepts: list[tuple | None] = field(default_factory=list)
     # input shapes the graph's own runtime guards refused (guards the ranges above do not show)
     refused: set[tuple] = field(default_factory=set)
+    # the kernel autotuning chose for each convolution (empty without autotune)
+    kernels: list[Choice] = field(default_factory=list)
 
     def fits(self, flat_inputs: Sequence[Any]) -> bool:
         if len(flat_inputs) != len(self.accepts) or _shapes(flat_inputs) in self.refused:
@@ -154,11 +157,12 @@ class HybridBlock(nn.Module):
         self.metadata: dict[str, Any] = {}
         self._hybrid_active = False
         self._hybrid_compile = False
+        self._hybrid_autotune = True
         self._graphs: dict[tuple, list[_Graph]] = {}
         self._last_graph: _Graph | None = None
 
     # ------------------------------------------------------------------ hybridize
-    def hybridize(self, active: bool = True, compile: bool = False) -> "HybridBlock":
+    def hybridize(self, active: bool = True, compile: bool = False, autotune: bool = True) -> "HybridBlock":
         """Capture the forward as a graph on the next call (or go back to eager).
 
         Parameters
@@ -168,6 +172,12 @@ class HybridBlock(nn.Module):
         compile : bool
             Also run the captured graph through ``torch.compile``. Off by default:
             it speeds CNNs up on CPU but slowed a Transformer encoder down.
+        autotune : bool
+            On CPU, time the candidate kernels of every convolution on its captured
+            shape and run the fastest (see :mod:`toolkit.nn.autotune`). The answers
+            equal eager's up to float rounding; the first call takes longer by the
+            measuring. ``False`` keeps PyTorch's own kernel choice, for graphs whose
+            results are bitwise the same from run to run.
 
         Returns
         -------
@@ -178,6 +188,7 @@ class HybridBlock(nn.Module):
             if isinstance(module, HybridBlock):
                 module._hybrid_active = bool(active)
                 module._hybrid_compile = bool(compile)
+                module._hybrid_autotune = bool(autotune)
                 module._clear_graphs()
         return self
 
@@ -194,6 +205,11 @@ class HybridBlock(nn.Module):
     def exported_program(self) -> torch.export.ExportedProgram | None:
         """The ``torch.export.ExportedProgram`` behind :attr:`graph`."""
         return None if self._last_graph is None else self._last_graph.program
+
+    @property
+    def conv_kernels(self) -> list[Choice]:
+        """The kernel autotuning chose for each convolution of the graph behind :attr:`graph`."""
+        return [] if self._last_graph is None else list(self._last_graph.kernels)
 
     def _clear_graphs(self) -> None:
         self._graphs = {}
@@ -297,6 +313,10 @@ class HybridBlock(nn.Module):
         if not self.training and not torch.is_grad_enabled():
             # inference graph: batch norms folded into their convolutions (refolded when weights change)
             runner = fold_for_inference(runner)
+        kernels: list[Choice] = []
+        if self._hybrid_autotune:
+            graph_module = runner.module if isinstance(runner, FoldedGraph) else runner
+            kernels = autotune_convolutions(graph_module, backward=torch.is_grad_enabled())
         if self._hybrid_compile:
             if isinstance(runner, FoldedGraph):
                 runner.module = torch.compile(runner.module, dynamic=True)
@@ -311,7 +331,7 @@ class HybridBlock(nn.Module):
                     accepts.append(tuple(_sym_range(program, s) for s in val.shape))
                 else:
                     accepts.append(None)
-        return _Graph(program=program, runner=runner, accepts=accepts)
+        return _Graph(program=program, runner=runner, accepts=accepts, kernels=kernels)
 
     def _export_program(self, args: tuple, kwargs: dict, dynamic_shapes) -> torch.export.ExportedProgram:
         """Run ``torch.export`` and name the sub-module that breaks it, if any."""

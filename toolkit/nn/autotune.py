@@ -1,0 +1,264 @@
+"""Graph pass: pick each convolution's CPU kernel by timing the candidates on its shape.
+
+PyTorch chooses a CPU convolution kernel by a fixed rule. With one thread and a
+batch under 16 it sends unstrided 1x1 convolutions to its "slow" im2col path,
+which runs one small matrix product per sample; at the 3x3 or 6x6 maps of a
+network's last stage that is up to 5x slower than a single matrix product over
+all ``N*H*W`` positions (measured on ResNet-50, forward and backward). The fast
+layout also depends on the layer: channels-last helps depthwise and strided
+layers but made the 3x3 convolutions of ResNet-50's last stage 2-3x slower.
+No fixed rule is right for every layer and machine, so a captured graph measures:
+this is what cuDNN's ``benchmark`` mode and MXNet's conv autotuning do on GPUs.
+PyTorch has nothing like it on CPU, hence this pass.
+
+For every ``aten.conv2d`` on a CPU floating-point tensor, :func:`autotune_convolutions`
+times the applicable kernels of :data:`KERNELS` (forward, and backward too for a
+graph that records gradients) on random tensors of the node's shape, interleaved,
+and rewrites the node to call the fastest. Each kernel returns the same values as
+``aten.conv2d`` up to float rounding, in the standard contiguous layout, so a choice
+only ever changes speed. Decisions are cached per shape for the process.
+"""
+from __future__ import annotations
+
+import functools
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import fx
+
+__all__ = ["KERNELS", "Choice", "autotune_convolutions", "clear_cache", "conv2d_channels_last", "conv2d_gemm"]
+
+_aten = torch.ops.aten
+
+#: A candidate replaces ``aten.conv2d`` only when its median time is below this
+#: fraction of aten's, so that timing noise does not swap equal kernels back and forth.
+MARGIN = 0.97
+#: Measuring one shape stops after about this many seconds of kernel time (at least 3 repeats).
+BUDGET_S = 0.3
+
+
+def _pair(value: int | Sequence[int]) -> tuple[int, int]:
+    if isinstance(value, int):
+        return (value, value)
+    value = tuple(int(v) for v in value)
+    return value * 2 if len(value) == 1 else value  # type: ignore[return-value]
+
+
+def _output_format(x: torch.Tensor, weight: torch.Tensor) -> torch.memory_format:
+    """The layout ``aten.conv2d`` gives on CPU: channels-last if the input or the weight is, else contiguous.
+
+    Keeping it means a rewritten node hands the rest of the graph what it was captured with.
+    """
+    cl = torch.channels_last
+    return cl if cl in (x.suggest_memory_format(), weight.suggest_memory_format()) else torch.contiguous_format
+
+
+def conv2d_gemm(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None,
+                stride: int | Sequence[int] = 1, padding: int | Sequence[int] = 0,
+                dilation: int | Sequence[int] = 1, groups: int = 1) -> torch.Tensor:
+    """A 1x1, unpadded, ungrouped convolution as one matrix product over all ``N*H*W`` positions.
+
+    A stride keeps every ``stride``-th row and column first (what a 1x1 kernel
+    with that stride reads). Dilation does not matter for a 1x1 kernel.
+    """
+    if weight.shape[2:] != (1, 1) or groups != 1 or _pair(padding) != (0, 0):
+        raise ValueError("conv2d_gemm takes 1x1 kernels without padding or groups")
+    sh, sw = _pair(stride)
+    if (sh, sw) != (1, 1):
+        x = x[:, :, ::sh, ::sw]
+    n, c, h, w = x.shape
+    rows = x.permute(0, 2, 3, 1).reshape(-1, c)  # a view for channels-last input, else one copy
+    out = F.linear(rows, weight.reshape(weight.shape[0], c), bias)
+    return out.view(n, h, w, -1).permute(0, 3, 1, 2).contiguous(memory_format=_output_format(x, weight))
+
+
+def conv2d_channels_last(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None,
+                         stride: int | Sequence[int] = 1, padding: int | Sequence[int] = 0,
+                         dilation: int | Sequence[int] = 1, groups: int = 1) -> torch.Tensor:
+    """``conv2d`` run in channels-last memory (oneDNN's NHWC kernels), returned in aten's output layout."""
+    out = F.conv2d(x.contiguous(memory_format=torch.channels_last), weight, bias, stride, padding, dilation, groups)
+    return out.contiguous(memory_format=_output_format(x, weight))
+
+
+def _aten_conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    return _aten.conv2d.default(x, weight, bias, _pair(stride), _pair(padding), _pair(dilation), groups)
+
+
+def _gemm_applies(x_shape, w_shape, padding, groups) -> bool:
+    return tuple(w_shape[2:]) == (1, 1) and groups == 1 and _pair(padding) == (0, 0)
+
+
+@dataclass(frozen=True)
+class _Kernel:
+    fn: Callable[..., torch.Tensor]
+    applies: Callable[..., bool]
+
+
+#: The kernels a convolution may be rewritten to, by name; ``"aten"`` is the graph's own.
+KERNELS: dict[str, _Kernel] = {
+    "aten": _Kernel(_aten_conv2d, lambda *a: True),
+    "channels_last": _Kernel(conv2d_channels_last, lambda *a: True),
+    "gemm": _Kernel(conv2d_gemm, _gemm_applies),
+}
+
+
+@dataclass(frozen=True)
+class Choice:
+    """The kernel chosen for one convolution node and the medians it was chosen on (seconds)."""
+
+    node: str
+    kernel: str
+    times: dict[str, float]
+
+
+_cache: dict[tuple, tuple[str, dict[str, float]]] = {}
+
+
+def clear_cache() -> None:
+    """Forget all decisions (the next capture measures again)."""
+    _cache.clear()
+
+
+def _hint(size: Any) -> int:
+    """A concrete size for a possibly symbolic one (the size the graph was captured at)."""
+    if isinstance(size, torch.SymInt):
+        hint = size.node.hint
+        if hint is None:
+            raise LookupError(size)
+        return int(hint)
+    return int(size)
+
+
+def _meta(gm: fx.GraphModule, arg: Any) -> torch.Tensor | None:
+    """The (fake) tensor a node stands for; a ``get_attr`` added by a later pass has no meta: its tensor."""
+    if not isinstance(arg, fx.Node):
+        return None
+    if "val" not in arg.meta and arg.op == "get_attr":
+        return functools.reduce(getattr, arg.target.split("."), gm)
+    return arg.meta.get("val")
+
+
+def _measure(fns: dict[str, Callable[[], Any]], budget_s: float = BUDGET_S) -> dict[str, float]:
+    """Median seconds of each function, run interleaved (A, B, C, A, B, C, ...) after one warm-up."""
+    start = time.perf_counter()
+    for fn in fns.values():
+        fn()
+    first = time.perf_counter() - start
+    repeats = max(3, min(9, int(budget_s / max(first, 1e-9))))
+    times: dict[str, list[float]] = {k: [] for k in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            t = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t)
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
+def _workload(kernel: _Kernel, x, w, b, conv_args, grad_out) -> Callable[[], Any]:
+    needs_grad = [t for t in (x, w, b) if t is not None and t.requires_grad]
+    if grad_out is None or not needs_grad:
+        def forward():
+            with torch.no_grad():
+                kernel.fn(x, w, b, *conv_args)
+        return forward
+
+    def forward_backward():
+        torch.autograd.grad(kernel.fn(x, w, b, *conv_args), needs_grad, grad_out)
+    return forward_backward
+
+
+def _decide(x_meta, w_meta, b_meta, conv_args, backward: bool) -> tuple[str, dict[str, float]]:
+    stride, padding, dilation, groups = conv_args
+    # sizes and strides as captured: a channels-last input or weight is measured as one
+    layouts = tuple(None if t is None else (tuple(_hint(s) for s in t.shape), tuple(_hint(s) for s in t.stride()))
+                    for t in (x_meta, w_meta, b_meta))
+    grads = tuple(bool(backward and t is not None and t.requires_grad) for t in (x_meta, w_meta, b_meta))
+    key = (layouts, tuple(conv_args), x_meta.dtype, grads, torch.get_num_threads())
+    if key in _cache:
+        return _cache[key]
+    x_shape, w_shape = layouts[0][0], layouts[1][0]
+    candidates = {name: k for name, k in KERNELS.items() if k.applies(x_shape, w_shape, padding, groups)}
+    if len(candidates) == 1:
+        _cache[key] = ("aten", {})
+        return _cache[key]
+    gen = torch.Generator().manual_seed(0)
+
+    def tensor(layout, needs_grad):
+        if layout is None:
+            return None
+        t = torch.empty_strided(*layout, dtype=x_meta.dtype).normal_(generator=gen)
+        return t.requires_grad_(needs_grad)
+
+    x, w, b = (tensor(layout, g) for layout, g in zip(layouts, grads))
+    grad_out = None
+    if any(grads):
+        with torch.no_grad():
+            grad_out = torch.randn_like(_aten_conv2d(x, w, b, *conv_args))
+    times = _measure({name: _workload(k, x, w, b, conv_args, grad_out) for name, k in candidates.items()})
+    best = min(times, key=times.__getitem__)
+    if times[best] >= MARGIN * times["aten"]:
+        best = "aten"
+    _cache[key] = (best, times)
+    return _cache[key]
+
+
+def _conv_args(node: fx.Node) -> tuple | None:
+    """(stride, padding, dilation, groups) of an ``aten.conv2d.default`` node, or None if not plain values."""
+    names = ("stride", "padding", "dilation", "groups")
+    defaults = (1, 0, 1, 1)
+    values = []
+    for i, (name, default) in enumerate(zip(names, defaults)):
+        v = node.args[3 + i] if len(node.args) > 3 + i else node.kwargs.get(name, default)
+        if isinstance(v, fx.Node):
+            return None
+        values.append(int(v) if name == "groups" else _pair(v))
+    return tuple(values)
+
+
+def autotune_convolutions(gm: fx.GraphModule, backward: bool) -> list[Choice]:
+    """Rewrite every CPU floating-point ``aten.conv2d`` in ``gm`` to its fastest kernel.
+
+    Parameters
+    ----------
+    gm : torch.fx.GraphModule
+        An unlifted ``torch.export`` graph (``ExportedProgram.module()``), whose
+        nodes carry ``meta["val"]`` (shapes may be symbolic; the sizes the graph
+        was captured at are measured).
+    backward : bool
+        Time forward and backward (a graph that records gradients) instead of
+        the forward alone.
+
+    Returns
+    -------
+    list of Choice
+        One entry per convolution considered, in graph order. ``gm`` is rewritten
+        in place (and recompiled) where a kernel other than ``"aten"`` won.
+    """
+    choices: list[Choice] = []
+    changed = False
+    for node in gm.graph.nodes:
+        if node.op != "call_function" or node.target is not _aten.conv2d.default:
+            continue
+        x_meta, w_meta = _meta(gm, node.args[0]), _meta(gm, node.args[1])
+        b_meta = _meta(gm, node.args[2] if len(node.args) > 2 else node.kwargs.get("bias"))
+        conv_args = _conv_args(node)
+        if (conv_args is None or not isinstance(x_meta, torch.Tensor) or not isinstance(w_meta, torch.Tensor)
+                or x_meta.dim() != 4 or x_meta.device.type != "cpu" or not x_meta.is_floating_point()
+                or w_meta.dtype != x_meta.dtype):
+            continue
+        try:
+            kernel, times = _decide(x_meta, w_meta, b_meta, conv_args, backward)
+        except LookupError:  # a size without a concrete hint: leave the node as it is
+            continue
+        choices.append(Choice(node.name, kernel, times))
+        if kernel != "aten":
+            node.target = KERNELS[kernel].fn
+            changed = True
+    if changed:
+        gm.recompile()
+    return choices
