@@ -54,8 +54,10 @@ def _output_format(x: torch.Tensor, weight: torch.Tensor) -> torch.memory_format
 
     Keeping it means a rewritten node hands the rest of the graph what it was captured with.
     """
-    cl = torch.channels_last
-    return cl if cl in (x.suggest_memory_format(), weight.suggest_memory_format()) else torch.contiguous_format
+    def channels_last(t: torch.Tensor) -> bool:  # what ATen's suggest_memory_format() says (not in Python)
+        return t.is_contiguous(memory_format=torch.channels_last) and not t.is_contiguous()
+
+    return torch.channels_last if channels_last(x) or channels_last(weight) else torch.contiguous_format
 
 
 def conv2d_gemm(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None,
@@ -68,13 +70,14 @@ def conv2d_gemm(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
     """
     if weight.shape[2:] != (1, 1) or groups != 1 or _pair(padding) != (0, 0):
         raise ValueError("conv2d_gemm takes 1x1 kernels without padding or groups")
+    layout = _output_format(x, weight)
     sh, sw = _pair(stride)
     if (sh, sw) != (1, 1):
         x = x[:, :, ::sh, ::sw]
     n, c, h, w = x.shape
     rows = x.permute(0, 2, 3, 1).reshape(-1, c)  # a view for channels-last input, else one copy
     out = F.linear(rows, weight.reshape(weight.shape[0], c), bias)
-    return out.view(n, h, w, -1).permute(0, 3, 1, 2).contiguous(memory_format=_output_format(x, weight))
+    return out.view(n, h, w, -1).permute(0, 3, 1, 2).contiguous(memory_format=layout)
 
 
 def conv2d_channels_last(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None,
