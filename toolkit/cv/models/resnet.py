@@ -66,7 +66,7 @@ def _se_gate(channels: int) -> nn.Sequential:
     """GluonCV's SE: Dense(c/16, no bias) - ReLU - Dense(c, no bias) - sigmoid on pooled features."""
     return nn.Sequential(
         nn.Linear(channels, channels // 16, bias=False),
-        nn.ReLU(),
+        nn.ReLU(inplace=True),
         nn.Linear(channels // 16, channels, bias=False),
         nn.Sigmoid(),
     )
@@ -96,7 +96,7 @@ class BasicBlockV1(nn.Module):
         self.body = nn.Sequential(
             _conv3x3(in_channels, channels, stride),
             norm_layer(channels),
-            nn.ReLU(),
+            nn.ReLU(inplace=True),
             _conv3x3(channels, channels, 1),
             norm_layer(channels),
         )
@@ -114,7 +114,8 @@ class BasicBlockV1(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         residual = x if self.downsample is None else self.downsample(x)
         out = _apply_se(self.se, self.body(x))
-        return torch.relu(out + residual)
+        out += residual
+        return torch.relu_(out)
 
 
 class BottleneckV1(BasicBlockV1):
@@ -135,10 +136,10 @@ class BottleneckV1(BasicBlockV1):
         self.body = nn.Sequential(
             nn.Conv2d(in_channels, mid, 1, stride, bias=True),
             norm_layer(mid),
-            nn.ReLU(),
+            nn.ReLU(inplace=True),
             _conv3x3(mid, mid, 1),
             norm_layer(mid),
-            nn.ReLU(),
+            nn.ReLU(inplace=True),
             nn.Conv2d(mid, channels, 1, 1, bias=True),
             norm_layer(channels),
         )
@@ -286,7 +287,7 @@ class ResNetV1(ImageClassifier):
             stem = [
                 nn.Conv2d(in_channels, channels[0], 7, 2, 3, bias=False),
                 norm_layer(channels[0]),
-                nn.ReLU(),
+                nn.ReLU(inplace=True),
                 nn.MaxPool2d(3, 2, 1),
             ]
         stages = [
@@ -329,7 +330,7 @@ class ResNetV2(ImageClassifier):
             stem += [
                 nn.Conv2d(in_channels, channels[0], 7, 2, 3, bias=False),
                 norm_layer(channels[0]),
-                nn.ReLU(),
+                nn.ReLU(inplace=True),
                 nn.MaxPool2d(3, 2, 1),
             ]
         stages = [
@@ -338,7 +339,7 @@ class ResNetV2(ImageClassifier):
             for i, n in enumerate(layers)
         ]
         self.features = nn.Sequential(
-            *stem, *stages, norm_layer(channels[-1]), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten()
+            *stem, *stages, norm_layer(channels[-1]), nn.ReLU(inplace=True), nn.AdaptiveAvgPool2d(1), nn.Flatten()
         )
         self.output = nn.Linear(channels[-1], classes)
         _finish_init(self, last_gamma)

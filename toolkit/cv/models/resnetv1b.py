@@ -55,10 +55,10 @@ class BasicBlockV1b(nn.Module):
         super().__init__()
         self.conv1 = nn.Conv2d(inplanes, planes, 3, stride, dilation, dilation=dilation, bias=False)
         self.bn1 = norm_layer(planes)
-        self.relu1 = nn.ReLU()
+        self.relu1 = nn.ReLU(inplace=True)
         self.conv2 = nn.Conv2d(planes, planes, 3, 1, previous_dilation, dilation=previous_dilation, bias=False)
         self.bn2 = norm_layer(planes)
-        self.relu2 = nn.ReLU()
+        self.relu2 = nn.ReLU(inplace=True)
         self.downsample = downsample
 
     def last_norm(self) -> nn.Module:
@@ -68,7 +68,8 @@ class BasicBlockV1b(nn.Module):
         residual = x if self.downsample is None else self.downsample(x)
         out = self.relu1(self.bn1(self.conv1(x)))
         out = self.bn2(self.conv2(out))
-        return self.relu2(out + residual)
+        out += residual
+        return self.relu2(out)
 
 
 class BottleneckV1b(nn.Module):
@@ -89,13 +90,13 @@ class BottleneckV1b(nn.Module):
         super().__init__()
         self.conv1 = nn.Conv2d(inplanes, planes, 1, bias=False)
         self.bn1 = norm_layer(planes)
-        self.relu1 = nn.ReLU()
+        self.relu1 = nn.ReLU(inplace=True)
         self.conv2 = nn.Conv2d(planes, planes, 3, stride, dilation, dilation=dilation, bias=False)
         self.bn2 = norm_layer(planes)
-        self.relu2 = nn.ReLU()
+        self.relu2 = nn.ReLU(inplace=True)
         self.conv3 = nn.Conv2d(planes, planes * 4, 1, bias=False)
         self.bn3 = norm_layer(planes * 4)
-        self.relu3 = nn.ReLU()
+        self.relu3 = nn.ReLU(inplace=True)
         self.downsample = downsample
 
     def last_norm(self) -> nn.Module:
@@ -106,7 +107,8 @@ class BottleneckV1b(nn.Module):
         out = self.relu1(self.bn1(self.conv1(x)))
         out = self.relu2(self.bn2(self.conv2(out)))
         out = self.bn3(self.conv3(out))
-        return self.relu3(out + residual)
+        out += residual
+        return self.relu3(out)
 
 
 class ResNetV1b(ImageClassifier):
@@ -160,16 +162,16 @@ class ResNetV1b(ImageClassifier):
             self.conv1: nn.Module = nn.Sequential(
                 nn.Conv2d(in_channels, stem_width, 3, 2, 1, bias=False),
                 norm_layer(stem_width),
-                nn.ReLU(),
+                nn.ReLU(inplace=True),
                 nn.Conv2d(stem_width, stem_width, 3, 1, 1, bias=False),
                 norm_layer(stem_width),
-                nn.ReLU(),
+                nn.ReLU(inplace=True),
                 nn.Conv2d(stem_width, stem_width * 2, 3, 1, 1, bias=False),
             )
         else:
             self.conv1 = nn.Conv2d(in_channels, 64, 7, 2, 3, bias=False)
         self.bn1 = norm_layer(self.inplanes)
-        self.relu = nn.ReLU()
+        self.relu = nn.ReLU(inplace=True)
         self.maxpool = nn.MaxPool2d(3, 2, 1)
         make = {"block": block, "avg_down": avg_down, "norm_layer": norm_layer}
         self.layer1 = self._make_layer(planes=64, blocks=layers[0], **make)
