@@ -110,6 +110,28 @@ def test_resume_with_another_schedule_length(tiny_mnist, tmp_path):
     assert json.loads((tmp_path / "b" / "config-before-resume-epoch1.json").read_text())["args"]["num_epochs"] == 5
 
 
+def test_hybridized_resume_is_exact_without_autotune(tiny_mnist, tmp_path, monkeypatch):
+    """--hybridize --no-autotune trains through the captured graph with aten's kernels, so a resumed
+    run (which captures and would re-time anew) is bit-identical to an uninterrupted one."""
+    from toolkit.nn import autotune
+
+    def never(*_args, **_kwargs):
+        raise AssertionError("--no-autotune must not time kernels")
+
+    autotune.clear_cache()
+    monkeypatch.setattr(autotune, "_measure", never)
+    train = _load(TRAIN, "train_script5")
+    flags = ("--hybridize", "--no-autotune")
+    straight = train.main(_args(tiny_mnist, tmp_path / "a", *flags))
+    train.main(_args(tiny_mnist, tmp_path / "b", "--stop-after-epoch", "1", *flags))
+    resumed = train.main(_args(tiny_mnist, tmp_path / "b", *flags,
+                               "--resume-from", str(tmp_path / "b" / "checkpoint-epoch1.pt")))
+    wa, wb = _weights(tmp_path / "a"), _weights(tmp_path / "b")
+    for k in wa:
+        assert (wa[k] == wb[k]).all(), k
+    assert straight["sha256"] == resumed["sha256"]
+
+
 def test_learns_and_options_run(tiny_mnist, tmp_path):
     """mixup, label smoothing, no-wd, distillation from a trained teacher and the multi-scale VBS sampler."""
     train = _load(TRAIN, "train_script2")
