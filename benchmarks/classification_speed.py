@@ -9,8 +9,9 @@ For each pair (our ``resnet50_v1b`` vs ``torchvision.models.resnet50``, our
 for torchvision eager, ours eager, ours hybridized (captured graph, with the
 per-convolution kernel autotuning that ``hybridize()`` does by default), ours
 hybridized with ``autotune=False`` (the captured graph alone) and ours hybridized
-with ``compile=True``. Variants run interleaved (A, B, C, D, A, B,
-...) so that the load of a shared machine hits them alike; each number is the
+with ``compile=True``. Variants run interleaved, in forward and reverse order in
+turn (A, B, C, D, D, C, B, A, ...), so that the load of a shared machine hits them
+alike; each number is the
 median over the repeats; ratios are ``torchvision eager time / variant time``
 (above 1: faster than torchvision).
 
@@ -78,8 +79,10 @@ def bench(name: str, train: bool, batch: int, size: int, repeats: int, warmup: i
         for _ in range(warmup):
             fn()
     times: dict[str, list[float]] = {k: [] for k in fns}
-    for _ in range(repeats):
-        for k, fn in fns.items():
+    for i in range(repeats):
+        # forward and backward order in turn, so that no variant always follows the same one
+        for k in (list(fns) if i % 2 == 0 else list(fns)[::-1]):
+            fn = fns[k]
             t = time.perf_counter()
             fn()
             times[k].append(time.perf_counter() - t)

@@ -20,7 +20,6 @@ only ever changes speed. Decisions are cached per shape for the process.
 """
 from __future__ import annotations
 
-import functools
 import statistics
 import time
 from collections.abc import Callable, Sequence
@@ -30,6 +29,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import fx
+
+from .fold import get_attr_tensor
 
 __all__ = ["KERNELS", "Choice", "autotune_convolutions", "clear_cache", "conv2d_channels_last", "conv2d_gemm"]
 
@@ -142,7 +143,7 @@ def _meta(gm: fx.GraphModule, arg: Any) -> torch.Tensor | None:
     if not isinstance(arg, fx.Node):
         return None
     if "val" not in arg.meta and arg.op == "get_attr":
-        return functools.reduce(getattr, arg.target.split("."), gm)
+        return get_attr_tensor(gm, arg)
     return arg.meta.get("val")
 
 

@@ -25,7 +25,7 @@ from typing import Any
 import torch
 from torch import fx
 
-__all__ = ["FoldedGraph", "fold_batch_norms", "fold_for_inference"]
+__all__ = ["FoldedGraph", "fold_batch_norms", "fold_for_inference", "get_attr_tensor"]
 
 _aten = torch.ops.aten
 
@@ -65,7 +65,7 @@ class _Fold:
         self.bias.copy_(shift)
 
 
-def _attr(gm: fx.GraphModule, node: Any) -> torch.Tensor | None:
+def get_attr_tensor(gm: fx.GraphModule, node: Any) -> torch.Tensor | None:
     """The tensor behind a ``get_attr`` node (``None`` for an absent optional argument)."""
     if node is None:
         return None
@@ -108,8 +108,8 @@ def fold_batch_norms(gm: fx.GraphModule) -> tuple[fx.GraphModule, list[_Fold]]:
     for conv, bn in _conv_bn_pairs(gm.graph):
         x, w_node, b_node, *conv_rest = list(conv.args) + [None] * (3 - len(conv.args))
         try:
-            conv_w, conv_b = _attr(gm, w_node), _attr(gm, b_node)
-            bn_w, bn_b, mean, var = (_attr(gm, bn.args[i]) for i in range(1, 5))
+            conv_w, conv_b = get_attr_tensor(gm, w_node), get_attr_tensor(gm, b_node)
+            bn_w, bn_b, mean, var = (get_attr_tensor(gm, bn.args[i]) for i in range(1, 5))
         except LookupError:
             continue
         if mean is None or var is None or conv_w is None or not conv_w.is_floating_point():
