@@ -11,9 +11,8 @@ per-convolution kernel autotuning that ``hybridize()`` does by default), ours
 hybridized with ``autotune=False`` (the captured graph alone) and ours hybridized
 with ``compile=True``. Variants run interleaved, in forward and reverse order in
 turn (A, B, C, D, D, C, B, A, ...), so that the load of a shared machine hits them
-alike; each number is the
-median over the repeats; ratios are ``torchvision eager time / variant time``
-(above 1: faster than torchvision).
+alike; each number is the median over the repeats; ratios are ``torchvision
+eager time / variant time`` (above 1: faster than torchvision).
 
     OMP_WAIT_POLICY=PASSIVE python benchmarks/classification_speed.py --batch-size 8 --size 128
 """
