@@ -6,7 +6,7 @@ from torch import nn
 
 from toolkit.nn import HybridBlock
 from toolkit.nn import autotune
-from toolkit.nn.autotune import KERNELS, conv2d_channels_last, conv2d_gemm
+from toolkit.nn.autotune import KERNELS, conv2d_channels_last, conv2d_contiguous, conv2d_gemm
 
 
 class Bottleneck(HybridBlock):
@@ -37,13 +37,16 @@ def fresh_cache():
     autotune.clear_cache()
 
 
-def _force(monkeypatch, winner: str) -> list[dict]:
-    """Make ``winner`` the fastest kernel wherever it applies; returns the candidate sets measured."""
+def _force(monkeypatch, winner: str, graph: str = "as_given") -> list[dict]:
+    """Make ``winner`` the fastest kernel wherever it applies, and ``graph`` ("as_given" or
+    "channels_last") the faster whole graph; returns the kernel candidate sets measured."""
     calls: list[dict] = []
+    graph_index = {"as_given": "0", "channels_last": "1"}[graph]
 
     def fake(fns, budget_s=autotune.BUDGET_S):
-        calls.append(dict(fns))
-        return {name: 0.5 if name == winner else 1.0 for name in fns}
+        if "aten" in fns:  # a convolution's kernels, not the race of whole graphs ("0", "1")
+            calls.append(dict(fns))
+        return {name: 0.5 if name in (winner, graph_index) else 1.0 for name in fns}
 
     monkeypatch.setattr(autotune, "_measure", fake)
     return calls
@@ -81,6 +84,7 @@ def test_gemm_kernel_equals_conv2d_forward_and_backward(stride, bias, channels_l
         torch.testing.assert_close(a, e, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("kernel", [conv2d_channels_last, conv2d_contiguous])
 @pytest.mark.parametrize("kwargs", [
     dict(stride=1, padding=1, dilation=1, groups=1),
     dict(stride=2, padding=2, dilation=2, groups=1),
@@ -88,13 +92,13 @@ def test_gemm_kernel_equals_conv2d_forward_and_backward(stride, bias, channels_l
     dict(stride=2, padding=0, dilation=1, groups=2),
 ])
 @pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
-def test_channels_last_kernel_equals_conv2d(kwargs, layout):
+def test_layout_kernels_equal_conv2d(kwargs, layout, kernel):
     torch.manual_seed(0)
     x = torch.randn(2, 6, 9, 8, dtype=torch.float64).contiguous(memory_format=layout).requires_grad_()
     w = torch.randn(6, 6 // kwargs["groups"], 3, 3, dtype=torch.float64, requires_grad=True)
     b = torch.randn(6, dtype=torch.float64, requires_grad=True)
     ref = F.conv2d(x, w, b, **kwargs)
-    out = conv2d_channels_last(x, w, b, **kwargs)
+    out = kernel(x, w, b, **kwargs)
     assert out.stride() == ref.stride()
     torch.testing.assert_close(out, ref, rtol=1e-12, atol=1e-12)
     g = torch.randn_like(ref)
@@ -112,13 +116,29 @@ def test_gemm_kernel_refuses_what_it_cannot_compute():
         conv2d_gemm(x, torch.randn(2, 2, 1, 1), groups=2)
 
 
+# how many of Bottleneck's five convolutions each kernel applies to, by the layout they run in
+_APPLIES = {"gemm": (3, 3), "channels_last": (5, 0), "contiguous": (0, 5)}
+
+
 @pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
-@pytest.mark.parametrize("winner", ["gemm", "channels_last"])
+@pytest.mark.parametrize("winner", list(_APPLIES))
 def test_tuned_training_graph_equals_eager(monkeypatch, winner, layout):
     _force(monkeypatch, winner)
     eager, tuned = _twins()
     eager.to(memory_format=layout)
     tuned.to(memory_format=layout).train().hybridize()
+    _train_alike(eager, tuned, layout)
+    assert tuned.graph_memory_format == "as_given"
+    kernels = [c.kernel for c in tuned.conv_kernels]
+    count = _APPLIES[winner][layout == torch.channels_last]
+    assert len(kernels) == 5 and kernels.count(winner) == count and kernels.count("aten") == 5 - count
+    # the graph really calls the chosen kernels
+    targets = [n.target for n in tuned._last_graph.runner.graph.nodes if n.op == "call_function"]
+    assert targets.count(KERNELS[winner].fn) == count
+
+
+def _train_alike(eager: Bottleneck, tuned: Bottleneck, layout=torch.contiguous_format) -> None:
+    """Four SGD steps of both models on the same batches: same gradients, weights and running statistics."""
     opts = [torch.optim.SGD(m.parameters(), lr=0.1, momentum=0.9) for m in (eager, tuned)]
     for step, batch in enumerate((4, 4, 3, 5)):  # captured at 4; the batch axis stays dynamic
         x = torch.randn(batch, 6, 11, 11).contiguous(memory_format=layout)
@@ -130,14 +150,44 @@ def test_tuned_training_graph_equals_eager(monkeypatch, winner, layout):
             torch.testing.assert_close(a, e, rtol=1e-4, atol=1e-5, msg=f"step {step}: grad of {name}")
         for opt in opts:
             opt.step()
-    kernels = {c.node: c.kernel for c in tuned.conv_kernels}
-    assert len(kernels) == 5
-    expected = {"gemm": {"gemm", "aten"}, "channels_last": {"channels_last"}}[winner]
-    assert set(kernels.values()) == expected
-    # the graph really calls the chosen kernels (3x3 convolutions stay aten where gemm won)
-    targets = [n.target for n in tuned._last_graph.runner.graph.nodes if n.op == "call_function"]
-    assert targets.count(KERNELS[winner].fn) == (3 if winner == "gemm" else 5)
     torch.testing.assert_close(tuned.state_dict(), eager.state_dict(), rtol=1e-4, atol=1e-5)
+
+
+def test_channels_last_graph_chosen_for_the_whole_network(monkeypatch):
+    """When the channels-last capture wins the race, inputs are converted on the way in, its convolutions
+    were tuned on channels-last strides, and the race left no trace: no gradient, running statistic
+    or random number of the first step differs from eager."""
+    calls = _force(monkeypatch, "gemm", graph="channels_last")
+    eager, tuned = _twins()
+    tuned.train().hybridize()
+    torch.manual_seed(5)
+    _train_alike(eager, tuned)
+    after_tuned = torch.rand(3)
+    eager2, _ = _twins()
+    torch.manual_seed(5)
+    _train_alike(eager2, eager2)  # the same draws without a capture
+    torch.testing.assert_close(after_tuned, torch.rand(3), rtol=0, atol=0)
+    assert tuned.graph_memory_format == "channels_last"
+    assert isinstance(tuned._last_graph.runner, autotune.ChannelsLastInputs)
+    placeholders = [n for n in tuned.graph.nodes if n.op == "placeholder" and n.name == "x"]
+    assert autotune._channels_last(placeholders[0].meta["val"])
+    # both captures' convolutions were tuned: the channels-last ones on other strides
+    assert len(calls) == 10
+    assert [c.kernel for c in tuned.conv_kernels].count("gemm") == 3
+
+
+def test_fastest_leaves_no_trace():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.Dropout(0.5)).train()
+    x = torch.randn(2, 3, 8, 8)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    rng = torch.get_rng_state()
+    index, times = autotune.fastest([model, model], (x,), {}, model, budget_s=0.01)
+    assert index in (0, 1) and len(times) == 2 and all(t > 0 for t in times)
+    assert all(p.grad is None for p in model.parameters())
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, before[k]), k
+    assert torch.equal(torch.get_rng_state(), rng)
 
 
 def test_tuned_inference_graph_equals_eager(monkeypatch):
@@ -171,8 +221,9 @@ def test_decisions_are_cached_per_shape(monkeypatch):
     tuned.train().hybridize()
     tuned(torch.randn(2, 6, 8, 8)).sum().backward()
     first = len(calls)
-    # 3x3 and depthwise have two candidates (aten, channels_last), the 1x1s three
-    assert first == 5 and sorted(len(c) for c in calls) == [2, 2, 3, 3, 3]
+    # each capture (as given, and channels-last for the layout race) tunes its 5 convolutions:
+    # 3x3 and depthwise have two candidates (aten and the other layout), the 1x1s three (and gemm)
+    assert first == 10 and sorted(len(c) for c in calls) == [2] * 4 + [3] * 6
     tuned.hybridize()  # drops the graphs, not the decisions
     tuned(torch.randn(2, 6, 8, 8)).sum().backward()
     assert len(calls) == first
@@ -200,7 +251,7 @@ def test_measured_choice_on_a_real_model_is_consistent():
     eager(x).sum().backward()
     tuned(x).sum().backward()
     choices = tuned.conv_kernels
-    assert len(choices) == 5
+    assert len(choices) == 5 and tuned.graph_memory_format in ("as_given", "channels_last")
     for c in choices:
         assert "aten" in c.times and c.kernel in c.times
         assert c.kernel == "aten" or c.times[c.kernel] < autotune.MARGIN * c.times["aten"]
