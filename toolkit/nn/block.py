@@ -315,9 +315,9 @@ class HybridBlock(nn.Module):
         converted = channels_last_inputs(args, kwargs) if graph.kernels and not self._hybrid_compile else None
         if converted is None:
             return graph
-        # The best memory layout is a property of the whole network (channels-last ran MobileNetV3
-        # 1.2x faster here and ResNet-50 slower on another machine): capture and tune a channels-last
-        # graph as well and keep the faster. torch.compile makes layout choices of its own.
+        # The best memory layout is a property of the whole network and the machine (see
+        # toolkit.nn.autotune): capture and tune a channels-last graph as well and keep the
+        # faster. torch.compile makes layout choices of its own.
         alt = self._capture_as_given(*converted)
         alt.runner = ChannelsLastInputs(alt.runner)
         alt.memory_format = "channels_last"
