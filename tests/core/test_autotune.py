@@ -134,6 +134,8 @@ def test_tuned_training_graph_equals_eager(monkeypatch, winner, layout):
     _train_alike(eager, tuned, layout)
     assert tuned.graph_memory_format == "as_given"
     kernels = [c.kernel for c in tuned.conv_kernels]
+    # measured at the capture's sizes: reduce and down read the batch-4 input
+    assert [c.input_shape for c in tuned.conv_kernels].count((4, 6, 11, 11)) == 2
     count = _APPLIES[winner][layout == torch.channels_last]
     assert len(kernels) == 5 and kernels.count(winner) == count and kernels.count("aten") == 5 - count
     # the graph really calls the chosen kernels

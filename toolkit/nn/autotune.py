@@ -144,11 +144,13 @@ KERNELS: dict[str, _Kernel] = {
 
 @dataclass(frozen=True)
 class Choice:
-    """The kernel chosen for one convolution node and the medians it was chosen on (seconds)."""
+    """The kernel chosen for one convolution node, the medians it was chosen on (seconds, empty
+    where aten was the only candidate) and the input shape they were measured at."""
 
     node: str
     kernel: str
     times: dict[str, float]
+    input_shape: tuple[int, ...] = ()
 
 
 _cache: dict[tuple, tuple[str, dict[str, float]]] = {}
@@ -291,7 +293,7 @@ def autotune_convolutions(gm: fx.GraphModule, backward: bool) -> list[Choice]:
             kernel, times = _decide(x_meta, w_meta, b_meta, conv_args, backward)
         except LookupError:  # a size without a concrete hint: leave the node as it is
             continue
-        choices.append(Choice(node.name, kernel, times))
+        choices.append(Choice(node.name, kernel, times, tuple(_hint(size) for size in x_meta.shape)))
         if kernel != "aten":
             node.target = KERNELS[kernel].fn
             changed = True

@@ -1,0 +1,66 @@
+"""What ``hybridize()`` autotuning measured and chose for each convolution of a zoo model.
+
+Captures the model's training graph (forward + backward timing) or, with
+``--inference``, its inference graph, then prints for every convolution its
+input shape, the median time of each candidate kernel (interleaved runs, see
+``toolkit.nn.autotune``) and the kernel chosen, then the totals, the memory
+layout the whole-graph race kept, and how long the capture took.
+
+    OMP_WAIT_POLICY=PASSIVE python benchmarks/conv_kernels.py --model resnet50_v1b --batch-size 4 --size 96
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import torch  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from toolkit.nn.autotune import KERNELS  # noqa: E402
+from toolkit.zoo import get_model  # noqa: E402
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--model", default="resnet50_v1b")
+    p.add_argument("--batch-size", type=int, default=4)
+    p.add_argument("--size", type=int, default=96, help="input height and width")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--inference", action="store_true", help="tune the inference graph (eval, no grad) instead")
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    model = get_model(args.model, classes=1000).train(not args.inference).hybridize()
+    x = torch.randn(args.batch_size, 3, args.size, args.size)
+    start = time.perf_counter()
+    if args.inference:
+        with torch.no_grad():
+            model(x)
+    else:
+        model(x).sum().backward()
+    capture_s = time.perf_counter() - start
+    mode = "inference" if args.inference else "training (forward + backward)"
+    print(f"torch {torch.__version__}, {args.model}, {mode}, {args.threads} threads, batch {args.batch_size}, "
+          f"{args.size}x{args.size}; load average at start: {os.getloadavg()[0]:.1f}")
+    names = list(KERNELS)
+    print(f"{'node':<12} {'input shape':<18} " + " ".join(f"{k + ' ms':>16}" for k in names) + "  chosen")
+    totals = {"aten": 0.0, "chosen": 0.0}
+    for c in model.conv_kernels:
+        shape = "x".join(map(str, c.input_shape))
+        cells = " ".join(f"{c.times[k] * 1e3:16.2f}" if k in c.times else f"{'-':>16}" for k in names)
+        print(f"{c.node:<12} {shape:<18} {cells}  {c.kernel}")
+        if c.times:
+            totals["aten"] += c.times["aten"]
+            totals["chosen"] += c.times[c.kernel]
+    print(f"sum over convolutions: aten {totals['aten'] * 1e3:.1f} ms, chosen {totals['chosen'] * 1e3:.1f} ms "
+          f"({totals['aten'] / totals['chosen']:.2f}x)")
+    print(f"whole-graph layout kept: {model.graph_memory_format}; first call (captures + tuning + run): "
+          f"{capture_s:.1f} s")
+
+
+if __name__ == "__main__":
+    main()
