@@ -2,11 +2,11 @@
 
 PyTorch chooses a CPU convolution kernel by a fixed rule. With one thread and a
 batch under 16 it sends unstrided 1x1 convolutions to its "slow" im2col path,
-which runs one small matrix product per sample; at the 3x3 or 6x6 maps of a
-network's last stage that is up to 5x slower than a single matrix product over
-all ``N*H*W`` positions (measured on ResNet-50, forward and backward). The fast
-layout also depends on the layer: channels-last helps depthwise and strided
-layers but made the 3x3 convolutions of ResNet-50's last stage 2-3x slower.
+which runs one small matrix product per sample: at the small maps of a network's
+last stage, several times slower than one matrix product over all ``N*H*W``
+positions. The fast layout also depends on the layer: in a channels-last
+ResNet-50, its last stage's 3x3 convolutions ran 1.7x faster in NCHW, its early
+ones fastest as they were (``benchmarks/results/conv_kernels.txt``).
 No fixed rule is right for every layer and machine, so a captured graph measures:
 this is what cuDNN's ``benchmark`` mode and MXNet's conv autotuning do on GPUs.
 PyTorch has nothing like it on CPU, hence this pass.
@@ -20,9 +20,10 @@ return, so a choice only ever changes speed. Decisions are cached per shape for
 the process.
 
 Which memory layout suits a network as a whole is a decision of its own (eager
-channels-last training ran MobileNetV3 1.08x and ResNet-50 0.92x as fast as NCHW on
-a 2-core Intel Xeon, and both about 1.3x on a 2-core AMD EPYC): :class:`~toolkit.nn.HybridBlock` also captures and tunes a
-graph on channels-last inputs and keeps whichever :func:`fastest` finds faster.
+channels-last training ran MobileNetV3 1.08x and ResNet-50 0.92x as fast as NCHW
+on a 2-core Intel Xeon, while on a 2-core AMD EPYC channels-last graphs won for
+both): :class:`~toolkit.nn.HybridBlock` also captures and tunes a graph on
+channels-last inputs and keeps whichever :func:`fastest` finds faster.
 """
 from __future__ import annotations
 
