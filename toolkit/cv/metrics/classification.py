@@ -1,4 +1,4 @@
-"""Classification metrics."""
+"""Classification metrics: top-k accuracy."""
 from __future__ import annotations
 
 from collections.abc import Sequence

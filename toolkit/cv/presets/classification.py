@@ -211,7 +211,7 @@ def load_test(image_paths: str | os.PathLike | Sequence[str | os.PathLike], shor
     toolkit.cv.data.ImageDecodeError
         If a file is missing or not a decodable image (the message names it).
     """
-    from .data.folder import read_image
+    from ..data.folder import read_image
 
     if isinstance(image_paths, (str, os.PathLike)):
         image_paths = [image_paths]

@@ -1,0 +1,8 @@
+"""Evaluation metrics of the vision half, one module per task.
+
+``toolkit.cv.metrics`` re-exports every public metric, so user code imports
+them from here (as GluonCV users import ``gluoncv.utils.metrics``).
+"""
+from .classification import TopKAccuracy, topk_accuracy, topk_correct
+
+__all__ = ["TopKAccuracy", "topk_accuracy", "topk_correct"]
