@@ -135,14 +135,52 @@ def to_gluoncv_label(target: dict[str, Any]) -> np.ndarray:
     return out
 
 
-def detection_batchify() -> Tuple:
-    """``Tuple(Stack(), Pad(val=-1))``: images (B, 3, h, w) and labels (B, Mmax, 6) padded with -1.
+def detection_batchify(pad_images: bool = False, size_divisible: int = 1) -> Callable:
+    """Batchify ``(image, label)`` samples as the detection presets give them.
 
-    For samples ``(image, label)`` as the presets give them; ``Pad`` handles
-    samples with no boxes (a (0, 6) label becomes a row of -1 when another
-    sample has boxes; a batch where no sample has any gives (B, 0, 6)).
+    Parameters
+    ----------
+    pad_images : bool, default False
+        ``False``: ``Tuple(Stack(), Pad(val=-1))`` -> images (B, 3, h, w) and
+        labels (B, Mmax, 6) padded with -1 (all images the same size: SSD, YOLO).
+        ``True`` (R-CNN, images of different sizes): also pad images (with 0,
+        at the bottom/right) and return ``(images, labels, sizes)`` with
+        ``sizes`` int64 (B, 2) the true ``(h, w)`` of each image.
+    size_divisible : int, default 1
+        With ``pad_images``, round the padded height and width up to a multiple
+        of this (e.g. 32 for an FPN).
+
+    Samples with no boxes (label (0, 6)) become rows of -1; a batch where no
+    sample has any gives labels of shape (B, 0, 6).
     """
-    return Tuple(Stack(), Pad(val=-1, dtype=torch.float32))
+    if not isinstance(size_divisible, int) or size_divisible < 1:
+        raise ValueError(f"size_divisible must be a positive int, got {size_divisible!r}")
+    if not pad_images:
+        return Tuple(Stack(), Pad(val=-1, dtype=torch.float32))
+    return _PadImagesBatchify(size_divisible)
+
+
+class _PadImagesBatchify:
+    """Collate of variable-size images (picklable, for DataLoader workers)."""
+
+    def __init__(self, size_divisible: int) -> None:
+        self.size_divisible = size_divisible
+        self.labels = Pad(val=-1, dtype=torch.float32)
+
+    def __call__(self, data: Sequence[Sequence[Any]]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        if not data:
+            raise ValueError("detection_batchify: empty batch")
+        images = [torch.as_tensor(d[0]) for d in data]
+        if any(im.ndim != 3 for im in images) or len({im.shape[0] for im in images}) != 1:
+            raise ValueError(f"detection_batchify: images must be (C, H, W) with one C, got "
+                             f"{[tuple(im.shape) for im in images]}")
+        sizes = torch.tensor([im.shape[1:] for im in images], dtype=torch.int64).reshape(-1, 2)
+        d = self.size_divisible
+        h, w = (int(-(-int(v) // d) * d) for v in sizes.max(0).values)
+        out = images[0].new_zeros((len(images), images[0].shape[0], h, w))
+        for k, im in enumerate(images):
+            out[k, :, : im.shape[1], : im.shape[2]] = im
+        return out, self.labels([d[1] for d in data]), sizes
 
 
 class _DetectionBase(Dataset):
