@@ -323,6 +323,11 @@ class COCODetection(_DetectionBase):
         return self._cocos[0]
 
     @property
+    def image_ids(self) -> list[int]:
+        """COCO image id of every item, in item order."""
+        return [r["image_id"] for r in self._records]
+
+    @property
     def annotation_files(self) -> list[Path]:
         """The annotation files read, one per split."""
         return [c.annotation_file for c in self._cocos]
