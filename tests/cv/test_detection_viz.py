@@ -40,7 +40,7 @@ def _is(px, rgb, tol=40):
 
 def test_plot_bbox_draws_outlines_only_for_kept_boxes():
     img = torch.full((3, H, W), 128, dtype=torch.uint8)  # CHW tensor, as the datasets give
-    boxes = torch.tensor([[20, 30, 70, 80], [80, 10, 110, 40], [5, 85, 30, 98]], dtype=torch.float32)
+    boxes = torch.tensor([[20, 30, 70, 80], [80, 55, 110, 95], [5, 85, 30, 98]], dtype=torch.float32)
     labels = torch.tensor([[0], [1], [-1]])
     scores = torch.tensor([[0.9], [0.3], [0.99]])
     colors = {0: (255, 0, 0), 1: (0, 0, 255), -1: (0, 255, 0)}
@@ -53,7 +53,7 @@ def test_plot_bbox_draws_outlines_only_for_kept_boxes():
     assert not _is(px, (0, 0, 255)).any() and not _is(px, (0, 255, 0)).any()
     # drawing all of them with thresh=0 shows the blue box
     px = _render(img, boxes, scores, labels, thresh=0.2, colors=colors)
-    assert _is(px[31:40, 78:83], (0, 0, 255)).any(axis=1).all()  # (rows above: box 0's caption)
+    assert _is(px[60:90, 78:83], (0, 0, 255)).any(axis=1).all()
 
 
 def test_plot_bbox_relative_coordinates_and_hwc_float():
