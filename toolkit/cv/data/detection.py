@@ -241,7 +241,8 @@ def _load_json(path: Path) -> dict[str, Any]:
         with open(path, encoding="utf-8") as f:
             data = json.load(f)
     except json.JSONDecodeError as err:
-        raise DatasetFormatError(f"{path}: not valid JSON ({err.msg} at line {err.lineno}, column {err.colno})") from err
+        raise DatasetFormatError(
+            f"{path}: not valid JSON ({err.msg} at line {err.lineno}, column {err.colno})") from err
     except (OSError, UnicodeDecodeError) as err:
         raise DatasetFormatError(f"{path}: cannot read annotation file ({err})") from err
     if not isinstance(data, dict):
