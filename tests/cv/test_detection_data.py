@@ -274,3 +274,28 @@ def test_batchify_pads_labels_with_minus_one():
     assert (y[0] == -1).all() and (y[1, 1] == -1).all() and y[2].tolist() == labels[2].tolist()
     _, empty = fn([(imgs[0], labels[0]), (imgs[1], labels[0])])
     assert empty.shape == (2, 0, 6)
+
+
+# ----------------------------------------------------------------------------- end to end
+def test_scenes_through_preset_loader_and_metrics(scenes):
+    """The offline set flows through a preset, a worker DataLoader and both metrics (ground truth as
+    predictions scores 1.0 everywhere)."""
+    from torch.utils.data import DataLoader
+
+    from toolkit.cv.metrics import COCODetectionMetric, VOC07MApMetric
+    from toolkit.cv.presets.ssd import SSDDefaultValTransform
+
+    val = FashionScenes("val", scenes)
+    loader = DataLoader(val.transform(SSDDefaultValTransform(64, 64)), batch_size=4, num_workers=2,
+                        collate_fn=detection_batchify())
+    voc, coco = VOC07MApMetric(class_names=list(val.classes)), COCODetectionMetric(val)
+    seen = 0
+    for x, y in loader:
+        assert x.shape[1:] == (3, 64, 64) and y.shape[-1] == 6
+        voc.update(y[..., :4], y[..., 4], torch.ones_like(y[..., 4]), y[..., :4], y[..., 4], y[..., 5])
+        coco.update(y[..., :4], y[..., 4], torch.where(y[..., 4] >= 0, 1.0, -1.0))
+        seen += len(x)
+    assert seen == len(val)
+    assert voc.get()[1][-1] == pytest.approx(1.0)
+    names, values = coco.get()
+    assert names[0] == "mAP" and values[0] == pytest.approx(1.0) and values[1] == pytest.approx(1.0)
