@@ -95,6 +95,25 @@ def test_scenes_deterministic_and_idempotent(scenes, tmp_path):
     assert json.loads(ann.read_text())["annotations"]
 
 
+def _build_small(root):
+    build_fashion_scenes(root, **SMALL)
+
+
+def test_scenes_concurrent_builds(tmp_path):
+    """Two processes (DDP ranks) asking for the set at once: both get it whole, nothing is left behind."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("fork")
+    procs = [ctx.Process(target=_build_small, args=(tmp_path / "fashion_scenes",)) for _ in range(2)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+    assert [p.exitcode for p in procs] == [0, 0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".fashion_scenes.lock", "fashion_scenes"]
+    assert len(FashionScenes("train", tmp_path / "fashion_scenes")) == 12
+
+
 def test_scenes_built_on_first_use(tmp_path, monkeypatch):
     monkeypatch.setenv("TOOLKIT_DATA", str(tmp_path))
     ds = FashionScenes("val", num_train=2, num_val=3, image_size=48, min_items=0, max_items=2)
