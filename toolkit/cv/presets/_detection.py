@@ -27,14 +27,14 @@ __all__ = ["DetectionPreset", "Letterbox", "box_labels", "IMAGENET_MEAN", "IMAGE
 def box_labels(inputs: Any) -> tuple[torch.Tensor, ...]:
     """``labels_getter`` for ``v2.SanitizeBoundingBoxes``: the per-box tensors of a target.
 
-    Labels and difficult flags are dropped together with the boxes they
+    Labels, difficult flags and mixup weights are dropped together with the boxes they
     belong to (masks are filtered by torchvision itself). A module-level
     function, so presets pickle into DataLoader workers.
     """
     target = inputs[1] if isinstance(inputs, (tuple, list)) and len(inputs) > 1 else inputs
     if not isinstance(target, dict):
         raise TypeError("detection presets expect (image, target dict) samples")
-    return tuple(target[k] for k in ("labels", "difficult") if k in target)
+    return tuple(target[k] for k in ("labels", "difficult", "mixup_weight") if k in target)
 
 
 class Letterbox(v2.Transform):
