@@ -58,9 +58,7 @@ class Letterbox(v2.Transform):
         self.fill = fill
 
     def make_params(self, flat_inputs: list[Any]) -> dict[str, Any]:
-        from torchvision.transforms.v2._utils import query_size
-
-        h, w = query_size(flat_inputs)
+        h, w = v2.query_size(flat_inputs)
         oh, ow = self.size
         scale = min(oh / h, ow / w)
         nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
