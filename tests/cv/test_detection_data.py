@@ -206,6 +206,9 @@ def test_coco_bad_input(tmp_path):
     ann = _coco_fixture(tmp_path, [(8, 8)], [_ann(1, 10, 99, [0, 0, 4, 4])])
     with pytest.raises(DatasetFormatError, match="category_id 99"):
         COCODetection(tmp_path, "mini")
+    _coco_fixture(tmp_path, [(8, 8)], [_ann(1, 10, 3, [0, 0, 4, 4]) | {"bbox": [0, "a", 4, 4]}])
+    with pytest.raises(DatasetFormatError, match=r"annotation 1 has bbox \[0, 'a', 4, 4\]"):
+        COCODetection(tmp_path, "mini")
     ann.write_text('{"images": [], "annotations": [')
     with pytest.raises(DatasetFormatError, match=r"instances_mini.json: not valid JSON"):
         COCODetection(tmp_path, "mini")
@@ -269,6 +272,12 @@ def test_voc_bad_input(tmp_path):
         VOCDetection(tmp_path, splits=[(2007, "test")])
     _voc_fixture(tmp_path, 2007, "test", {"a": _voc_xml([("unicorn", 0, (1, 1, 5, 5))])})
     with pytest.raises(DatasetFormatError, match="a.xml: unknown class name 'unicorn'"):
+        VOCDetection(tmp_path, splits=[(2007, "test")])
+    _voc_fixture(tmp_path, 2007, "test", {"a": _voc_xml([("dog", "yes", (1, 1, 5, 5))])})
+    with pytest.raises(DatasetFormatError, match="<difficult>yes</difficult>"):
+        VOCDetection(tmp_path, splits=[(2007, "test")])
+    _voc_fixture(tmp_path, 2007, "test", {"a": _voc_xml([("dog", 0, (1, 1, "x", 5))])})
+    with pytest.raises(DatasetFormatError, match="non-numeric <xmax>"):
         VOCDetection(tmp_path, splits=[(2007, "test")])
     _voc_fixture(tmp_path, 2007, "test", {"a": "<annotation><size>"})
     with pytest.raises(DatasetFormatError, match="a.xml: XML does not parse"):

@@ -470,9 +470,11 @@ class COCODetection(_DetectionBase):
                     f"which is not among the categories {sorted(self.json_id_to_contiguous)}"
                 )
             bbox = ann.get("bbox")
-            if not isinstance(bbox, (list, tuple)) or len(bbox) != 4:
-                raise DatasetFormatError(f"{ann_file}: annotation {ann.get('id')} has bbox {bbox!r}, need [x, y, w, h]")
-            x, y, w, h = (float(v) for v in bbox)
+            try:
+                x, y, w, h = (float(v) for v in bbox)
+            except (TypeError, ValueError) as err:
+                raise DatasetFormatError(
+                    f"{ann_file}: annotation {ann.get('id')} has bbox {bbox!r}, need 4 numbers [x, y, w, h]") from err
             box, keep = clip_boxes(np.array([[x, y, x + w, y + h]]), width, height)
             area = float(ann.get("area", w * h))
             if not keep[0] or area <= 0 or area < self.min_object_area:
@@ -588,8 +590,11 @@ class VOCDetection(_DetectionBase):
             name = (name_el.text or "").strip() if name_el is not None else ""
             if name not in self.index_map:
                 raise DatasetFormatError(f"{xml_file}: unknown class name {name!r}; known: {sorted(self.index_map)}")
-            diff_el = obj.find("difficult")
-            diff = bool(int(diff_el.text)) if diff_el is not None and (diff_el.text or "").strip() else False
+            diff_text = (obj.findtext("difficult") or "0").strip() or "0"
+            if diff_text not in ("0", "1"):
+                raise DatasetFormatError(f"{xml_file}: object {name!r} has <difficult>{diff_text}</difficult>, "
+                                         "expected 0 or 1")
+            diff = diff_text == "1"
             bb = obj.find("bndbox")
             if bb is None:
                 raise DatasetFormatError(f"{xml_file}: object {name!r} has no <bndbox>")
