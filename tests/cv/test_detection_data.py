@@ -1,6 +1,7 @@
 """Detection data: the offline fashion-scenes set, COCO and VOC readers, GluonCV labels, batchify, bad input."""
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -40,7 +41,6 @@ def test_scenes_layout_and_version(scenes):
     assert meta["classes"] == list(SCENES_CLASSES) and len(SCENES_CLASSES) == 10
     for split, n in (("train", 12), ("val", 6)):
         ann = scenes / "annotations" / f"instances_{split}.json"
-        import hashlib
         assert meta["sha256"][f"annotations/instances_{split}.json"] == hashlib.sha256(ann.read_bytes()).hexdigest()
         assert len(list((scenes / split).glob("*.png"))) == n
 
