@@ -116,17 +116,18 @@ JNIEXPORT jobjectArray JNICALL Java_toolkit_deploy_Predictor_nativeNames(JNIEnv*
   return out;
 }
 
-/* Shape of graph input `index`: one entry per axis, -1 for a dynamic axis; null for a dynamic rank. */
-JNIEXPORT jlongArray JNICALL Java_toolkit_deploy_Predictor_nativeInputShape(JNIEnv* env, jclass cls, jlong handle, jint index) {
+/* Shape of graph input (or output) `index`: one entry per axis, -1 for a dynamic axis; null for a dynamic rank. */
+JNIEXPORT jlongArray JNICALL Java_toolkit_deploy_Predictor_nativeShape(JNIEnv* env, jclass cls, jlong handle, jboolean inputs,
+                                                                      jint index) {
   (void)cls;
   Handle* h = (Handle*)(intptr_t)handle;
   ov_output_const_port_t* p = NULL;
   ov_partial_shape_t shape;
-  ov_status_e st = ov_model_const_input_by_index(h->model, (size_t)index, &p);
+  ov_status_e st = port(h, inputs, (size_t)index, &p);
   if (st == OK) st = ov_port_get_partial_shape(p, &shape);
   if (p) ov_output_const_port_free(p);
   if (st != OK) {
-    throw_model_error(env, "OpenVINO input shape", st);
+    throw_model_error(env, "OpenVINO port shape", st);
     return NULL;
   }
   jlongArray out = NULL;
@@ -141,6 +142,41 @@ JNIEXPORT jlongArray JNICALL Java_toolkit_deploy_Predictor_nativeInputShape(JNIE
   }
   ov_partial_shape_free(&shape);
   return out;
+}
+
+/* Element type of graph input (or output) `index`, in numpy's names ("float32", "int64", ...); "" when dynamic. */
+JNIEXPORT jstring JNICALL Java_toolkit_deploy_Predictor_nativeElementType(JNIEnv* env, jclass cls, jlong handle,
+                                                                          jboolean inputs, jint index) {
+  (void)cls;
+  Handle* h = (Handle*)(intptr_t)handle;
+  ov_output_const_port_t* p = NULL;
+  ov_element_type_e type = DYNAMIC;
+  ov_status_e st = port(h, inputs, (size_t)index, &p);
+  if (st == OK) st = ov_port_get_element_type(p, &type);
+  if (p) ov_output_const_port_free(p);
+  if (st != OK) {
+    throw_model_error(env, "OpenVINO port element type", st);
+    return NULL;
+  }
+  const char* name;
+  char other[32];
+  switch (type) {
+    case F32: name = "float32"; break;
+    case F16: name = "float16"; break;
+    case F64: name = "float64"; break;
+    case BF16: name = "bfloat16"; break;
+    case I64: name = "int64"; break;
+    case I32: name = "int32"; break;
+    case I16: name = "int16"; break;
+    case I8: name = "int8"; break;
+    case U8: name = "uint8"; break;
+    case BOOLEAN: name = "bool"; break;
+    case DYNAMIC: name = ""; break;
+    default:
+      snprintf(other, sizeof other, "element type %d", (int)type);
+      name = other;
+  }
+  return (*env)->NewStringUTF(env, name);
 }
 
 /* Copies float32 output `index` of the finished request into a new float[]; writes its rank then dims into outShape. */
