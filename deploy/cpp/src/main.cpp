@@ -55,7 +55,8 @@ const char* kHelp =
     "                     without special tokens or truncation (SentencePiece: also \"text\", the ids decoded)\n";
 
 [[noreturn]] void usage(const std::string& message) {
-  std::cerr << "toolkit-predict: error: " << message << "\n" << kUsage;
+  // one line, like every other error (the usage is one --help away)
+  std::cerr << "toolkit-predict: error: " << message << " (toolkit-predict --help for the usage)\n";
   std::exit(2);
 }
 

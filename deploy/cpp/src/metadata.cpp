@@ -41,6 +41,9 @@ Metadata read_metadata(const std::string& prefix) {
   Metadata m;
   try {
     m.raw = json::parse(in);
+  } catch (const json::out_of_range& err) {
+    // 1e999: a number no double holds, i.e. infinite (nlohmann refuses it while parsing)
+    throw ModelError("metadata file " + path + " holds a non-finite number: " + err.what());
   } catch (const json::exception& err) {
     throw ModelError("metadata file " + path + " is not valid JSON: " + err.what());
   }

@@ -9,6 +9,7 @@
 
 #include "image_header.hpp"
 #include "limits.hpp"
+#include "stderr_capture.hpp"
 
 namespace toolkit {
 
@@ -123,12 +124,17 @@ Pixels read_image(const std::string& path) {
   }
   // UNCHANGED: keep alpha/16-bit so we convert exactly like Python; it also ignores EXIF orientation.
   cv::Mat img;
-  try {
-    img = cv::imread(path, cv::IMREAD_UNCHANGED);
-  } catch (const cv::Exception& err) {
-    throw ImageError("cannot read image " + path + ": " + err.what());
-  }
-  if (img.empty()) throw ImageError("cannot read image " + path + ": not an image, or corrupt or truncated");
+  std::string failure;
+  const std::string said = captured_stderr([&] {
+    try {
+      img = cv::imread(path, cv::IMREAD_UNCHANGED);
+    } catch (const cv::Exception& err) {
+      failure = err.what();
+    }
+  });
+  const std::string detail = said.empty() ? "" : " (" + said + ")";
+  if (!failure.empty()) throw ImageError("cannot read image " + path + ": " + failure + detail);
+  if (img.empty()) throw ImageError("cannot read image " + path + ": not an image, or corrupt or truncated" + detail);
   check_image_size(path, img.cols, img.rows, "");
   if (img.dims != 2 || (img.channels() != 1 && img.channels() != 3 && img.channels() != 4))
     throw ImageError("image " + path + " has an unsupported layout");

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <openvino/c/openvino.h>
 
@@ -19,13 +20,58 @@ typedef struct {
   ov_infer_request_t* request;
 } Handle;
 
-static void throw_model_error(JNIEnv* env, const char* what, ov_status_e status) {
-  char message[1024];
+/*
+ * OpenVINO's frontends write to fd 2 themselves while reading a graph (absl log lines of the
+ * TensorFlow frontend, for one): quiet_begin sends fd 2 to a temporary file, quiet_end restores it
+ * and keeps what was written, on one line, for the error message (the runner prints ONE line).
+ */
+typedef struct {
+  FILE* tmp;
+  int saved;
+  char said[512];
+} Quiet;
+
+static void quiet_begin(Quiet* q) {
+  q->said[0] = '\0';
+  q->saved = -1;
+  q->tmp = tmpfile();
+  if (!q->tmp) return;
+  fflush(stderr);
+  q->saved = dup(2);
+  if (q->saved < 0 || dup2(fileno(q->tmp), 2) < 0) {
+    if (q->saved >= 0) close(q->saved);
+    q->saved = -1;
+    fclose(q->tmp);
+    q->tmp = NULL;
+  }
+}
+
+static void quiet_end(Quiet* q) {
+  if (!q->tmp) return;
+  fflush(stderr);
+  dup2(q->saved, 2);
+  close(q->saved);
+  rewind(q->tmp);
+  size_t n = fread(q->said, 1, sizeof q->said - 1, q->tmp);
+  q->said[n] = '\0';
+  fclose(q->tmp);
+  q->tmp = NULL;
+  for (char* c = q->said; *c; ++c)
+    if (*c == '\n' || *c == '\r') *c = ' ';
+}
+
+static void throw_model_error_said(JNIEnv* env, const char* what, ov_status_e status, const char* said) {
+  char message[2048];
   const char* detail = ov_get_last_err_msg();
-  snprintf(message, sizeof message, "%s: %s%s%s", what, ov_get_error_info(status),
-           detail && *detail ? ": " : "", detail ? detail : "");
+  snprintf(message, sizeof message, "%s: %s%s%s%s%s%s", what, ov_get_error_info(status),
+           detail && *detail ? ": " : "", detail ? detail : "", said && *said ? " (" : "", said ? said : "",
+           said && *said ? ")" : "");
   jclass cls = (*env)->FindClass(env, "toolkit/deploy/ModelException");
   if (cls) (*env)->ThrowNew(env, cls, message);
+}
+
+static void throw_model_error(JNIEnv* env, const char* what, ov_status_e status) {
+  throw_model_error_said(env, what, status, NULL);
 }
 
 static void free_handle(Handle* h) {
@@ -47,11 +93,14 @@ JNIEXPORT jlong JNICALL Java_toolkit_deploy_Predictor_nativeLoad(JNIEnv* env, jc
     throw_model_error(env, "OpenVINO core", st);
     goto fail;
   }
+  Quiet quiet;
+  quiet_begin(&quiet);
   st = ov_core_read_model(h->core, path, NULL, &h->model);
+  quiet_end(&quiet);
   if (st != OK) {
     char what[600];
     snprintf(what, sizeof what, "OpenVINO cannot read %s", path);
-    throw_model_error(env, what, st);
+    throw_model_error_said(env, what, st, quiet.said);
     goto fail;
   }
   /* f32 inference precision: on CPUs with bf16 OpenVINO would otherwise drop to bf16. */

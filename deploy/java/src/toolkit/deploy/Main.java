@@ -31,8 +31,8 @@ public final class Main {
       "                 to the graph (translation: also \"decoded\", the source pieces decoded); the graph is not loaded");
 
   private static void usage(String message) {
-    System.err.println("predict: error: " + message);
-    System.err.println(USAGE);
+    // one line, like every other error (the usage is one --help away)
+    System.err.println("predict: error: " + message + " (predict --help for the usage)");
     System.exit(2);
   }
 

@@ -198,7 +198,7 @@ public final class Predictor implements AutoCloseable {
 
   /** The graph port's dtype and shape must be the metadata's: a mismatch is refused, never cast. */
   private static void checkPort(long handle, boolean input, int index, Map<String, Object> spec, long[] want) {
-    String what = (input ? "metadata input '" : "metadata output '") + spec.get("name") + "'";
+    String what = (input ? "metadata input '" : "metadata outputs do not match the graph's: output '") + spec.get("name") + "'";
     Object dtype = spec.get("dtype") == null ? "float32" : spec.get("dtype");
     if (!(dtype instanceof String) || !DTYPES.contains(dtype))
       throw new ModelException(what + " has dtype " + Json.write(dtype) + ", which this runner does not know");
