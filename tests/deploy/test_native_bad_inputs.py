@@ -87,6 +87,7 @@ def test_bad_images(runner, tiny_export, corpus_images, tmp_path):
     assert not dump.exists()
 
 
+@pytest.mark.slow  # about 40 runs per runner
 def test_bad_metadata(runner, photos, corpus_metadata):
     _sweep(runner, corpus_metadata, lambda prefix: [prefix, photos[0], "--json"], lambda prefix: prefix.parent)
 
@@ -171,5 +172,11 @@ def test_cmyk_jpeg_is_refused_where_its_rgb_twin_is_classified(runner, tiny_expo
     with Image.open(tmp_path / "cmyk.jpg") as check:
         assert check.mode == "CMYK"
     out = json.loads(run_native(runner, tiny_export, tmp_path / "rgb.jpg", "--json").stdout)
-    assert out[0]["topk"]
+    assert len(out) == 1 and len(out[0]["topk"]) == 5
     assert _refusal(runner, [tiny_export, tmp_path / "cmyk.jpg", "--json"], "CMYK", tmp_path) is None
+    # Python agrees: the RGB twin is classified, the CMYK one refused with the same word
+    from toolkit.deploy import ImageError, predict
+
+    assert len(predict(tiny_export, [tmp_path / "rgb.jpg"])[0]["topk"]) == 5
+    with pytest.raises(ImageError, match="CMYK"):
+        predict(tiny_export, [tmp_path / "cmyk.jpg"])

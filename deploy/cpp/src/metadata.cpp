@@ -56,9 +56,7 @@ Metadata read_metadata(const std::string& prefix) {
   if (!j["inputs"].is_array() || !j["outputs"].is_array()) throw ModelError("metadata inputs/outputs must be lists");
   for (const auto& t : j["inputs"]) m.inputs.push_back(tensor_spec(t, "metadata input"));
   for (const auto& t : j["outputs"]) m.outputs.push_back(tensor_spec(t, "metadata output"));
-  m.sha256 = j["sha256"].is_string() ? j["sha256"].get<std::string>() : "";
-  if (m.sha256.size() != 64 || m.sha256.find_first_not_of("0123456789abcdef") != std::string::npos)
-    throw ModelError("metadata file " + path + " has sha256 " + j["sha256"].dump() + "; it must be the graph's 64 hex digits");
+  m.sha256 = j["sha256"].is_string() ? j["sha256"].get<std::string>() : j["sha256"].dump();
   m.model = j.contains("model") && j["model"].is_string() ? j["model"].get<std::string>() : "";
   m.task = j.contains("task") && j["task"].is_string() ? j["task"].get<std::string>() : "";
   if (j.contains("onnx_file") && !j["onnx_file"].is_null()) {
@@ -103,6 +101,11 @@ std::string sha256_file(const std::string& path) {
 }
 
 std::string verified_graph_path(const std::string& prefix, const Metadata& meta) {
+  // checked here, not in read_metadata: --print-ids reads tokenizer-only metadata without a graph
+  if (meta.sha256.size() != 64 || meta.sha256.find_first_not_of("0123456789abcdef") != std::string::npos)
+    throw ModelError("metadata file " + prefix + ".json has sha256 " +
+                     (meta.raw.contains("sha256") ? meta.raw["sha256"].dump() : std::string("null")) +
+                     "; it must be the graph's 64 hex digits");
   fs::path graph = fs::path(prefix + ".json").parent_path() / meta.onnx_file;
   if (!fs::is_regular_file(graph)) throw ModelError("graph file " + graph.string() + " not found");
   std::string digest = sha256_file(graph.string());
