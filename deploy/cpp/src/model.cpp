@@ -19,14 +19,22 @@ std::string shape_text(const std::vector<std::int64_t>& shape) {
 }
 
 // OpenVINO's element type for a metadata dtype (numpy's names, as `toolkit export` writes them).
+const std::pair<const char*, ov::element::Type> kTypes[] = {
+    {"float32", ov::element::f32}, {"float16", ov::element::f16}, {"float64", ov::element::f64},
+    {"bfloat16", ov::element::bf16}, {"int64", ov::element::i64}, {"int32", ov::element::i32},
+    {"int16", ov::element::i16}, {"int8", ov::element::i8}, {"uint8", ov::element::u8}, {"bool", ov::element::boolean}};
+
 ov::element::Type element_type(const std::string& dtype, const std::string& what) {
-  static const std::pair<const char*, ov::element::Type> kTypes[] = {
-      {"float32", ov::element::f32}, {"float16", ov::element::f16}, {"float64", ov::element::f64},
-      {"bfloat16", ov::element::bf16}, {"int64", ov::element::i64}, {"int32", ov::element::i32},
-      {"int16", ov::element::i16}, {"int8", ov::element::i8}, {"uint8", ov::element::u8}, {"bool", ov::element::boolean}};
   for (const auto& [name, type] : kTypes)
     if (dtype == name) return type;
   throw ModelError(what + " has dtype '" + dtype + "', which this runner does not know");
+}
+
+// numpy's name of an OpenVINO element type (as the metadata writes it; the Java runner says the same).
+std::string dtype_name(const ov::element::Type& type) {
+  for (const auto& [name, t] : kTypes)
+    if (t == type) return name;
+  return type.get_type_name();
 }
 
 // The graph port's element type must be the metadata's: a mismatch is refused, never cast.
@@ -37,7 +45,7 @@ void check_port(const ov::Output<const ov::Node>& port, const TensorSpec& spec, 
   const ov::element::Type want = element_type(spec.dtype, what + " '" + spec.name + "'");
   const ov::element::Type got = port.get_element_type();
   if (got.is_static() && want != got)
-    throw ModelError(what + " '" + spec.name + "' has dtype " + spec.dtype + " but the graph's is " + got.get_type_name() +
+    throw ModelError(what + " '" + spec.name + "' has dtype " + spec.dtype + " but the graph's is " + dtype_name(got) +
                      " (re-export the model)");
   const auto& ps = port.get_partial_shape();
   if (ps.rank().is_static() && static_cast<std::size_t>(ps.rank().get_length()) != spec.shape.size())
