@@ -180,3 +180,26 @@ def test_cmyk_jpeg_is_refused_where_its_rgb_twin_is_classified(runner, tiny_expo
     assert len(predict(tiny_export, [tmp_path / "rgb.jpg"])[0]["topk"]) == 5
     with pytest.raises(ImageError, match="CMYK"):
         predict(tiny_export, [tmp_path / "cmyk.jpg"])
+
+
+def test_text_model_metadata_against_the_graph(runner, text_exports, tmp_path):
+    """The load-time checks hold for the text path too: dtypes, class count, the tokenizer's folder."""
+    from _text_helpers import copy_export, edit_meta
+
+    prefix = copy_export(text_exports["bert"], tmp_path / "bert")
+    meta = json.loads(prefix.with_suffix(".json").read_text())
+    lines = text_exports["inputs"]
+    assert run_native(runner, prefix, lines, "--json").returncode == 0  # the copy runs as it is
+    inputs = meta["inputs"]
+    edit_meta(prefix, lambda m: m.update(inputs=[{**inputs[0], "dtype": "float32"}, *inputs[1:]]))
+    assert _refusal(runner, [prefix, lines, "--json"], "has dtype float32 but the graph's is int64", prefix.parent) is None
+    edit_meta(prefix, lambda m: m.update(inputs=inputs, classes=[*meta["classes"], "one too many"]))
+    assert _refusal(runner, [prefix, lines, "--json"], "classes", prefix.parent) is None
+    edit_meta(prefix, lambda m: m.update(classes=meta["classes"], outputs=[{**meta["outputs"][0], "dtype": "int64"}]))
+    assert _refusal(runner, [prefix, lines, "--json"], "dtype", prefix.parent) is None
+    # the vocabulary moved up one folder, its name with ../: not followed (it would match its sha256)
+    vocab = Path(meta["tokenizer"]["file"])
+    shutil.move(prefix.parent / vocab, tmp_path / vocab)
+    edit_meta(prefix, lambda m: m.update(outputs=meta["outputs"], tokenizer={**meta["tokenizer"], "file": f"../{vocab}"}))
+    for extra in ("--json", "--print-ids"):
+        assert _refusal(runner, [prefix, lines, extra], "tokenizer file must be a file name", prefix.parent) is None
