@@ -351,7 +351,7 @@ def test_metadata_that_does_not_match_a_text_graph(text_exports, cpp_runner, tmp
     inputs = meta["inputs"]
     edit_meta(prefix, lambda m: m.update(inputs=[{**inputs[0], "dtype": "float32"}, *inputs[1:]]))
     _fails(cpp_runner, prefix, text_exports["inputs"],
-           message="metadata input 'input_ids' is float32; the graph's is i64")
+           message="metadata input 'input_ids' has dtype float32 but the graph's is int64")
     edit_meta(prefix, lambda m: m.update(inputs=[{**inputs[0], "name": "token_ids"}, *inputs[1:]]))
     _fails(cpp_runner, prefix, text_exports["inputs"], message="does not match the graph's input")
     edit_meta(prefix, lambda m: m.update(inputs=inputs, task="translation"))

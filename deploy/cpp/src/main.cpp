@@ -11,6 +11,7 @@
 // Errors go to stderr with a non-zero exit status (1: bad model or input, 2: bad command line).
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <iostream>
@@ -54,7 +55,8 @@ const char* kHelp =
     "                     without special tokens or truncation (SentencePiece: also \"text\", the ids decoded)\n";
 
 [[noreturn]] void usage(const std::string& message) {
-  std::cerr << "toolkit-predict: error: " << message << "\n" << kUsage;
+  // one line, like every other error (the usage is one --help away)
+  std::cerr << "toolkit-predict: error: " << message << " (toolkit-predict --help for the usage)\n";
   std::exit(2);
 }
 
@@ -96,6 +98,9 @@ Args parse(int argc, char** argv) {
   return a;
 }
 
+// Set once --dump-input's file is opened (truncated) by this run: only then may an error remove it.
+bool g_dump_opened = false;
+
 json classify_images(toolkit::Model& model, const Args& args) {
   const toolkit::Metadata& meta = model.metadata();
   if (meta.inputs.size() != 1 || meta.inputs[0].shape.size() != 4)
@@ -107,6 +112,7 @@ json classify_images(toolkit::Model& model, const Args& args) {
   if (!args.dump.empty()) {
     dump.open(args.dump, std::ios::binary);
     if (!dump) throw toolkit::ModelError("cannot write " + args.dump);
+    g_dump_opened = true;
   }
   for (const std::string& path : args.inputs) {
     int c = 0, h = 0, w = 0;
@@ -124,6 +130,8 @@ json classify_images(toolkit::Model& model, const Args& args) {
       throw toolkit::ModelError("the graph returned a tensor of rank " + std::to_string(out_shape.size()) +
                                 "; a classifier returns (N, classes)");
     const std::size_t n = static_cast<std::size_t>(out_shape[1]);
+    toolkit::check_class_count(meta.classes, n);
+    toolkit::check_finite(logits, 0, n, path);
     std::vector<double> probs = toolkit::softmax(logits, 0, n);
     const bool named = meta.classes.size() == n;
     json top = json::array();
@@ -151,6 +159,29 @@ void print_text(const json& results, const std::string& task) {
   }
 }
 
+// One line for stderr: OpenVINO's and OpenCV's messages span several lines.
+std::string one_line(const std::string& text) {
+  std::string out;
+  bool space = false;
+  for (char ch : text) {
+    if (ch == '\n' || ch == '\r' || ch == '\t' || ch == ' ') {
+      space = !out.empty();
+      continue;
+    }
+    if (space) out += ' ';
+    space = false;
+    out += ch;
+  }
+  return out;
+}
+
+int fail(const Args& args, const std::string& message) {
+  // a partly written --dump-input file is not a result: remove it
+  if (g_dump_opened) std::remove(args.dump.c_str());
+  std::cerr << "toolkit-predict: error: " << one_line(message) << std::endl;
+  return 1;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -175,9 +206,10 @@ int main(int argc, char** argv) {
     // replace: a SentencePiece decode of byte pieces may end inside a UTF-8 sequence
     if (args.json_out) std::cout << results.dump(-1, ' ', false, json::error_handler_t::replace) << std::endl;
     else print_text(results, meta.task);
+  } catch (const std::bad_alloc&) {
+    return fail(args, "out of memory while running " + args.prefix);
   } catch (const std::exception& err) {
-    std::cerr << "toolkit-predict: error: " << err.what() << std::endl;
-    return 1;
+    return fail(args, err.what());
   }
   return 0;
 }

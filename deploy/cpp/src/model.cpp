@@ -2,6 +2,10 @@
 
 #include <sstream>
 
+#include <openvino/frontend/manager.hpp>
+
+#include "stderr_capture.hpp"
+
 namespace toolkit {
 
 namespace {
@@ -14,14 +18,43 @@ std::string shape_text(const std::vector<std::int64_t>& shape) {
   return s.str();
 }
 
-// OpenVINO's element type for a metadata dtype; dynamic for one this runner does not know.
-ov::element::Type element_type(const std::string& dtype) {
-  if (dtype == "float32") return ov::element::f32;
-  if (dtype == "int64") return ov::element::i64;
-  if (dtype == "int32") return ov::element::i32;
-  if (dtype == "float16") return ov::element::f16;
-  if (dtype == "float64") return ov::element::f64;
-  return ov::element::dynamic;
+// OpenVINO's element type for a metadata dtype (numpy's names, as `toolkit export` writes them).
+const std::pair<const char*, ov::element::Type> kTypes[] = {
+    {"float32", ov::element::f32}, {"float16", ov::element::f16}, {"float64", ov::element::f64},
+    {"bfloat16", ov::element::bf16}, {"int64", ov::element::i64}, {"int32", ov::element::i32},
+    {"int16", ov::element::i16}, {"int8", ov::element::i8}, {"uint8", ov::element::u8}, {"bool", ov::element::boolean}};
+
+ov::element::Type element_type(const std::string& dtype, const std::string& what) {
+  for (const auto& [name, type] : kTypes)
+    if (dtype == name) return type;
+  throw ModelError(what + " has dtype '" + dtype + "', which this runner does not know");
+}
+
+// numpy's name of an OpenVINO element type (as the metadata writes it; the Java runner says the same).
+std::string dtype_name(const ov::element::Type& type) {
+  for (const auto& [name, t] : kTypes)
+    if (t == type) return name;
+  return type.get_type_name();
+}
+
+// The graph port's element type must be the metadata's: a mismatch is refused, never cast.
+// `what`: "metadata input" or "metadata outputs" (the corpus' tests look for "outputs").
+void check_port(const ov::Output<const ov::Node>& port, const TensorSpec& spec, const std::string& base) {
+  const bool input = base == "metadata input";
+  const std::string what = input ? base : "metadata outputs do not match the graph's: output";
+  const ov::element::Type want = element_type(spec.dtype, what + " '" + spec.name + "'");
+  const ov::element::Type got = port.get_element_type();
+  if (got.is_static() && want != got)
+    throw ModelError(what + " '" + spec.name + "' has dtype " + spec.dtype + " but the graph's is " + dtype_name(got) +
+                     " (re-export the model)");
+  const auto& ps = port.get_partial_shape();
+  if (ps.rank().is_static() && static_cast<std::size_t>(ps.rank().get_length()) != spec.shape.size())
+    throw ModelError(what + " '" + spec.name + "' has rank " + std::to_string(spec.shape.size()) + "; the graph's has " +
+                     std::to_string(ps.rank().get_length()));
+  for (std::size_t d = 0; ps.rank().is_static() && d < spec.shape.size(); ++d)
+    if (spec.shape[d] >= 0 && ps[d].is_static() && ps[d].get_length() != spec.shape[d])
+      throw ModelError(what + " '" + spec.name + "' has shape " + shape_text(spec.shape) + "; the graph " +
+                       (input ? "takes " : "gives ") + ps.to_string());
 }
 
 }  // namespace
@@ -29,11 +62,20 @@ ov::element::Type element_type(const std::string& dtype) {
 Model::Model(const std::string& prefix, int num_threads) : meta_(read_metadata(prefix)) {
   const std::string graph = verified_graph_path(prefix, meta_);
   std::shared_ptr<ov::Model> model;
-  try {
-    model = core_.read_model(graph);
-  } catch (const std::exception& err) {
-    throw ModelError("OpenVINO cannot read " + graph + ": " + err.what());
-  }
+  std::string failure;
+  const std::string said = captured_stderr([&] {
+    try {
+      // The ONNX frontend only: Core::read_model would offer the file to every frontend
+      // (TensorFlow, Paddle, IR, ...), whatever its name.
+      ov::frontend::FrontEndManager frontends;
+      ov::frontend::FrontEnd::Ptr onnx = frontends.load_by_framework("onnx");
+      model = onnx->convert(onnx->load(graph));
+    } catch (const std::exception& err) {
+      failure = err.what();
+    }
+  });
+  if (!failure.empty() || !model)
+    throw ModelError("OpenVINO cannot read " + graph + " as ONNX: " + failure + (said.empty() ? "" : " (" + said + ")"));
   const auto& inputs = model->inputs();
   const auto& outputs = model->outputs();
   if (inputs.size() != meta_.inputs.size())
@@ -44,20 +86,22 @@ Model::Model(const std::string& prefix, int num_threads) : meta_(read_metadata(p
     const auto& spec = meta_.inputs[i];
     if (!inputs[i].get_names().count(spec.name))
       throw ModelError("metadata input '" + spec.name + "' does not match the graph's input '" + inputs[i].get_any_name() + "'");
-    const ov::element::Type want = element_type(spec.dtype), got = inputs[i].get_element_type();
-    if (want.is_static() && got.is_static() && want != got)
-      throw ModelError("metadata input '" + spec.name + "' is " + spec.dtype + "; the graph's is " + got.get_type_name());
-    const auto& ps = inputs[i].get_partial_shape();
-    if (ps.rank().is_static() && static_cast<std::size_t>(ps.rank().get_length()) != spec.shape.size())
-      throw ModelError("metadata input '" + spec.name + "' has rank " + std::to_string(spec.shape.size()) + "; the graph's has " +
-                       std::to_string(ps.rank().get_length()));
-    for (std::size_t d = 0; ps.rank().is_static() && d < spec.shape.size(); ++d)
-      if (spec.shape[d] >= 0 && ps[d].is_static() && ps[d].get_length() != spec.shape[d])
-        throw ModelError("metadata input '" + spec.name + "' has shape " + shape_text(spec.shape) + "; the graph takes " + ps.to_string());
+    check_port(inputs[i], spec, "metadata input");
   }
-  for (std::size_t i = 0; i < outputs.size(); ++i)
+  for (std::size_t i = 0; i < outputs.size(); ++i) {
     if (!outputs[i].get_names().count(meta_.outputs[i].name))
-      throw ModelError("metadata output '" + meta_.outputs[i].name + "' does not match the graph's output '" + outputs[i].get_any_name() + "'");
+      throw ModelError("metadata outputs do not match the graph's: output " + std::to_string(i) + " is '" +
+                       outputs[i].get_any_name() + "' in the graph, '" + meta_.outputs[i].name + "' in the metadata");
+    check_port(outputs[i], meta_.outputs[i], "metadata outputs");
+  }
+  // A classifier's label list names every logit: one name per output column, or none at all.
+  if (!meta_.classes.empty() && (meta_.task == "classification" || meta_.task == "text_classification") && !outputs.empty()) {
+    const auto& ps = outputs[0].get_partial_shape();
+    const std::int64_t n = ps.rank().is_static() && ps.rank().get_length() == 2 && ps[1].is_static() ? ps[1].get_length() : -1;
+    if (n >= 0 && static_cast<std::size_t>(n) != meta_.classes.size())
+      throw ModelError("metadata lists " + std::to_string(meta_.classes.size()) + " classes but the graph's output '" +
+                       meta_.outputs[0].name + "' has " + std::to_string(n));
+  }
   // f32 inference precision: on CPUs with bf16 support OpenVINO would otherwise drop to bf16.
   ov::AnyMap config{ov::hint::inference_precision(ov::element::f32)};
   if (num_threads > 0) config.emplace(ov::inference_num_threads.name(), num_threads);

@@ -7,6 +7,10 @@
 #include <opencv2/core.hpp>
 #include <opencv2/imgcodecs.hpp>
 
+#include "image_header.hpp"
+#include "limits.hpp"
+#include "stderr_capture.hpp"
+
 namespace toolkit {
 
 using nlohmann::json;
@@ -18,14 +22,31 @@ std::string upper(std::string s) {
   return s;
 }
 
+// A finite float32 (a JSON number nlohmann read as inf, or one float32 cannot hold, is refused).
+float finite_float(const json& v, const char* label) {
+  const double d = v.get<double>();
+  const auto f = static_cast<float>(d);
+  if (!std::isfinite(d) || !std::isfinite(f))
+    throw ImageError(std::string("preprocessing ") + label + " has a non-finite value " + v.dump());
+  return f;
+}
+
+// A JSON integer in [low, high] (read without wrapping: 2**40 must not come out as 0).
+bool int_in(const json& v, std::int64_t low, std::int64_t high) {
+  if (!v.is_number_integer()) return false;
+  if (v.is_number_unsigned()) return v.get<std::uint64_t>() <= static_cast<std::uint64_t>(high) && v.get<std::uint64_t>() >= static_cast<std::uint64_t>(std::max<std::int64_t>(low, 0));
+  const std::int64_t x = v.get<std::int64_t>();
+  return x >= low && x <= high;
+}
+
 std::vector<float> float_list(const json& value, const char* label, int channels) {
   std::vector<float> out;
   if (value.is_number()) {
-    out.push_back(static_cast<float>(value.get<double>()));
+    out.push_back(finite_float(value, label));
   } else if (value.is_array()) {
     for (const auto& v : value) {
       if (!v.is_number()) throw ImageError(std::string("preprocessing ") + label + " must hold numbers");
-      out.push_back(static_cast<float>(v.get<double>()));
+      out.push_back(finite_float(v, label));
     }
   } else {
     throw ImageError(std::string("preprocessing ") + label + " must be a number or a list");
@@ -51,23 +72,32 @@ Preprocessing Preprocessing::from_metadata(const json& meta) {
   if (interp != "bilinear") throw ImageError("preprocessing interpolation '" + interp + "' is not supported (bilinear)");
   if (pre.contains("resize") && !pre["resize"].is_null()) {
     if (!pre["resize"].is_number_integer()) throw ImageError("preprocessing resize must be one int (the shorter side)");
+    if (!int_in(pre["resize"], 0, kMaxPreprocessSize))
+      throw ImageError("preprocessing resize must be between 0 and " + std::to_string(kMaxPreprocessSize) + ", got " +
+                       pre["resize"].dump());
     p.resize = pre["resize"].get<int>();
-    if (p.resize < 0) throw ImageError("preprocessing resize must be >= 0");
   }
   if (pre.contains("crop") && !pre["crop"].is_null()) {
     const json& crop = pre["crop"];
+    const auto side = [](const json& v) { return int_in(v, 1, kMaxPreprocessSize); };
+    const std::string bounds = "preprocessing crop must be [H, W] with sizes between 1 and " + std::to_string(kMaxPreprocessSize) +
+                               ", got " + crop.dump();
     if (crop.is_number_integer()) {
+      if (!side(crop)) throw ImageError(bounds);
       p.crop_h = p.crop_w = crop.get<int>();
     } else if (crop.is_array() && crop.size() == 2 && crop[0].is_number_integer() && crop[1].is_number_integer()) {
+      if (!side(crop[0]) || !side(crop[1])) throw ImageError(bounds);
       p.crop_h = crop[0].get<int>();
       p.crop_w = crop[1].get<int>();
     } else {
-      throw ImageError("preprocessing crop must be [H, W]");
+      throw ImageError("preprocessing crop must be [H, W], got " + crop.dump());
     }
-    if (p.crop_h <= 0 || p.crop_w <= 0) throw ImageError("preprocessing crop must be positive");
     p.has_crop = true;
   }
-  p.scale = pre.value("scale", 255.0);
+  if (pre.contains("scale") && !pre["scale"].is_null()) {
+    if (!pre["scale"].is_number()) throw ImageError("preprocessing scale must be a number, got " + pre["scale"].dump());
+    p.scale = finite_float(pre["scale"], "scale");
+  }
   if (p.scale == 0.0) throw ImageError("preprocessing scale is zero");
   p.mean = float_list(pre.value("mean", json(0.0)), "mean", p.channels());
   p.std = float_list(pre.value("std", json(1.0)), "std", p.channels());
@@ -76,16 +106,36 @@ Preprocessing Preprocessing::from_metadata(const json& meta) {
   return p;
 }
 
+void check_image_size(const std::string& path, std::int64_t width, std::int64_t height, const std::string& when) {
+  if (width > kMaxImageSide || height > kMaxImageSide || width * height > kMaxImagePixels)
+    throw ImageError("image " + path + " is too large" + when + ": " + std::to_string(width) + "x" + std::to_string(height) +
+                     " (this runner takes at most " + std::to_string(kMaxImageSide) + " pixels a side and " +
+                     std::to_string(kMaxImagePixels) + " pixels)");
+}
+
 Pixels read_image(const std::string& path) {
+  if (std::filesystem::is_directory(path)) throw ImageError("image " + path + " is a directory, not an image file");
   if (!std::filesystem::is_regular_file(path)) throw ImageError("image file " + path + " not found");
+  const ImageHeader header = probe_image(path);
+  if (header.known()) {
+    check_image_size(path, header.width, header.height, "");
+    if (header.format == "jpeg" && header.components == 4)
+      throw ImageError("image " + path + " is a CMYK/YCCK JPEG, which is not supported: convert it to RGB");
+  }
   // UNCHANGED: keep alpha/16-bit so we convert exactly like Python; it also ignores EXIF orientation.
   cv::Mat img;
-  try {
-    img = cv::imread(path, cv::IMREAD_UNCHANGED);
-  } catch (const cv::Exception& err) {
-    throw ImageError("cannot read image " + path + ": " + err.what());
-  }
-  if (img.empty()) throw ImageError("cannot read image " + path + ": not an image, or corrupt or truncated");
+  std::string failure;
+  const std::string said = captured_stderr([&] {
+    try {
+      img = cv::imread(path, cv::IMREAD_UNCHANGED);
+    } catch (const cv::Exception& err) {
+      failure = err.what();
+    }
+  });
+  const std::string detail = said.empty() ? "" : " (" + said + ")";
+  if (!failure.empty()) throw ImageError("cannot read image " + path + ": " + failure + detail);
+  if (img.empty()) throw ImageError("cannot read image " + path + ": not an image, or corrupt or truncated" + detail);
+  check_image_size(path, img.cols, img.rows, "");
   if (img.dims != 2 || (img.channels() != 1 && img.channels() != 3 && img.channels() != 4))
     throw ImageError("image " + path + " has an unsupported layout");
   if (img.depth() == CV_16U) {
@@ -244,7 +294,19 @@ std::vector<float> normalize(const Pixels& in, double scale, const std::vector<f
 
 std::vector<float> preprocess_image(const std::string& path, const Preprocessing& pre, int& c, int& h, int& w) {
   Pixels px = to_color(read_image(path), pre.color);
-  if (pre.resize > 0) px = resize_shorter(px, pre.resize);
+  if (pre.resize > 0) {
+    // an extreme aspect ratio resized up could ask for gigabytes: check the size first
+    std::int64_t out_h = 0, out_w = 0;
+    if (px.height <= px.width) {
+      out_h = pre.resize;
+      out_w = (2LL * px.width * pre.resize + px.height) / (2LL * px.height);
+    } else {
+      out_h = (2LL * px.height * pre.resize + px.width) / (2LL * px.width);
+      out_w = pre.resize;
+    }
+    check_image_size(path, out_w, out_h, " after resizing to a shorter side of " + std::to_string(pre.resize));
+    px = resize_shorter(px, pre.resize);
+  }
   if (pre.has_crop) {
     try {
       px = center_crop(px, pre.crop_h, pre.crop_w);

@@ -11,6 +11,19 @@ namespace toolkit {
 
 using nlohmann::json;
 
+void check_finite(const std::vector<float>& logits, std::size_t offset, std::size_t n, const std::string& input) {
+  for (std::size_t i = 0; i < n; ++i)
+    if (!std::isfinite(logits[offset + i]))
+      throw ModelError("the model returned non-finite logits (" + std::string(std::isnan(logits[offset + i]) ? "NaN" : "inf") +
+                       ") for " + input);
+}
+
+void check_class_count(const std::vector<std::string>& classes, std::size_t n) {
+  if (!classes.empty() && classes.size() != n)
+    throw ModelError("metadata lists " + std::to_string(classes.size()) + " classes but the model returned " + std::to_string(n) +
+                     " scores");
+}
+
 std::vector<double> softmax(const std::vector<float>& logits, std::size_t offset, std::size_t n) {
   double mx = -INFINITY;
   for (std::size_t i = 0; i < n; ++i) mx = std::max(mx, static_cast<double>(logits[offset + i]));
@@ -99,6 +112,8 @@ json classify_text(Model& model, const std::string& prefix, const std::vector<st
       throw ModelError("the graph returned a tensor of rank " + std::to_string(out.shape.size()) +
                        "; a text classifier returns (1, classes)");
     const auto n = static_cast<std::size_t>(out.shape[1]);
+    check_class_count(meta.classes, n);
+    check_finite(out.data, 0, n, "'" + line + "'");
     const std::vector<double> probs = softmax(out.data, 0, n);
     const bool named = meta.classes.size() == n;
     json top = json::array();
@@ -155,6 +170,7 @@ json translate(Model& model, const std::string& prefix, const std::vector<std::s
                          "; a translation model returns (1, target length, vocabulary)");
       const auto v = static_cast<std::size_t>(out.shape[2]);
       const std::size_t row = static_cast<std::size_t>(t - 1) * v;
+      check_finite(out.data, row, v, "'" + line + "'");
       if (with_logits && generated.empty()) first_logits.assign(out.data.begin(), out.data.begin() + static_cast<std::ptrdiff_t>(v));
       const std::size_t next = argmax(out.data, row, v);
       logprob += log_softmax_at(out.data, row, v, next);

@@ -12,6 +12,11 @@
 
 namespace toolkit {
 
+// Throws ModelError unless logits[offset, offset + n) are all finite (NaN/inf would print a class).
+void check_finite(const std::vector<float>& logits, std::size_t offset, std::size_t n, const std::string& input);
+// Throws ModelError unless `classes` (the metadata's) is empty or names each of the n outputs.
+void check_class_count(const std::vector<std::string>& classes, std::size_t n);
+
 // Softmax of logits[offset, offset + n) in double (like toolkit/deploy/predict.py).
 std::vector<double> softmax(const std::vector<float>& logits, std::size_t offset, std::size_t n);
 // The k best indices of `scores`, best first, ties to the lower index.

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <openvino/c/openvino.h>
 
@@ -19,13 +20,58 @@ typedef struct {
   ov_infer_request_t* request;
 } Handle;
 
-static void throw_model_error(JNIEnv* env, const char* what, ov_status_e status) {
-  char message[1024];
+/*
+ * OpenVINO's frontends write to fd 2 themselves while reading a graph (absl log lines of the
+ * TensorFlow frontend, for one): quiet_begin sends fd 2 to a temporary file, quiet_end restores it
+ * and keeps what was written, on one line, for the error message (the runner prints ONE line).
+ */
+typedef struct {
+  FILE* tmp;
+  int saved;
+  char said[512];
+} Quiet;
+
+static void quiet_begin(Quiet* q) {
+  q->said[0] = '\0';
+  q->saved = -1;
+  q->tmp = tmpfile();
+  if (!q->tmp) return;
+  fflush(stderr);
+  q->saved = dup(2);
+  if (q->saved < 0 || dup2(fileno(q->tmp), 2) < 0) {
+    if (q->saved >= 0) close(q->saved);
+    q->saved = -1;
+    fclose(q->tmp);
+    q->tmp = NULL;
+  }
+}
+
+static void quiet_end(Quiet* q) {
+  if (!q->tmp) return;
+  fflush(stderr);
+  dup2(q->saved, 2);
+  close(q->saved);
+  rewind(q->tmp);
+  size_t n = fread(q->said, 1, sizeof q->said - 1, q->tmp);
+  q->said[n] = '\0';
+  fclose(q->tmp);
+  q->tmp = NULL;
+  for (char* c = q->said; *c; ++c)
+    if (*c == '\n' || *c == '\r') *c = ' ';
+}
+
+static void throw_model_error_said(JNIEnv* env, const char* what, ov_status_e status, const char* said) {
+  char message[2048];
   const char* detail = ov_get_last_err_msg();
-  snprintf(message, sizeof message, "%s: %s%s%s", what, ov_get_error_info(status),
-           detail && *detail ? ": " : "", detail ? detail : "");
+  snprintf(message, sizeof message, "%s: %s%s%s%s%s%s", what, ov_get_error_info(status),
+           detail && *detail ? ": " : "", detail ? detail : "", said && *said ? " (" : "", said ? said : "",
+           said && *said ? ")" : "");
   jclass cls = (*env)->FindClass(env, "toolkit/deploy/ModelException");
   if (cls) (*env)->ThrowNew(env, cls, message);
+}
+
+static void throw_model_error(JNIEnv* env, const char* what, ov_status_e status) {
+  throw_model_error_said(env, what, status, NULL);
 }
 
 static void free_handle(Handle* h) {
@@ -47,11 +93,14 @@ JNIEXPORT jlong JNICALL Java_toolkit_deploy_Predictor_nativeLoad(JNIEnv* env, jc
     throw_model_error(env, "OpenVINO core", st);
     goto fail;
   }
+  Quiet quiet;
+  quiet_begin(&quiet);
   st = ov_core_read_model(h->core, path, NULL, &h->model);
+  quiet_end(&quiet);
   if (st != OK) {
     char what[600];
     snprintf(what, sizeof what, "OpenVINO cannot read %s", path);
-    throw_model_error(env, what, st);
+    throw_model_error_said(env, what, st, quiet.said);
     goto fail;
   }
   /* f32 inference precision: on CPUs with bf16 OpenVINO would otherwise drop to bf16. */
@@ -116,17 +165,18 @@ JNIEXPORT jobjectArray JNICALL Java_toolkit_deploy_Predictor_nativeNames(JNIEnv*
   return out;
 }
 
-/* Shape of graph input `index`: one entry per axis, -1 for a dynamic axis; null for a dynamic rank. */
-JNIEXPORT jlongArray JNICALL Java_toolkit_deploy_Predictor_nativeInputShape(JNIEnv* env, jclass cls, jlong handle, jint index) {
+/* Shape of graph input (or output) `index`: one entry per axis, -1 for a dynamic axis; null for a dynamic rank. */
+JNIEXPORT jlongArray JNICALL Java_toolkit_deploy_Predictor_nativeShape(JNIEnv* env, jclass cls, jlong handle, jboolean inputs,
+                                                                      jint index) {
   (void)cls;
   Handle* h = (Handle*)(intptr_t)handle;
   ov_output_const_port_t* p = NULL;
   ov_partial_shape_t shape;
-  ov_status_e st = ov_model_const_input_by_index(h->model, (size_t)index, &p);
+  ov_status_e st = port(h, inputs, (size_t)index, &p);
   if (st == OK) st = ov_port_get_partial_shape(p, &shape);
   if (p) ov_output_const_port_free(p);
   if (st != OK) {
-    throw_model_error(env, "OpenVINO input shape", st);
+    throw_model_error(env, "OpenVINO port shape", st);
     return NULL;
   }
   jlongArray out = NULL;
@@ -141,6 +191,41 @@ JNIEXPORT jlongArray JNICALL Java_toolkit_deploy_Predictor_nativeInputShape(JNIE
   }
   ov_partial_shape_free(&shape);
   return out;
+}
+
+/* Element type of graph input (or output) `index`, in numpy's names ("float32", "int64", ...); "" when dynamic. */
+JNIEXPORT jstring JNICALL Java_toolkit_deploy_Predictor_nativeElementType(JNIEnv* env, jclass cls, jlong handle,
+                                                                          jboolean inputs, jint index) {
+  (void)cls;
+  Handle* h = (Handle*)(intptr_t)handle;
+  ov_output_const_port_t* p = NULL;
+  ov_element_type_e type = DYNAMIC;
+  ov_status_e st = port(h, inputs, (size_t)index, &p);
+  if (st == OK) st = ov_port_get_element_type(p, &type);
+  if (p) ov_output_const_port_free(p);
+  if (st != OK) {
+    throw_model_error(env, "OpenVINO port element type", st);
+    return NULL;
+  }
+  const char* name;
+  char other[32];
+  switch (type) {
+    case F32: name = "float32"; break;
+    case F16: name = "float16"; break;
+    case F64: name = "float64"; break;
+    case BF16: name = "bfloat16"; break;
+    case I64: name = "int64"; break;
+    case I32: name = "int32"; break;
+    case I16: name = "int16"; break;
+    case I8: name = "int8"; break;
+    case U8: name = "uint8"; break;
+    case BOOLEAN: name = "bool"; break;
+    case DYNAMIC: name = ""; break;
+    default:
+      snprintf(other, sizeof other, "element type %d", (int)type);
+      name = other;
+  }
+  return (*env)->NewStringUTF(env, name);
 }
 
 /* Copies float32 output `index` of the finished request into a new float[]; writes its rank then dims into outShape. */

@@ -31,8 +31,8 @@ public final class Main {
       "                 to the graph (translation: also \"decoded\", the source pieces decoded); the graph is not loaded");
 
   private static void usage(String message) {
-    System.err.println("predict: error: " + message);
-    System.err.println(USAGE);
+    // one line, like every other error (the usage is one --help away)
+    System.err.println("predict: error: " + message + " (predict --help for the usage)");
     System.exit(2);
   }
 
@@ -99,8 +99,13 @@ public final class Main {
         }
       }
     } catch (ModelException | IOException err) {
-      System.err.println("predict: error: " + err.getMessage());
-      System.exit(1);
+      fail(err.getMessage(), dump);
+      return;
+    } catch (OutOfMemoryError err) {
+      fail("out of memory while running " + prefix + " (" + err.getMessage() + ")", dump);
+      return;
+    } catch (RuntimeException err) {  // a bug or an unforeseen input: still one line, not a stack trace
+      fail(err.getClass().getSimpleName() + ": " + err.getMessage(), dump);
       return;
     }
     if (json) {
@@ -121,6 +126,17 @@ public final class Main {
     }
   }
 
+  /** Set once --dump-input's file is opened (truncated) by this run: only then may an error remove it. */
+  private static boolean dumpOpened;
+
+  /** Exit 1 with one line on stderr (OpenVINO's messages span several lines); a partly written dump is removed. */
+  private static void fail(String message, String dump) {
+    if (dumpOpened && dump != null) new java.io.File(dump).delete();
+    String line = String.valueOf(message).replaceAll("\\s+", " ").trim();
+    System.err.println("predict: error: " + line);
+    System.exit(1);
+  }
+
   private static final String TASKS = "classification, " + TextClassifier.TASK + ", " + Translator.TASK;
 
   private static ModelException unsupported(Map<String, Object> meta) {
@@ -133,7 +149,7 @@ public final class Main {
     Object task = p.metadata().get("task");
     List<Map<String, Object>> results = new ArrayList<>();
     if ("classification".equals(task)) {
-      try (OutputStream out = dump != null ? new FileOutputStream(dump) : null) {
+      try (OutputStream out = dump != null ? openDump(dump) : null) {
         return p.classify(inputs, topk, logits, out);
       }
     }
@@ -152,6 +168,12 @@ public final class Main {
       return results;
     }
     throw unsupported(p.metadata());
+  }
+
+  private static OutputStream openDump(String dump) throws IOException {
+    OutputStream out = new FileOutputStream(dump);
+    dumpOpened = true;
+    return out;
   }
 
   /** --print-ids: the ids a text model would be fed, from the metadata and tokenizer alone. */

@@ -48,7 +48,9 @@ public final class Predictor implements AutoCloseable {
 
   private static native String[] nativeNames(long handle, boolean inputs);
 
-  private static native long[] nativeInputShape(long handle, int index);
+  private static native long[] nativeShape(long handle, boolean inputs, int index);
+
+  private static native String nativeElementType(long handle, boolean inputs, int index);
 
   private static native float[] nativeRun(long handle, float[] data, long[] shape, long[] outShape);
 
@@ -127,10 +129,16 @@ public final class Predictor implements AutoCloseable {
     for (int i = 0; i < shapes.length; i++) shapes[i] = specShape(((List<Map<String, Object>>) meta.get("inputs")).get(i));
 
     Object file = meta.get("onnx_file");
-    Path graph = json.toAbsolutePath().getParent().resolve(file instanceof String ? (String) file : prefix + ".onnx");
+    Path graph = json.toAbsolutePath().getParent().resolve(file == null ? json.getFileName().toString()
+        .replaceFirst("\\.json$", ".onnx") : onnxFileName(file, json));
     if (!Files.isRegularFile(graph)) throw new ModelException("graph file " + graph + " not found");
+    Object sha = meta.get("sha256");
+    if (!(sha instanceof String) || !((String) sha).matches("[0-9a-f]{64}"))
+      throw new ModelException("metadata file " + json + " has sha256 " + Json.write(sha)
+          + "; it must be the graph's 64 hex digits");
+    List<String> classes = classNames(meta);
     String digest = sha256(graph);
-    String recorded = String.valueOf(meta.get("sha256"));
+    String recorded = (String) sha;
     if (!digest.equals(recorded))
       throw new ModelException("graph file " + graph + " is corrupt or was replaced: sha256 " + digest.substring(0, 12)
           + "... but the metadata records " + recorded.substring(0, Math.min(12, recorded.length())) + "...");
@@ -142,21 +150,82 @@ public final class Predictor implements AutoCloseable {
       List<String> gIn = Arrays.asList(nativeNames(handle, true));
       List<String> gOut = Arrays.asList(nativeNames(handle, false));
       if (!gIn.equals(inNames)) throw new ModelException("metadata inputs " + inNames + " do not match the graph's inputs " + gIn);
+      if (gOut.size() != outNames.size())
+        throw new ModelException("metadata lists " + outNames.size() + " outputs; the graph has " + gOut.size());
       if (!gOut.equals(outNames)) throw new ModelException("metadata outputs " + outNames + " do not match the graph's outputs " + gOut);
-      for (int i = 0; i < shapes.length; i++) {
-        long[] g = nativeInputShape(handle, i);
-        if (g == null) continue;
-        boolean bad = g.length != shapes[i].length;
-        for (int d = 0; !bad && d < g.length; d++) bad = g[d] >= 0 && shapes[i][d] >= 0 && g[d] != shapes[i][d];
-        if (bad)
-          throw new ModelException("metadata input '" + inNames.get(i) + "' has shape " + shapeText(shapes[i])
-              + "; the graph takes " + shapeText(g));
+      List<Map<String, Object>> outSpecs = (List<Map<String, Object>>) meta.get("outputs");
+      for (int i = 0; i < shapes.length; i++)
+        checkPort(handle, true, i, ((List<Map<String, Object>>) meta.get("inputs")).get(i), shapes[i]);
+      for (int i = 0; i < outNames.size(); i++) checkPort(handle, false, i, outSpecs.get(i), specShape(outSpecs.get(i)));
+      Object task = meta.get("task");
+      if (classes != null && !outNames.isEmpty() && ("classification".equals(task) || "text_classification".equals(task))) {
+        long[] g = nativeShape(handle, false, 0);
+        if (g != null && g.length == 2 && g[1] >= 0 && g[1] != classes.size())
+          throw new ModelException("metadata lists " + classes.size() + " classes but the graph's output '" + outNames.get(0)
+              + "' has " + g[1]);
       }
     } catch (RuntimeException err) {
       p.close();
       throw err;
     }
     return p;
+  }
+
+  /** The metadata's onnx_file: a plain .onnx file name beside the JSON, nothing OpenVINO would read with another frontend. */
+  private static String onnxFileName(Object file, Path json) {
+    String name = file instanceof String ? (String) file : "";
+    if (name.length() <= 5 || !name.endsWith(".onnx") || name.contains("/") || name.contains("\\") || name.indexOf('\0') >= 0)
+      throw new ModelException("metadata file " + json + " has onnx_file " + Json.write(file)
+          + "; it must be a plain file name ending in .onnx beside the JSON");
+    return name;
+  }
+
+  /** The metadata's class names: null when it lists none; a list of strings otherwise. */
+  static List<String> classNames(Map<String, Object> meta) {
+    Object c = meta.get("classes");
+    if (c == null) return null;
+    if (!(c instanceof List)) throw new ModelException("metadata classes must be a list of names, got " + Json.write(c));
+    List<String> out = new ArrayList<>();
+    for (Object name : (List<?>) c) {
+      if (!(name instanceof String)) throw new ModelException("metadata classes must be a list of names; it holds " + Json.write(name));
+      out.add((String) name);
+    }
+    return out.isEmpty() ? null : out;
+  }
+
+  private static final List<String> DTYPES =
+      List.of("float32", "float16", "float64", "bfloat16", "int64", "int32", "int16", "int8", "uint8", "bool");
+
+  /** The graph port's dtype and shape must be the metadata's: a mismatch is refused, never cast. */
+  private static void checkPort(long handle, boolean input, int index, Map<String, Object> spec, long[] want) {
+    String what = (input ? "metadata input '" : "metadata outputs do not match the graph's: output '") + spec.get("name") + "'";
+    Object dtype = spec.get("dtype") == null ? "float32" : spec.get("dtype");
+    if (!(dtype instanceof String) || !DTYPES.contains(dtype))
+      throw new ModelException(what + " has dtype " + Json.write(dtype) + ", which this runner does not know");
+    String got = nativeElementType(handle, input, index);
+    if (!got.isEmpty() && !got.equals(dtype))
+      throw new ModelException(what + " has dtype " + dtype + " but the graph's is " + got + " (re-export the model)");
+    long[] g = nativeShape(handle, input, index);
+    if (g == null) return;
+    if (g.length != want.length)
+      throw new ModelException(what + " has rank " + want.length + "; the graph's has " + g.length);
+    for (int d = 0; d < g.length; d++)
+      if (g[d] >= 0 && want[d] >= 0 && g[d] != want[d])
+        throw new ModelException(what + " has shape " + shapeText(want) + "; the graph " + (input ? "takes " : "gives ")
+            + shapeText(g));
+  }
+
+  /** Throws unless logits[offset, offset + n) are all finite (NaN/inf would print a class). */
+  static void checkFinite(float[] logits, int offset, int n, String input) {
+    for (int i = offset; i < offset + n; i++)
+      if (!Float.isFinite(logits[i]))
+        throw new ModelException("the model returned non-finite logits (" + (Float.isNaN(logits[i]) ? "NaN" : "inf") + ") for " + input);
+  }
+
+  /** Throws unless the metadata's classes are absent or name each of the n outputs. */
+  static void checkClassCount(List<?> classes, int n) {
+    if (classes != null && classes.size() != n)
+      throw new ModelException("metadata lists " + classes.size() + " classes but the model returned " + n + " scores");
   }
 
   @SuppressWarnings("unchecked")
@@ -173,7 +242,7 @@ public final class Predictor implements AutoCloseable {
 
   private static long[] specShape(Map<String, Object> spec) {
     Object shape = spec.get("shape");
-    if (!(shape instanceof List)) throw new ModelException("metadata input '" + spec.get("name") + "' has no shape");
+    if (!(shape instanceof List)) throw new ModelException("metadata tensor '" + spec.get("name") + "' has no shape");
     List<?> dims = (List<?>) shape;
     long[] out = new long[dims.size()];
     for (int d = 0; d < out.length; d++) out[d] = dims.get(d) instanceof Long ? (Long) dims.get(d) : -1;
@@ -302,7 +371,7 @@ public final class Predictor implements AutoCloseable {
     long[] want = inputShapes.length == 1 ? inputShapes[0] : new long[0];
     if (want.length != 4) throw new ModelException("an image classifier takes one NCHW input");
     Preprocess pre = Preprocess.fromMetadata(meta);
-    Object classes = meta.get("classes");
+    List<String> classes = classNames(meta);
     List<Map<String, Object>> results = new ArrayList<>();
     for (String path : images) {
       int[] chw = new int[3];
@@ -321,7 +390,9 @@ public final class Predictor implements AutoCloseable {
       if (shape.length != 2 || shape[0] != 1)
         throw new ModelException("the graph returned shape " + shapeText(shape) + "; a classifier returns (N, classes)");
       int n = (int) shape[1];
-      List<Object> top = topk(logits, k, classes instanceof List ? (List<Object>) classes : null);
+      checkClassCount(classes, n);
+      checkFinite(logits, 0, n, path);
+      List<Object> top = topk(logits, k, classes == null ? null : new ArrayList<>(classes));
       Map<String, Object> item = new LinkedHashMap<>();
       item.put("input", path);
       item.put("topk", top);

@@ -6,9 +6,15 @@ import java.awt.image.IndexColorModel;
 import java.awt.image.Raster;
 import java.io.File;
 import java.io.IOException;
+import java.util.Iterator;
 import java.util.List;
 import java.util.Map;
+import javax.imageio.IIOException;
 import javax.imageio.ImageIO;
+import javax.imageio.ImageReader;
+import javax.imageio.metadata.IIOMetadata;
+import javax.imageio.stream.ImageInputStream;
+import org.w3c.dom.Node;
 
 /**
  * Image preprocessing recorded in an export's metadata, written operation for
@@ -55,18 +61,31 @@ public final class Preprocess {
     return color.equals("L") ? 1 : 3;
   }
 
+  /** A finite float32 (a JSON number read as infinity, or one float32 cannot hold, is refused). */
+  private static float finite(Number v, String label) {
+    double d = v.doubleValue();
+    if (!Double.isFinite(d) || !Float.isFinite((float) d))
+      throw new ModelException("preprocessing " + label + " has a non-finite value " + v);
+    return (float) d;
+  }
+
+  /** A JSON integer (Long) in [low, high]. */
+  private static boolean intIn(Object v, long low, long high) {
+    return v instanceof Long && (Long) v >= low && (Long) v <= high;
+  }
+
   private static float[] floats(Object v, String label, int channels) {
     float[] out;
     if (v == null) {
       out = new float[] {label.equals("std") ? 1f : 0f};
     } else if (v instanceof Number) {
-      out = new float[] {(float) ((Number) v).doubleValue()};
+      out = new float[] {finite((Number) v, label)};
     } else if (v instanceof List) {
       List<?> list = (List<?>) v;
       out = new float[list.size()];
       for (int i = 0; i < out.length; i++) {
         if (!(list.get(i) instanceof Number)) throw new ModelException("preprocessing " + label + " must hold numbers");
-        out[i] = (float) ((Number) list.get(i)).doubleValue();
+        out[i] = finite((Number) list.get(i), label);
       }
     } else {
       throw new ModelException("preprocessing " + label + " must be a number or a list");
@@ -98,23 +117,30 @@ public final class Preprocess {
     Object r = pre.get("resize");
     if (r != null) {
       if (!(r instanceof Long)) throw new ModelException("preprocessing resize must be one int (the shorter side)");
+      if (!intIn(r, 0, Limits.MAX_PREPROCESS_SIZE))
+        throw new ModelException("preprocessing resize must be between 0 and " + Limits.MAX_PREPROCESS_SIZE + ", got " + r);
       resize = (int) (long) (Long) r;
-      if (resize < 0) throw new ModelException("preprocessing resize must be >= 0");
     }
     int ch = 0, cw = 0;
     Object crop = pre.get("crop");
+    String bounds = "preprocessing crop must be [H, W] with sizes between 1 and " + Limits.MAX_PREPROCESS_SIZE + ", got "
+        + Json.write(crop);
     if (crop instanceof Long) {
+      if (!intIn(crop, 1, Limits.MAX_PREPROCESS_SIZE)) throw new ModelException(bounds);
       ch = cw = (int) (long) (Long) crop;
     } else if (crop instanceof List && ((List<?>) crop).size() == 2 && ((List<?>) crop).get(0) instanceof Long
         && ((List<?>) crop).get(1) instanceof Long) {
+      if (!intIn(((List<?>) crop).get(0), 1, Limits.MAX_PREPROCESS_SIZE)
+          || !intIn(((List<?>) crop).get(1), 1, Limits.MAX_PREPROCESS_SIZE))
+        throw new ModelException(bounds);
       ch = (int) (long) (Long) ((List<?>) crop).get(0);
       cw = (int) (long) (Long) ((List<?>) crop).get(1);
     } else if (crop != null) {
-      throw new ModelException("preprocessing crop must be [H, W]");
+      throw new ModelException("preprocessing crop must be [H, W], got " + Json.write(crop));
     }
-    if (crop != null && (ch <= 0 || cw <= 0)) throw new ModelException("preprocessing crop must be positive");
     Object s = pre.get("scale");
-    double scale = s instanceof Number ? ((Number) s).doubleValue() : 255.0;
+    if (s != null && !(s instanceof Number)) throw new ModelException("preprocessing scale must be a number, got " + Json.write(s));
+    double scale = s instanceof Number ? finite((Number) s, "scale") : 255.0;
     if (scale == 0.0) throw new ModelException("preprocessing scale is zero");
     int channels = color.equals("L") ? 1 : 3;
     float[] mean = floats(pre.get("mean"), "mean", channels);
@@ -130,11 +156,31 @@ public final class Preprocess {
    */
   public static Pixels readImage(String path) {
     File file = new File(path);
+    if (file.isDirectory()) throw new ModelException("image " + path + " is a directory, not an image file");
     if (!file.isFile()) throw new ModelException("image file " + path + " not found");
     BufferedImage img;
-    try {
-      img = ImageIO.read(file);
+    String format;
+    try (ImageInputStream in = ImageIO.createImageInputStream(file)) {
+      Iterator<ImageReader> readers = in == null ? null : ImageIO.getImageReaders(in);
+      if (readers == null || !readers.hasNext())
+        throw new ModelException("cannot read image " + path + ": not an image this runner can decode");
+      ImageReader reader = readers.next();
+      format = reader.getFormatName().toLowerCase(java.util.Locale.ROOT);
+      try {
+        reader.setInput(in, true, false);
+        // the header first: a decompression bomb is refused before its pixels are allocated
+        Limits.checkImageSize(path, reader.getWidth(0), reader.getHeight(0), "");
+        if (jpegComponents(reader) == 4) throw cmyk(path);
+        img = reader.read(0);
+      } finally {
+        reader.dispose();
+      }
+    } catch (IIOException err) {
+      // ImageIO cannot convert Adobe CMYK/YCCK JPEGs: "Unsupported Image Type"
+      if (String.valueOf(err.getMessage()).contains("Unsupported Image Type")) throw cmyk(path);
+      throw new ModelException("cannot read image " + path + ": " + err.getMessage(), err);
     } catch (IOException | RuntimeException err) {
+      if (err instanceof ModelException) throw (ModelException) err;
       throw new ModelException("cannot read image " + path + ": " + err.getMessage(), err);
     }
     if (img == null) throw new ModelException("cannot read image " + path + ": not an image this runner can decode");
@@ -154,6 +200,7 @@ public final class Preprocess {
       return out;
     }
     int bands = raster.getNumBands();
+    if (bands == 4 && format.equals("jpeg")) throw cmyk(path);  // never read CMYK as RGBA
     int bits = raster.getSampleModel().getSampleSize(0);
     if (bits != 8 && bits != 16) throw new ModelException("image " + path + " has " + bits + "-bit samples, which are not supported");
     int shift = bits - 8;
@@ -163,6 +210,24 @@ public final class Preprocess {
       for (int x = 0; x < w; x++)
         for (int c = 0; c < channels; c++) out.data[(y * w + x) * channels + c] = raster.getSample(x, y, c) >> shift;
     return out;
+  }
+
+  private static ModelException cmyk(String path) {
+    return new ModelException("image " + path + " is a CMYK/YCCK JPEG, which is not supported: convert it to RGB");
+  }
+
+  /** Colour components in a JPEG's frame header (4: CMYK or YCCK); 0 for another format. */
+  private static int jpegComponents(ImageReader reader) throws IOException {
+    if (!"jpeg".equalsIgnoreCase(reader.getFormatName())) return 0;
+    IIOMetadata meta = reader.getImageMetadata(0);
+    if (meta == null) return 0;
+    Node root = meta.getAsTree("javax_imageio_jpeg_image_1.0");
+    for (Node n = root.getFirstChild(); n != null; n = n.getNextSibling()) {
+      if (!"markerSequence".equals(n.getNodeName())) continue;
+      for (Node m = n.getFirstChild(); m != null; m = m.getNextSibling())
+        if ("sof".equals(m.getNodeName())) return m.getChildNodes().getLength();  // one componentSpec per component
+    }
+    return 0;
   }
 
   public static Pixels toColor(Pixels in, String color) {
@@ -254,7 +319,13 @@ public final class Preprocess {
   /** The whole pipeline for one image file; returns C*H*W floats and writes {C, H, W} into chw. */
   public float[] apply(String path, int[] chw) {
     Pixels px = toColor(readImage(path), color);
-    if (resize > 0) px = resizeShorter(px, resize);
+    if (resize > 0) {
+      // an extreme aspect ratio resized up could ask for gigabytes: check the size first
+      long oh = px.height <= px.width ? resize : (2L * px.height * resize + px.width) / (2L * px.width);
+      long ow = px.height <= px.width ? (2L * px.width * resize + px.height) / (2L * px.height) : resize;
+      Limits.checkImageSize(path, ow, oh, " after resizing to a shorter side of " + resize);
+      px = resizeShorter(px, resize);
+    }
     if (cropH > 0) {
       try {
         px = centerCrop(px, cropH, cropW);

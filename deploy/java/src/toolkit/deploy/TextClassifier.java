@@ -45,8 +45,8 @@ public final class TextClassifier implements AutoCloseable {
       throw new ModelException("a " + TASK + " graph takes inputs among " + INPUTS + "; this one also takes " + other);
     if (!names.contains("input_ids")) throw new ModelException("a text classifier takes input_ids; this graph takes " + names);
     wordPiece = WordPiece.fromSpec(spec);
-    Object c = meta.get("classes");
-    classes = c instanceof List ? new ArrayList<>((List<?>) c) : null;
+    List<String> c = Predictor.classNames(meta);
+    classes = c == null ? null : new ArrayList<>(c);
     this.predictor = predictor;
   }
 
@@ -112,6 +112,8 @@ public final class TextClassifier implements AutoCloseable {
     }
     if (shape.length != 2 || shape[0] != 1)
       throw new ModelException("the graph returned shape " + Predictor.shapeText(shape) + "; a classifier returns (1, classes)");
+    Predictor.checkClassCount(classes, (int) shape[1]);
+    Predictor.checkFinite(logits, 0, (int) shape[1], "'" + line + "'");
     return logits;
   }
 

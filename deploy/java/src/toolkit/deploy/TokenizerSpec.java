@@ -70,7 +70,12 @@ public final class TokenizerSpec {
     if (!missing.isEmpty()) throw new ModelException("the metadata's tokenizer block lacks " + String.join(", ", missing));
     if (!(block.get("file") instanceof String) || !(block.get("sha256") instanceof String))
       throw new ModelException("the tokenizer block's file and sha256 must be strings");
-    Path file = folder.resolve((String) block.get("file"));
+    String name = (String) block.get("file");
+    // a file name beside PREFIX.json: never a path out of the export folder
+    if (name.isEmpty() || name.equals(".") || name.equals("..") || name.contains("/") || name.contains("\\")
+        || name.indexOf('\0') >= 0)
+      throw new ModelException("the tokenizer file must be a file name beside the metadata, not '" + name + "'");
+    Path file = folder.resolve(name);
     if (!Files.isRegularFile(file))
       throw new ModelException("tokenizer file " + file + " not found (the metadata names '" + block.get("file") + "')");
     String digest = Predictor.sha256(file);

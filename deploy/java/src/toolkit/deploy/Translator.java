@@ -157,6 +157,7 @@ public final class Translator implements AutoCloseable {
       if (shape.length != 3 || shape[0] != 1 || shape[1] != t.length)
         throw new ModelException("the graph returned shape " + Predictor.shapeText(shape) + "; a translation graph returns (1, T, V)");
       int v = (int) shape[2], row = (t.length - 1) * v;
+      Predictor.checkFinite(logits, row, v, "'" + line + "'");
       if (first == null) {
         first = new ArrayList<>();
         for (int i = 0; i < v; i++) first.add((double) logits[i]);
