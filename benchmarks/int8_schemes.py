@@ -30,9 +30,7 @@ import argparse
 import datetime as dt
 import glob
 import json
-import os
 import shutil
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -40,90 +38,6 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMES = ("full-range", "reduced-range")
-EMULATED_CPU = "EPYC-Rome"
-
-
-# ----------------------------------------------------------------------------- child (numpy + onnxruntime only)
-def _probe_saturates(ort, np) -> bool:
-    from onnx import TensorProto, helper
-
-    graph = helper.make_graph(
-        [helper.make_node("MatMulInteger", ["a", "b"], ["y"])], "p",
-        [helper.make_tensor_value_info("a", TensorProto.UINT8, [4, 64]),
-         helper.make_tensor_value_info("b", TensorProto.INT8, [64, 16])],
-        [helper.make_tensor_value_info("y", TensorProto.INT32, [4, 16])])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-    model.ir_version = 8
-    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
-    got = sess.run(None, {"a": np.full((4, 64), 255, np.uint8), "b": np.full((64, 16), 127, np.int8)})[0]
-    return bool((got != 255 * 127 * 64).any())
-
-
-def run_cases(work: Path) -> dict[str, Any]:
-    """Run every int8 graph of ``work/cases.json`` on its recorded inputs; numpy + onnxruntime only."""
-    import numpy as np
-    import onnxruntime as ort
-
-    try:
-        from numpy._core import _multiarray_umath as umath
-    except ImportError:  # pragma: no cover
-        from numpy.core import _multiarray_umath as umath
-    feats = [k for k in ("AVX2", "FMA3", "AVX512F", "AVX512VNNI") if umath.__cpu_features__.get(k)]
-    cases = json.loads((work / "cases.json").read_text())
-    out: dict[str, Any] = {"cpuid_isa": feats, "u8s8_saturates": _probe_saturates(ort, np), "results": {}}
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    for case in cases:
-        data = np.load(work / case["inputs"])
-        refs = np.load(work / case["refs"])
-        for scheme, graph in case["graphs"].items():
-            sess = ort.InferenceSession(str(work / graph), sess_options=options, providers=["CPUExecutionProvider"])
-            names = [i.name for i in sess.get_inputs()]
-            if case["kind"] == "labels":
-                pred = []
-                x = data["x"]
-                for start in range(0, len(x), 256):
-                    pred.append(sess.run(None, {names[0]: x[start:start + 256]})[0].argmax(axis=1))
-                pred = np.concatenate(pred)
-                out["results"][f"{case['name']}/{scheme}"] = {
-                    "samples": int(len(pred)), "agreement": float((pred == refs["fp32_pred"]).mean()),
-                    "int8_top1": float((pred == refs["labels"]).mean()), "fp32_top1": float(refs["fp32_top1"])}
-            else:
-                worst = []
-                for i in range(case["calls"]):
-                    feed = {n: data[f"{i}:{n}"] for n in names}
-                    got = np.asarray(sess.run(None, feed)[case["output"]], dtype=np.float64)
-                    ref = refs[str(i)].astype(np.float64)
-                    got = got.reshape(ref.shape[0], -1) if case["kind"] == "rows" else got[0, 0][None]
-                    ref = ref.reshape(ref.shape[0], -1) if case["kind"] == "rows" else ref[0, 0][None]
-                    worst.extend((np.abs(got - ref).max(axis=1) / np.abs(ref).max(axis=1)).tolist())
-                out["results"][f"{case['name']}/{scheme}"] = {"rows": len(worst), "max_rel_drift": max(worst),
-                                                              "median_rel_drift": float(np.median(worst))}
-    return out
-
-
-# ----------------------------------------------------------------------------- parent (torch, toolkit)
-def _record_calls(prefix: Path, fn) -> list[tuple[dict, Any]]:
-    """Run ``fn()`` and return every (feed, outputs) the ExportedBlock of ``prefix`` saw."""
-    from toolkit.deploy import runtime
-
-    calls = []
-    original = runtime.ExportedBlock.__call__
-
-    def spy(self, *args, **kwargs):
-        result = original(self, *args, **kwargs)
-        if Path(self.prefix) == Path(prefix):
-            feed, _ = self._feed(args, kwargs)
-            first = result[0] if isinstance(result, tuple) else result
-            calls.append((feed, __import__("numpy").asarray(first)))
-        return result
-
-    runtime.ExportedBlock.__call__ = spy
-    try:
-        fn()
-    finally:
-        runtime.ExportedBlock.__call__ = original
-    return calls
 
 
 def _text_cases(work: Path) -> list[dict]:
@@ -133,25 +47,23 @@ def _text_cases(work: Path) -> list[dict]:
     import _text_fixtures as fx
 
     from toolkit.deploy import quantize
+    from toolkit.deploy._emulation import record_calls, save_calls
     from toolkit.deploy.predict import predict
 
     inputs = fx.text_inputs(work)
     cases = []
     for name, export in (("bert", fx.export_bert_classifier), ("transformer", fx.export_transformer)):
         prefix = export(work / name)
-        calls = _record_calls(prefix, lambda: predict(prefix, [inputs], with_logits=True))
-        if name == "transformer":  # first decoding step of each line: tgt = [bos]
-            calls = [c for c in calls if c[0]["tgt_ids" if "tgt_ids" in c[0] else list(c[0])[-1]].shape[-1] == 1]
-        feeds = {f"{i}:{k}": v for i, (feed, _) in enumerate(calls) for k, v in feed.items()}
-        np.savez(work / f"{name}-inputs.npz", **feeds)
-        np.savez(work / f"{name}-refs.npz", **{str(i): out for i, (_, out) in enumerate(calls)})
+        calls = record_calls(prefix, lambda: predict(prefix, [inputs]))
+        if name == "transformer":  # first decoding step of each line: tgt = [bos], logits (1, 1, V)
+            calls = [c for c in calls if c[1].shape[1] == 1]
+        case = save_calls(work, name, calls)
         graphs = {}
         for scheme in SCHEMES:
             out = work / f"{name}-{scheme}"
             quantize(prefix, out=out, scheme=scheme, latency_repeats=1)
             graphs[scheme] = out.name + ".onnx"
-        cases.append({"name": name, "kind": "rows" if name == "bert" else "first_step", "calls": len(calls),
-                      "output": 0, "inputs": f"{name}-inputs.npz", "refs": f"{name}-refs.npz", "graphs": graphs})
+        cases.append({**case, "kind": "rows" if name == "bert" else "first_step", "graphs": graphs})
     return cases
 
 
@@ -183,7 +95,7 @@ def _tiny_case(work: Path) -> dict:
         out = work / f"tiny-{scheme}"
         quantize(prefix, calib=str(calib), num_calib_batches=2, batch_size=2, out=out, scheme=scheme, latency_repeats=1)
         graphs[scheme] = out.name + ".onnx"
-    return {"name": "tiny", "kind": "rows", "calls": 1, "output": 0, "inputs": "tiny-inputs.npz",
+    return {"name": "tiny", "kind": "rows", "calls": 1, "inputs": "tiny-inputs.npz",
             "refs": "tiny-refs.npz", "graphs": graphs}
 
 
@@ -211,7 +123,7 @@ def _zoo_case(work: Path, num_val: int | None) -> dict | None:
     fp32 = load(prefix)
     pred = np.concatenate([fp32(x[s:s + 256]).argmax(axis=1) for s in range(0, n, 256)])
     np.savez(work / "zoo-inputs.npz", x=x)
-    np.savez(work / "zoo-refs.npz", fp32_pred=pred, labels=labels[:n], fp32_top1=(pred == labels[:n]).mean())
+    np.savez(work / "zoo-refs.npz", fp32_pred=pred, labels=labels[:n])
     graphs = {}
     for scheme in SCHEMES:
         out = work / f"zoo-{scheme}"
@@ -222,6 +134,55 @@ def _zoo_case(work: Path, num_val: int | None) -> dict | None:
             "refs": "zoo-refs.npz", "graphs": graphs, "weights_sha256": metrics.get("sha256")}
 
 
+def _cpu_line(cpu: dict[str, Any]) -> str:
+    return f"{cpu['cpu']} (CPUID: {', '.join(cpu['isa']) or 'no AVX2'})"
+
+
+def markdown(r: dict[str, Any]) -> str:
+    nat = r["native_cpu"]
+    emu = r.get("emulated")
+    lines = [
+        "# int8 weight range per CPU: full-range (8-bit) vs reduced-range (7-bit) weights", "",
+        f"Generated by `benchmarks/int8_schemes.py` on {r['date']} UTC. Command: `{r['command']}`", "",
+        f"* **native**: {_cpu_line(nat)}; onnxruntime's u8 x s8 kernels "
+        f"{'saturate int16 sums' if nat['u8s8_saturates'] else 'accumulate exactly (VNNI)'}; "
+        f"`--scheme auto` picks {'reduced' if nat['u8s8_saturates'] else 'full'}-range here.",
+    ]
+    if emu:
+        lines.append(
+            f"* **emulated AVX2**: QEMU user mode `-cpu {emu['qemu_cpu']}` on the machine above (an AMD EPYC model: "
+            f"CPUID {', '.join(emu['cpu']['isa'])}, no AVX-512, no VNNI); onnxruntime there saturates "
+            f"(checked: {emu['u8s8_saturates']}); `--scheme auto` picks {emu['auto_scheme']}. Same graphs, same "
+            "inputs; these are emulated numbers (the kernels' arithmetic), not a native AMD run.")
+    else:
+        lines.append("* emulated AVX2: not run (qemu-x86_64 missing).")
+    lines += ["", "Text: max |int8 - fp32| / max |fp32| over the 12 test lines (Transformer: first decoding step), "
+              "tests/deploy/_text_fixtures.py exports. tiny: the tests' random-weight image model on 5 photos.", "",
+              "| graph | scheme | native | emulated AVX2 |", "|---|---|---:|---:|"]
+    for key, value in r["native"]["results"].items():
+        name, scheme = key.rsplit("/", 1)
+        e = emu["results"].get(key) if emu else None
+        if "max_rel_drift" in value:
+            lines.append(f"| {name} | {scheme} | {value['max_rel_drift'] * 100:.2f}% | "
+                         f"{'%.2f%%' % (e['max_rel_drift'] * 100) if e else '-'} |")
+    zoo = [k for k, v in r["native"]["results"].items() if "agreement" in v]
+    if zoo:
+        lines += ["", "Zoo Fashion-MNIST model (naive calibration, 16 x 32 training images, first/last layer float): "
+                  "int8 top-1 agreement with fp32 and int8 top-1.", "",
+                  "| model | scheme | CPU | test images | fp32 top-1 | int8 top-1 | int8 = fp32 top-1 |",
+                  "|---|---|---|---:|---:|---:|---:|"]
+        rows = [("native", r["native"]["results"]), ("native", r.get("native_zoo_subset") or {}),
+                ("emulated AVX2", emu["results"] if emu else {})]
+        for key in zoo:
+            name, scheme = key.rsplit("/", 1)
+            for where, results in rows:
+                v = results.get(key)
+                if v:
+                    lines.append(f"| {name} | {scheme} | {where} | {v['samples']} | {v['fp32_top1'] * 100:.2f}% | "
+                                 f"{v['int8_top1'] * 100:.2f}% | {v['agreement'] * 100:.2f}% |")
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", help="folder for int8_schemes.json / .md (default: print only)")
@@ -229,12 +190,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--emulated-num-val", type=int, default=2000,
                         help="zoo model under emulation: first N test images (TCG is ~50x slower)")
     parser.add_argument("--skip", nargs="*", default=[], choices=("text", "tiny", "zoo"))
-    parser.add_argument("--worker", help=argparse.SUPPRESS)  # child mode: a work folder
     args = parser.parse_args(argv)
-    if args.worker:
-        print(json.dumps(run_cases(Path(args.worker))))
-        return 0
     sys.path.insert(0, str(REPO))
+    from toolkit.deploy._emulation import qemu, run_cases, run_emulated
     from toolkit.deploy.cpu import cpu_info, u8s8_saturates
 
     result: dict[str, Any] = {"date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M"),
@@ -252,8 +210,7 @@ def main(argv: list[str] | None = None) -> int:
             cases.append(zoo)
         (work / "cases.json").write_text(json.dumps(cases))
         result["native"] = run_cases(work)
-        qemu = shutil.which("qemu-x86_64")
-        if qemu is None:
+        if qemu() is None:
             result["emulated"] = None
             print("qemu-x86_64 not found: no emulated AVX2 numbers", file=sys.stderr)
         else:
@@ -263,23 +220,19 @@ def main(argv: list[str] | None = None) -> int:
                 d, r = np.load(work / zoo["inputs"]), dict(np.load(work / zoo["refs"]))
                 n = args.emulated_num_val
                 np.savez(work / "zoo-inputs-emu.npz", x=d["x"][:n])
-                np.savez(work / "zoo-refs-emu.npz", fp32_pred=r["fp32_pred"][:n], labels=r["labels"][:n],
-                         fp32_top1=(r["fp32_pred"][:n] == r["labels"][:n]).mean())
+                np.savez(work / "zoo-refs-emu.npz", fp32_pred=r["fp32_pred"][:n], labels=r["labels"][:n])
                 zoo.update(inputs="zoo-inputs-emu.npz", refs="zoo-refs-emu.npz")
                 (work / "cases.json").write_text(json.dumps(cases))
-            env = {**os.environ, "OMP_NUM_THREADS": "1"}
-            done = subprocess.run([qemu, "-cpu", EMULATED_CPU, os.path.realpath(sys.executable), __file__,
-                                   "--worker", str(work)], capture_output=True, text=True, env=env)
-            if done.returncode != 0:
-                raise SystemExit(f"emulated run failed: {done.stderr[-2000:]}")
-            result["emulated"] = {"qemu_cpu": EMULATED_CPU, **json.loads(done.stdout.strip().splitlines()[-1])}
-            if not result["emulated"]["u8s8_saturates"]:
-                raise SystemExit("onnxruntime under emulation does not saturate: it did not dispatch AVX2 kernels")
+                # the same subset natively, for a like-for-like comparison
+                result["native_zoo_subset"] = {k: v for k, v in run_cases(work)["results"].items()
+                                               if k.startswith(zoo["name"])}
+            result["emulated"] = run_emulated(work)  # raises unless onnxruntime there saturates (AVX2 kernels)
     text = json.dumps(result, indent=2)
-    print(text)
+    print(markdown(result))
     if args.out:
         Path(args.out).mkdir(parents=True, exist_ok=True)
         (Path(args.out) / "int8_schemes.json").write_text(text + "\n")
+        (Path(args.out) / "int8_schemes.md").write_text(markdown(result))
     return 0
 
 
