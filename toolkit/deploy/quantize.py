@@ -227,6 +227,7 @@ def quantize(
     num_threads: int | None = None,
     scheme: str = "auto",
     latency_repeats: int = 20,
+    reduce_range: bool | None = None,
 ) -> dict[str, Any]:
     """Quantize ``prefix.onnx`` to int8 and write ``out.onnx`` + ``out.json``.
 
@@ -259,6 +260,10 @@ def quantize(
         when this CPU's u8 x s8 kernels saturate int16 (AVX2/AVX-512 without VNNI), else
         8-bit. Force ``reduced-range`` for a graph deployed to such CPUs, ``full-range``
         for one deployed only to VNNI/AMX CPUs.
+    latency_repeats : int
+        Interleaved batch-1 runs per graph for the latency figures.
+    reduce_range : bool, optional
+        Deprecated spelling of ``scheme="reduced-range"`` (True) / ``"full-range"`` (False).
 
     Returns
     -------
@@ -284,6 +289,12 @@ def quantize(
         raise ExportError(f"calibration mode {calib_mode!r} is not one of {', '.join(CALIB_MODES)}")
     if num_calib_batches < 1 or batch_size < 1:
         raise ExportError("num_calib_batches and batch_size must be >= 1")
+    if reduce_range is not None:
+        import warnings
+
+        warnings.warn("quantize(reduce_range=...) is deprecated: pass scheme='reduced-range' or 'full-range' "
+                      "(default 'auto' picks for this CPU)", DeprecationWarning, stacklevel=2)
+        scheme = "reduced-range" if reduce_range else "full-range"
     if scheme not in SCHEMES:
         raise ExportError(f"int8 scheme {scheme!r} is not one of {', '.join(SCHEMES)}")
     chosen = resolve_scheme(scheme)
