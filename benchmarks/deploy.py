@@ -217,7 +217,7 @@ def markdown(result: dict[str, Any]) -> str:
         "scikit-image photos); OpenVINO runs the same QDQ graph, compiled for the static batch size with "
         "the LATENCY hint. Random weights (speed only). Weight range: "
         + (f"{result['speed_scheme']} (`--scheme auto` on this CPU)." if result.get("speed_scheme") else
-           "full-range 8-bit (the default before `--scheme`; 7-bit weights run at the same speed)."),
+           "full-range 8-bit (the default before `--scheme`)."),
         "",
     ]
     b = result["batch"]
