@@ -238,6 +238,7 @@ def test_int8_keeps_the_zoo_fashion_mnist_model_within_one_point(tmp_path, capsy
                       exclude_first_last=True, val="fashion-mnist", latency_repeats=3)
     acc = report["accuracy"]
     assert acc["samples"] == 10000
+    assert report["scheme"] == ("reduced-range" if cpu.u8s8_saturates() else "full-range")
     # fp32 through ONNX reproduces the published top-1 (percent, 2 decimals)
     assert abs(acc["fp32_top1"] * 100 - metrics["top1"]) <= 0.05, (acc, metrics["top1"])
     assert acc["fp32_top1"] - acc["int8_top1"] < 0.01, acc
@@ -245,4 +246,9 @@ def test_int8_keeps_the_zoo_fashion_mnist_model_within_one_point(tmp_path, capsy
         # measured on the 1-epoch mobilenetv3_small row: 97.6-97.8% with every calibration mode (naive, entropy,
         # percentile, 16-64 batches, first/last float); MobileNetV3 (hard-swish, SE) needs more than onnxruntime PTQ
         pytest.xfail(f"known gap: int8 agrees with fp32 on {acc['int8_agreement']:.2%} < 99% for {metrics['model']}")
+    # cifar_resnet20_v1 (model_zoo_logs/quantization/benchmark.md, int8_schemes.md), agreement with fp32 top-1:
+    #   Intel Xeon AVX-512 VNNI, auto = full-range: 99.69% (reduced-range forced: 99.67%), int8 top-1 94.53%
+    #   AMD EPYC AVX2, auto = reduced-range: 7-bit sums never saturate int16, so the integers are those of the VNNI
+    #   run: 99.67% expected; QEMU EPYC-Rome on the first 1000 test images gave the native numbers exactly (99.60%
+    #   reduced-range, and 99.40% full-range too: this model's activations rarely meet saturating weight pairs)
     assert acc["int8_agreement"] >= 0.99, acc

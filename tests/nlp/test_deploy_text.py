@@ -364,11 +364,13 @@ def test_int8_dynamic_keeps_the_tokenizer(exports, tmp_path, capsys):
         assert int8["quantization"]["scheme"] == ("reduced-range" if u8s8_saturates() else "full-range")
         # int8 moves the logits (max |int8 - fp32| / max |fp32| over the lines, first decoding step for the
         # Transformer; benchmarks/int8_schemes.py, model_zoo_logs/quantization/int8_schemes.md) by, BERT / Transformer:
-        #   Intel Xeon, AVX-512 VNNI (auto = full-range, 8-bit weights): BERT_VNNI / TRANSFORMER_VNNI
-        #   AMD EPYC-Rome, AVX2 without VNNI, emulated by QEMU (auto = reduced-range, 7-bit): 1.3% / 4.7%
-        #   the same CPU with full-range weights: 6.5% / 13.1% (issue 10 measured 6.4% for BERT on a real AMD EPYC):
+        #   Intel Xeon, AVX-512 VNNI (auto = full-range, 8-bit weights): 1.55% / 4.86%
+        #   AMD EPYC-Rome, AVX2 without VNNI, emulated by QEMU (auto = reduced-range, 7-bit): 1.28% / 4.72%, the
+        #   same as natively: 7-bit sums never saturate, so these graphs compute the same integers on both CPUs
+        #   that CPU with full-range weights: 6.52% / 13.15% (issue 10 measured 6.4% for BERT on a real AMD EPYC):
         #   its u8 x s8 kernels saturate int16 sums, which auto avoids (see toolkit/deploy/cpu.py)
-        # onnxruntime and OpenVINO run the int8 graph within 0.2% of each other (Intel)
+        # onnxruntime and OpenVINO run the int8 graph within 0.2% of each other (Intel); OpenVINO under the same
+        # emulation gives BERT 1.28% (reduced-range) like onnxruntime, so the 1% bound holds there too
         bound = 0.05 if name == "bert" else 0.1
         for r, g, v in zip(ref, got, got_ov):
             scale = max(abs(x) for x in r["logits"])

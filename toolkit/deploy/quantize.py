@@ -14,7 +14,8 @@
 Both use a weight range chosen for the CPU (``scheme``, see :mod:`toolkit.deploy.cpu`):
 8-bit weights where onnxruntime's u8 x s8 kernels accumulate exactly (VNNI/AMX), 7-bit
 (``reduce_range``) on AVX2/AVX-512 without VNNI, where 8-bit products saturate int16
-(measured on a small BERT: logits drift 6.4% full-range vs 1.6% on VNNI). The choice and
+(a small BERT's logits drift 6.4% with 8-bit weights on an AMD EPYC, 1.3% with 7-bit, 1.6%
+with 8-bit on a VNNI Xeon: model_zoo_logs/quantization/int8_schemes.md). The choice and
 the CPU it was made on are stored in the metadata; :func:`toolkit.deploy.load` warns when a
 full-range graph is run on a CPU that saturates.
 
