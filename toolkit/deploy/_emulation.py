@@ -98,7 +98,8 @@ def run_emulated(work: str | os.PathLike, cpu: str = EMULATED_CPU, timeout: floa
     if binary is None:
         raise RuntimeError("qemu-x86_64 is not installed (Debian: apt-get install qemu-user)")
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    done = subprocess.run([binary, "-cpu", cpu, os.path.realpath(sys.executable), __file__, str(work)],
+    # sys.executable as is (not its realpath): in a virtual environment the link's path is what finds the venv
+    done = subprocess.run([binary, "-cpu", cpu, sys.executable, __file__, str(work)],
                           capture_output=True, text=True, env=env, timeout=timeout)
     if done.returncode != 0:
         raise RuntimeError(f"emulated run failed (exit {done.returncode}): {done.stderr[-2000:]}")
