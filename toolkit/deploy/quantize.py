@@ -429,7 +429,9 @@ def _summary(r: dict[str, Any]) -> str:
     lines = [f"wrote {r['out']}.onnx and {r['out']}.json ({r['method']} int8, {r['format']})",
              f"weights {r['scheme']} ({'7' if r['reduce_range'] else '8'}-bit, chosen by {r['chosen_by']}) on "
              f"{on['cpu']} ({'/'.join(on['isa']) or 'no AVX2'}; u8 x s8 kernels "
-             f"{'saturate int16' if on['u8s8_saturates'] else 'exact'})"]
+             f"{'saturate int16' if on['u8s8_saturates'] else 'exact'})"
+             + ("; for AVX2 CPUs without VNNI (e.g. AMD EPYC before Zen 4) use --scheme reduced-range"
+                if not r["reduce_range"] else "")]
     lat = r["latency_ms"]
     lines.append(f"latency batch 1 (onnxruntime): fp32 {lat['fp32']:.3f} ms, int8 {lat['int8']:.3f} ms, speed-up {r['speedup']}x")
     acc = r.get("accuracy")
