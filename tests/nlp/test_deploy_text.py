@@ -19,6 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "deploy"))
 import _text_fixtures as fx  # noqa: E402
 
 from toolkit.deploy.cli import main  # noqa: E402
+from toolkit.deploy.cpu import u8s8_saturates  # noqa: E402
 from toolkit.deploy.predict import predict  # noqa: E402
 from toolkit.deploy.runtime import ExportError  # noqa: E402
 from toolkit.nlp.deploy import (  # noqa: E402
@@ -360,8 +361,16 @@ def test_int8_dynamic_keeps_the_tokenizer(exports, tmp_path, capsys):
         got = predict(out, [exports["inputs"]], with_logits=True)
         got_ov = predict(out, [exports["inputs"]], with_logits=True, runtime="openvino")
         assert [g["input"] for g in got] == [g["input"] for g in got_ov] == fx.expected_inputs()
-        # measured: int8 moves the logits by <= 1.6% (BERT) / 4.9% (Transformer, first step) of their
-        # largest magnitude; onnxruntime and OpenVINO run the int8 graph within 0.2% of each other
+        assert int8["quantization"]["scheme"] == ("reduced-range" if u8s8_saturates() else "full-range")
+        # int8 moves the logits (max |int8 - fp32| / max |fp32| over the lines, first decoding step for the
+        # Transformer; benchmarks/int8_schemes.py, model_zoo_logs/quantization/int8_schemes.md) by, BERT / Transformer:
+        #   Intel Xeon, AVX-512 VNNI (auto = full-range, 8-bit weights): 1.55% / 4.86%
+        #   AMD EPYC-Rome, AVX2 without VNNI, emulated by QEMU (auto = reduced-range, 7-bit): 1.28% / 4.72%, the
+        #   same as natively: 7-bit sums never saturate, so these graphs compute the same integers on both CPUs
+        #   that CPU with full-range weights: 6.52% / 13.15% (issue 10 measured 6.4% for BERT on a real AMD EPYC):
+        #   its u8 x s8 kernels saturate int16 sums, which auto avoids (see toolkit/deploy/cpu.py)
+        # onnxruntime and OpenVINO run the int8 graph within 0.2% of each other (Intel); OpenVINO under the same
+        # emulation gives BERT 1.28% (reduced-range) like onnxruntime, so the 1% bound holds there too
         bound = 0.05 if name == "bert" else 0.1
         for r, g, v in zip(ref, got, got_ov):
             scale = max(abs(x) for x in r["logits"])
@@ -371,6 +380,31 @@ def test_int8_dynamic_keeps_the_tokenizer(exports, tmp_path, capsys):
                 assert g["topk"][0]["index"] == r["topk"][0]["index"] == v["topk"][0]["index"]
             else:
                 assert g["output"] == load_deploy_tokenizer(int8, out.parent)[0].decode(g["ids"])
+
+
+@pytest.mark.slow
+def test_int8_text_on_an_emulated_avx2_cpu(exports, tmp_path):
+    """The int8 text graphs auto picks on an AMD EPYC (AVX2, no VNNI), run there under QEMU."""
+    from toolkit.deploy import quantize
+    from toolkit.deploy._emulation import qemu, record_calls, run_emulated, save_calls
+
+    if qemu() is None:
+        pytest.skip("qemu-x86_64 is not installed (tools/setup.sh installs Debian's qemu-user)")
+    cases = []
+    for name in ("bert", "transformer"):
+        calls = record_calls(exports[name], lambda: predict(exports[name], [exports["inputs"]]))
+        if name == "transformer":  # first decoding step of each line (the logits the test above compares)
+            calls = [c for c in calls if c[1].shape[1] == 1]
+        case = save_calls(tmp_path, name, calls)
+        quantize(exports[name], out=tmp_path / f"{name}-r", scheme="reduced-range", latency_repeats=1)
+        cases.append({**case, "kind": "rows" if name == "bert" else "first_step", "graphs": {"auto": f"{name}-r.onnx"}})
+    (tmp_path / "cases.json").write_text(json.dumps(cases))
+    emulated = run_emulated(tmp_path, timeout=120)  # raises unless onnxruntime there clips int16 sums
+    assert emulated["auto_scheme"] == "reduced-range"
+    drift = {k: v["max_rel_drift"] for k, v in emulated["results"].items()}
+    assert emulated["results"]["bert/auto"]["rows"] == emulated["results"]["transformer/auto"]["rows"] == 12
+    # bounds and measured numbers: test_int8_dynamic_keeps_the_tokenizer
+    assert drift["bert/auto"] < 0.05 and drift["transformer/auto"] < 0.1, drift
 
 
 @pytest.mark.slow

@@ -310,6 +310,7 @@ def _cmd_quantize(args: argparse.Namespace) -> int:
         num_val=args.num_val,
         dynamic=True if args.dynamic else None,  # unset: chosen by the input dtypes (token ids -> dynamic)
         num_threads=args.threads,
+        scheme=args.scheme,
     )
     if args.json:
         print(json.dumps(report))
@@ -361,6 +362,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-val", type=int, default=None, help="use only the first N validation samples")
     p.add_argument("--out", help="output prefix (default PREFIX-int8)")
     p.add_argument("--dynamic", action="store_true", help="dynamic quantization (default for token-input models)")
+    p.add_argument("--scheme", choices=("auto", "full-range", "reduced-range"), default="auto",
+                   help="int8 weight range: auto = 7-bit where this CPU lacks VNNI (AVX2 u8s8 kernels saturate), "
+                        "else 8-bit; force reduced-range for graphs deployed to non-VNNI CPUs")
     p.add_argument("--threads", type=int, default=None, help="threads for latency measurement")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(func=_cmd_quantize)

@@ -11,6 +11,14 @@
 * token-input models (integer inputs, e.g. BERT, Transformer): **dynamic**
   quantization of the MatMul/Gemm weights, no calibration data needed.
 
+Both use a weight range chosen for the CPU (``scheme``, see :mod:`toolkit.deploy.cpu`):
+8-bit weights where onnxruntime's u8 x s8 kernels accumulate exactly (VNNI/AMX), 7-bit
+(``reduce_range``) on AVX2/AVX-512 without VNNI, where 8-bit products saturate int16
+(a small BERT's logits drift 6.4% with 8-bit weights on an AMD EPYC, 1.3% with 7-bit, 1.6%
+with 8-bit on a VNNI Xeon: model_zoo_logs/quantization/int8_schemes.md). The choice and
+the CPU it was made on are stored in the metadata; :func:`toolkit.deploy.load` warns when a
+full-range graph is run on a CPU that saturates.
+
 onnxruntime runs the result, and OpenVINO (the C++ and Java runners) reads the
 same QDQ graph and runs it in u8. The returned report (also stored in the new
 JSON under ``"quantization"``) holds fp32 and int8 latency and, when a labelled
@@ -31,11 +39,12 @@ from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
+from .cpu import SCHEMES, resolve_scheme
 from .export import metadata_path, onnx_path, sha256_file, write_json_atomic
 from .preprocess import ImagePreprocessing, preprocess_image
 from .runtime import ExportError, load
 
-__all__ = ["quantize", "CALIB_MODES", "image_source", "labelled_source", "evaluate"]
+__all__ = ["quantize", "CALIB_MODES", "SCHEMES", "image_source", "labelled_source", "evaluate"]
 
 CALIB_MODES = ("naive", "entropy", "percentile")
 _IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".gif", ".webp")
@@ -217,8 +226,9 @@ def quantize(
     num_val: int | None = None,
     dynamic: bool | None = None,
     num_threads: int | None = None,
-    reduce_range: bool = False,
+    scheme: str = "auto",
     latency_repeats: int = 20,
+    reduce_range: bool | None = None,
 ) -> dict[str, Any]:
     """Quantize ``prefix.onnx`` to int8 and write ``out.onnx`` + ``out.json``.
 
@@ -246,8 +256,15 @@ def quantize(
         dtypes (integer token inputs -> dynamic).
     num_threads : int, optional
         onnxruntime threads for the latency and accuracy runs (same for both graphs).
-    reduce_range : bool
-        7-bit weights (may help accuracy on CPUs without VNNI).
+    scheme : {"auto", "full-range", "reduced-range"}
+        Weight range. ``auto`` (default): 7-bit weights (onnxruntime's ``reduce_range``)
+        when this CPU's u8 x s8 kernels saturate int16 (AVX2/AVX-512 without VNNI), else
+        8-bit. Force ``reduced-range`` for a graph deployed to such CPUs, ``full-range``
+        for one deployed only to VNNI/AMX CPUs.
+    latency_repeats : int
+        Interleaved batch-1 runs per graph for the latency figures.
+    reduce_range : bool, optional
+        Deprecated spelling of ``scheme="reduced-range"`` (True) / ``"full-range"`` (False).
 
     Returns
     -------
@@ -258,7 +275,7 @@ def quantize(
     Raises
     ------
     ExportError
-        Missing/corrupt export, missing calibration data, unknown calibration mode.
+        Missing/corrupt export, missing calibration data, unknown calibration mode or scheme.
     """
     from onnxruntime.quantization import (
         CalibrationMethod,
@@ -273,6 +290,16 @@ def quantize(
         raise ExportError(f"calibration mode {calib_mode!r} is not one of {', '.join(CALIB_MODES)}")
     if num_calib_batches < 1 or batch_size < 1:
         raise ExportError("num_calib_batches and batch_size must be >= 1")
+    if reduce_range is not None:
+        import warnings
+
+        warnings.warn("quantize(reduce_range=...) is deprecated: pass scheme='reduced-range' or 'full-range' "
+                      "(default 'auto' picks for this CPU)", DeprecationWarning, stacklevel=2)
+        scheme = "reduced-range" if reduce_range else "full-range"
+    if scheme not in SCHEMES:
+        raise ExportError(f"int8 scheme {scheme!r} is not one of {', '.join(SCHEMES)}")
+    chosen = resolve_scheme(scheme)
+    reduce_range = chosen["reduce_range"]
     fp32 = load(prefix)  # checks the files and the sha256
     meta = copy.deepcopy(fp32.metadata)
     source = Path(prefix).parent / meta.get("onnx_file", onnx_path(prefix).name)
@@ -287,7 +314,7 @@ def quantize(
         "format": "QOperator/dynamic" if use_dynamic else "QDQ",
         "weights": "int8 per-channel" if not use_dynamic else "int8",
         "activations": "uint8" + (" (dynamic ranges)" if use_dynamic else ""),
-        "reduce_range": bool(reduce_range),
+        **chosen,
         "source_sha256": meta["sha256"],
     }
     pre: ImagePreprocessing | None = None
@@ -398,7 +425,13 @@ def _example_feed(meta: dict[str, Any]) -> dict[str, np.ndarray]:
 
 
 def _summary(r: dict[str, Any]) -> str:
-    lines = [f"wrote {r['out']}.onnx and {r['out']}.json ({r['method']} int8, {r['format']})"]
+    on = r["quantized_on"]
+    lines = [f"wrote {r['out']}.onnx and {r['out']}.json ({r['method']} int8, {r['format']})",
+             f"weights {r['scheme']} ({'7' if r['reduce_range'] else '8'}-bit, chosen by {r['chosen_by']}) on "
+             f"{on['cpu']} ({'/'.join(on['isa']) or 'no AVX2'}; u8 x s8 kernels "
+             f"{'saturate int16' if on['u8s8_saturates'] else 'exact'})"
+             + ("; for AVX2 CPUs without VNNI (e.g. AMD EPYC before Zen 4) use --scheme reduced-range"
+                if not r["reduce_range"] else "")]
     lat = r["latency_ms"]
     lines.append(f"latency batch 1 (onnxruntime): fp32 {lat['fp32']:.3f} ms, int8 {lat['int8']:.3f} ms, speed-up {r['speedup']}x")
     acc = r.get("accuracy")

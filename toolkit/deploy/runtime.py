@@ -8,6 +8,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from .cpu import warn_if_saturating
 from .export import FORMAT, metadata_path, onnx_path, sha256_file
 
 __all__ = ["ExportedBlock", "ExportError", "load", "read_metadata"]
@@ -96,6 +97,7 @@ class ExportedBlock:
         if graph_inputs != meta_inputs:
             raise ExportError(f"metadata inputs {meta_inputs} do not match the graph's inputs {graph_inputs}")
         self.input_names = graph_inputs
+        warn_if_saturating(self.metadata, model)  # a full-range int8 graph on a CPU whose int8 kernels clip it
         self.output_names = [o.name for o in self.session.get_outputs()]
 
     def __repr__(self) -> str:
