@@ -282,7 +282,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
     results = predict(args.prefix, args.inputs, k=args.topk, with_logits=args.logits, runtime=args.runtime)
     if args.json:
-        print(json.dumps(results))
+        print(json.dumps(results, allow_nan=False))  # never bare NaN (not JSON); predict refuses non-finite logits
         return 0
     for item in results:
         if "topk" in item:
@@ -379,8 +379,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         return int(args.func(args) or 0)
-    except (ExportError, ImageError, WeightsError, ValueError, FileNotFoundError) as err:
-        print(f"toolkit: error: {err}", file=sys.stderr)
+    except (ExportError, ImageError, WeightsError, ValueError, OSError) as err:
+        # one line: runtimes (onnxruntime, OpenVINO) raise multi-line messages
+        text = " ".join(line.strip() for line in str(err).splitlines() if line.strip()) or type(err).__name__
+        print(f"toolkit: error: {text}", file=sys.stderr)
         return 1
 
 
