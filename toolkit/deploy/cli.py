@@ -318,9 +318,16 @@ def _cmd_quantize(args: argparse.Namespace) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with a one-line error (argparse prints the usage block first): exit status 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="toolkit", description="Export, quantize and run toolkit models.")
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = _Parser(prog="toolkit", description="Export, quantize and run toolkit models.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     p = sub.add_parser("export", help="write PREFIX.onnx + PREFIX.json from a zoo model or a checkpoint")
     p.add_argument("model", help="zoo name (see toolkit.zoo.list_models) or checkpoint file")

@@ -22,9 +22,9 @@ _ORT_TYPES = {
 def as_input_array(value: Any, spec: dict[str, Any]) -> np.ndarray:
     """One graph input as a contiguous numpy array of the metadata's dtype, shape-checked.
 
-    The cast rule: a value is cast only where numpy's ``same_kind`` rule allows it
-    (float64 -> float32, int32 -> int64); integer pixels for a float graph, or floats for
-    an integer graph, are refused rather than silently converted.
+    The cast rule: a value is cast only within its kind (float64 -> float32,
+    int32 -> int64); integer (e.g. uint8 or int64 pixels) or bool values for a float
+    graph, and floats for an integer graph, are refused rather than silently converted.
 
     Raises
     ------
@@ -36,7 +36,8 @@ def as_input_array(value: Any, spec: dict[str, Any]) -> np.ndarray:
     array = np.asarray(value)
     want = DTYPES.get(spec["dtype"])
     if want is not None and array.dtype != want:
-        if not np.can_cast(array.dtype, want, casting="same_kind"):
+        group = {"f": "float", "i": "int", "u": "int", "b": "bool"}
+        if group.get(array.dtype.kind) != group.get(np.dtype(want).kind):
             raise ExportError(
                 f"input {spec['name']!r} is {array.dtype.name} but the graph takes {spec['dtype']}; "
                 f"convert it explicitly (e.g. pixels / 255 after normalising), it is not cast silently"
