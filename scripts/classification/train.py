@@ -26,9 +26,8 @@ import math
 import random
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -322,8 +321,7 @@ def _progress(iterable, total: int, desc: str, disable: bool):
     return tqdm(iterable, total=total, desc=desc, file=sys.stderr, disable=disable, leave=False, dynamic_ncols=True)
 
 
-@dataclass
-class EpochResult:
+class EpochResult(NamedTuple):
     """What :func:`train_one_epoch` measured."""
 
     loss: float

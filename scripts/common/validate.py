@@ -8,6 +8,7 @@ The rules go by flag name, so one table serves every script in ``scripts/``.
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
 import math
 import zipfile
@@ -104,7 +105,7 @@ def validate_args(parser: argparse.ArgumentParser, args: argparse.Namespace, tas
         tasks = [task] if isinstance(task, str) else list(task)
         names = sorted({n for t in tasks for n in list_models(t)})
         if values[model_flag].lower() not in names:
-            close = [n for n in names if n.startswith(values[model_flag].lower()[:4])][:8]
+            close = difflib.get_close_matches(values[model_flag].lower(), names, n=6, cutoff=0.5)
             hint = f"; similar: {', '.join(close)}" if close else f"; see toolkit.zoo.list_models({tasks[0]!r})"
             fail(model_flag, f"{values[model_flag]!r} is not a {'/'.join(tasks)} model of the zoo{hint}")
     return args
