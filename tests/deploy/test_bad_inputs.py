@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import stat
 import subprocess
 import sys
@@ -256,3 +257,17 @@ def test_metadata_directory_and_image_directory(tiny_export, tmp_path, capfd, mo
                [tmp_path / "m.json"])
     _cli_fails(capfd, monkeypatch, tmp_path, ["predict", tiny_export, tmp_path], "is a directory", 1,
                [tiny_export.parent])
+
+
+@pytest.mark.parametrize("case", ["bomb_50000x50000", "pixels_over_limit", "cmyk_jpeg"])
+def test_quantize_calibration_images_get_one_line(case, corpus, tiny_copy, capfd, monkeypatch, tmp_path):
+    """``toolkit quantize --calib FOLDER`` reads images the way predict does: a bomb is one clear line."""
+    from PIL import Image
+
+    calib = tmp_path / "calib"
+    calib.mkdir()
+    Image.new("RGB", (40, 40), (1, 2, 3)).save(calib / "a.png")
+    path = corpus["images"][case][0]
+    shutil.copy(path, calib / ("z" + path.suffix))
+    _cli_fails(capfd, monkeypatch, tmp_path, ["quantize", tiny_copy, "--calib", calib, "--num-calib-batches", "1",
+                                              "--batch-size", "2"], corpus["images"][case][1], 1, [tiny_copy.parent])
