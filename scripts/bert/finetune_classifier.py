@@ -21,7 +21,6 @@ with ``torchrun``. Writes ``config.json``, ``log.jsonl``, ``train.log``,
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 import time
@@ -38,6 +37,7 @@ if str(ROOT) not in sys.path:
 
 from scripts.bert.bert_common import add_model_args, load_bert, make_optimizer  # noqa: E402
 from scripts.common import (  # noqa: E402
+    cleanup_distributed,
     dump_config,
     finish_run,
     hardware_info,

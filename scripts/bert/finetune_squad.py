@@ -39,6 +39,7 @@ if str(ROOT) not in sys.path:
 
 from scripts.bert.bert_common import add_model_args, load_bert, make_optimizer  # noqa: E402
 from scripts.common import (  # noqa: E402
+    cleanup_distributed,
     dump_config,
     finish_run,
     hardware_info,

@@ -30,7 +30,6 @@ and at the end ``<model>.safetensors``, ``weights.sha256`` and
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 import time
@@ -45,6 +44,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from scripts.common import (  # noqa: E402
+    cleanup_distributed,
     dump_config,
     finish_run,
     hardware_info,

@@ -25,7 +25,6 @@ for two classes, ``wall_time_s``, ``hardware``).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path

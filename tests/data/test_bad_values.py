@@ -1,9 +1,7 @@
 """Issue 11: bad values given to toolkit.data, toolkit.zoo.store and the image folder reader get clear errors."""
 from __future__ import annotations
 
-import math
 import struct
-import sys
 import zlib
 from pathlib import Path
 

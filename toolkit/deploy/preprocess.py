@@ -195,8 +195,6 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
         raise ImageError("reading images needs Pillow: pip install pillow") from err
     import warnings
 
-    from PIL import Image
-
     path = Path(path)
     if path.is_dir():
         raise ImageError(f"image file {path} is a directory, not an image")
