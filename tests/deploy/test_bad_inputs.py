@@ -158,6 +158,8 @@ def test_corpus_names_and_metadata_cases_agree(corpus):
     """The parametrised lists above cover the whole corpus (a case added there is tested here)."""
     assert sorted(corpus["images"]) == sorted(IMAGE_CASES)
     assert sorted(corpus["metadata"]) == sorted(METADATA_CASES)
+    for path, want in [*corpus["images"].values(), *corpus["metadata"].values()]:
+        assert want not in str(path), f"{want!r} is in the path {path}: a message repeating it would pass"
 
 
 def test_a_few_cases_through_the_real_command(corpus, tiny_export, tmp_path):
