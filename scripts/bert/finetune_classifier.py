@@ -21,7 +21,6 @@ with ``torchrun``. Writes ``config.json``, ``log.jsonl``, ``train.log``,
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 import time
@@ -40,14 +39,15 @@ from scripts.bert.bert_common import add_model_args, load_bert, make_optimizer  
 from scripts.common import (  # noqa: E402
     cleanup_distributed,
     dump_config,
+    finish_run,
     hardware_info,
+    parse_args,
     start_run,
 )
 from scripts.text_classification.data import DATASETS, load_classification  # noqa: E402
 from scripts.text_classification.loop import train_loop  # noqa: E402
 from toolkit.data import Pad  # noqa: E402
 from toolkit.nlp import metrics as M  # noqa: E402
-from toolkit.zoo import save_weights  # noqa: E402
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -84,7 +84,7 @@ def encode(tokenizer, texts: tuple[str, ...], max_len: int) -> tuple[list[int], 
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    args = build_parser().parse_args(argv)
+    args = parse_args(build_parser(), argv, task="bert")
     run = start_run(args)
     dist, save_dir, logger, start = run.dist, run.save_dir, run.logger, run.start_time
 
@@ -144,15 +144,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if not result["stopped"] and dist.is_main:
         test = scores("test")
         name = model.metadata.get("name", "bert")
-        sha = save_weights(model, save_dir / f"{name}_classifier.safetensors")
-        (save_dir / "weights.sha256").write_text(f"{sha}  {name}_classifier.safetensors\n")
         metrics = {"model": name, "dataset": args.dataset, "task": args.task,
                    **{k: round(v, 4) for k, v in test.items()},
                    "dev": {k: round(v, 4) for k, v in result["dev"].items()}, "test_samples": len(data["test"]),
                    "steps": result["steps"], "wall_time_s": round(time.time() - start, 1),
-                   "hardware": hardware_info(world_size=dist.world_size), "sha256": sha}
-        (save_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-        logger.log(kind="final", **metrics)
+                   "hardware": hardware_info(world_size=dist.world_size), "sha256": None}
+        metrics = finish_run(save_dir, model, f"{name}_classifier.safetensors", metrics, logger=logger)
         logger.info("test " + " ".join(f"{k} {v:.4f}" for k, v in test.items()))
     logger.close()
     cleanup_distributed()

@@ -41,13 +41,14 @@ from scripts.bert.bert_common import add_model_args, load_bert, make_optimizer  
 from scripts.common import (  # noqa: E402
     cleanup_distributed,
     dump_config,
+    finish_run,
     hardware_info,
+    parse_args,
     start_run,
 )
 from scripts.text_classification.loop import train_loop  # noqa: E402
 from toolkit.data import Pad  # noqa: E402
 from toolkit.nlp import metrics as M  # noqa: E402
-from toolkit.zoo import save_weights  # noqa: E402
 
 
 class Feature(NamedTuple):
@@ -150,7 +151,7 @@ def best_answers(samples, features, start_logits, end_logits, args) -> dict[str,
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    args = build_parser().parse_args(argv)
+    args = parse_args(build_parser(), argv, task="bert")
     run = start_run(args)
     dist, save_dir, logger, start = run.dist, run.save_dir, run.logger, run.start_time
 
@@ -213,14 +214,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         dev = result["dev"]
         (save_dir / "predictions.json").write_text(json.dumps(getattr(evaluate, "predictions", {}), indent=1) + "\n")
         name = model.metadata.get("name", "bert")
-        sha = save_weights(model, save_dir / f"{name}_qa.safetensors")
-        (save_dir / "weights.sha256").write_text(f"{sha}  {name}_qa.safetensors\n")
         metrics = {"model": name, "dataset": f"squad{args.version}", **{k: round(v, 3) for k, v in dev.items()},
                    "dev_questions": len(dev_samples), "steps": result["steps"],
                    "wall_time_s": round(time.time() - start, 1), "hardware": hardware_info(world_size=dist.world_size),
-                   "sha256": sha}
-        (save_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-        logger.log(kind="final", **metrics)
+                   "sha256": None}
+        metrics = finish_run(save_dir, model, f"{name}_qa.safetensors", metrics, logger=logger)
         logger.info(f"dev exact match {dev['exact_match']:.2f} F1 {dev['f1']:.2f}")
     logger.close()
     cleanup_distributed()

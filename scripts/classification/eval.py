@@ -30,6 +30,7 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from scripts.common import parse_args  # noqa: E402
 from toolkit.cv.metrics import TopKAccuracy  # noqa: E402
 
 
@@ -151,7 +152,7 @@ def load_model(args, num_classes: int):
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    args = build_parser().parse_args(argv)
+    args = parse_args(build_parser(), argv, task="classification")
     if args.num_threads:
         torch.set_num_threads(args.num_threads)
     data = _dataset(args)

@@ -27,7 +27,7 @@ import random
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -42,8 +42,10 @@ from scripts.common import (  # noqa: E402
     LRSchedule,
     cleanup_distributed,
     dump_config,
+    finish_run,
     hardware_info,
     load_checkpoint,
+    parse_args,
     save_checkpoint,
     start_run,
 )
@@ -319,8 +321,130 @@ def _progress(iterable, total: int, desc: str, disable: bool):
     return tqdm(iterable, total=total, desc=desc, file=sys.stderr, disable=disable, leave=False, dynamic_ncols=True)
 
 
+class EpochResult(NamedTuple):
+    """What :func:`train_one_epoch` measured."""
+
+    loss: float
+    train_acc: float
+    seen: int
+    time_s: float
+    global_step: int
+
+
+def train_one_epoch(args, epoch: int, train_model, loader, steps_per_epoch: int, optimizer, scheduler, logger,
+                    dist_info, global_step: int, mixup=None, teacher=None, autocast_dtype=None) -> EpochResult:
+    """One pass over ``loader``: forward, loss (distillation with ``teacher``), step, and step logging.
+
+    Raises
+    ------
+    FloatingPointError
+        If the loss becomes NaN or infinite (the message suggests a lower ``--lr``).
+    """
+    train_model.train()
+    metric = TopKAccuracy((1,))
+    loss_sum, seen, tic = 0.0, 0, time.time()
+    use_mixup = mixup is not None and epoch < args.num_epochs - args.mixup_off_epoch
+    bar = _progress(loader, steps_per_epoch, f"epoch {epoch + 1}/{args.num_epochs}",
+                    args.no_progress or not dist_info.is_main)
+    for i, (x, y) in enumerate(bar):
+        if args.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        target = y
+        if use_mixup:
+            x, target = mixup(x, y)
+        with torch.autocast("cpu", dtype=autocast_dtype, enabled=autocast_dtype is not None):
+            out = train_model(x)
+            if teacher is not None:
+                with torch.no_grad():
+                    t_out = teacher(x)
+                loss = distillation_loss(out.float(), t_out.float(), target, args.temperature, args.hard_weight,
+                                         args.label_smoothing)
+            else:
+                loss = soft_cross_entropy(out.float(), target, args.label_smoothing)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"loss is {loss.item()} at epoch {epoch}, step {i}: lower --lr")
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+        global_step += 1
+        metric.update(out.float(), y)
+        loss_sum += float(loss.detach()) * len(y)
+        seen += len(y)
+        if (i + 1) % args.log_interval == 0 or i + 1 == steps_per_epoch:
+            elapsed = time.time() - tic
+            rec = logger.log(kind="train", epoch=epoch, step=global_step, batch=i + 1, loss=loss_sum / seen,
+                             lr=optimizer.param_groups[0]["lr"], train_acc=metric.get()["top1"],
+                             throughput=seen * dist_info.world_size / max(elapsed, 1e-9))
+            bar.set_postfix(loss=f"{rec['loss']:.4f}", acc=f"{rec['train_acc']:.2f}")
+    epoch_time = time.time() - tic
+    metric.all_reduce()
+    return EpochResult(loss=loss_sum / max(seen, 1), train_acc=metric.get()["top1"], seen=seen, time_s=epoch_time,
+                       global_step=global_step)
+
+
+def _resume(args, model, optimizer, scheduler, make_schedule, dist_info, logger) -> tuple[int, int, list, float]:
+    """Restore a ``--resume-from`` checkpoint; returns (start epoch, global step, history, wall time so far)."""
+    from scripts.common import CheckpointError, restore_rng_state
+
+    try:
+        ckpt = load_checkpoint(args.resume_from, model, optimizer, scheduler, restore_rng=False)
+    except CheckpointError as err:
+        raise SystemExit(f"--resume-from: {err}") from None
+    try:
+        start_epoch, global_step = int(ckpt["epoch"]), int(ckpt["step"])
+        history = json.loads(ckpt.get("history", "[]"))
+    except (KeyError, TypeError, ValueError) as err:
+        raise SystemExit(f"--resume-from: {args.resume_from} is not a checkpoint of this script ({err!r})") from None
+    # LambdaLR.load_state_dict overwrote the schedule object's attributes with the saved run's;
+    # the schedule is a function of this run's flags (--num-epochs may extend or shorten a run),
+    # so a fresh one replaces it.
+    schedule = make_schedule()
+    scheduler.lr_lambdas = [schedule] * len(optimizer.param_groups)
+    for group, base_lr in zip(optimizer.param_groups, scheduler.base_lrs):
+        group["lr"] = base_lr * schedule(scheduler.last_epoch)
+    # Each rank restores its own RNG stream (augmentation differs per rank).
+    rng = ckpt.get("rng_per_rank", {}).get(str(dist_info.rank)) if "rng_per_rank" in ckpt else ckpt["rng"]
+    restore_rng_state(rng if rng is not None else ckpt["rng"])
+    logger.info(f"resumed from {args.resume_from} at epoch {start_epoch} (step {global_step})")
+    return start_epoch, global_step, history, float(ckpt.get("wall_time_s", 0.0))
+
+
+def _save_epoch_checkpoint(args, epoch: int, global_step: int, history: list, start_wall: float, model, optimizer,
+                           scheduler, save_dir: Path, dist_info) -> None:
+    """Checkpoint after the epoch, RNG states included: the next epoch starts from exactly here."""
+    from scripts.common import capture_rng_state
+
+    rng_all = _gather_rng(capture_rng_state(), dist_info)
+    if dist_info.is_main:
+        state = dict(epoch=epoch + 1, step=global_step, history=json.dumps(history),
+                     wall_time_s=time.time() - start_wall, rng_per_rank=rng_all, args=json.dumps(vars(args)))
+        save_checkpoint(save_dir / "checkpoint-last.pt", model, optimizer, scheduler, **state)
+        if args.save_frequency and (epoch + 1) % args.save_frequency == 0:
+            save_checkpoint(save_dir / f"checkpoint-epoch{epoch + 1}.pt", model, optimizer, scheduler, **state)
+
+
+def finish_classification_run(args, model, val: dict[str, float], num_params: int, start_wall: float, save_dir: Path,
+                              dist_info) -> dict[str, Any]:
+    """Write the weights (header: model, dataset, metadata), ``weights.sha256`` and ``metrics.json``."""
+    model = model.to(memory_format=torch.contiguous_format)
+    weights = f"{args.model.lower()}.safetensors"
+    # One key only: safetensors writes metadata keys in hash order, so several keys would make
+    # the file's sha256 differ between identical runs.
+    header = {"toolkit": json.dumps({"model": args.model.lower(), "dataset": args.dataset,
+                                     "metadata": getattr(model, "metadata", {})}, sort_keys=True, default=str)}
+    metrics = {
+        "model": args.model.lower(), "dataset": args.dataset, "top1": round(val["top1"], 2),
+        "top5": round(val["top5"], 2), "num_params": num_params, "epochs": args.num_epochs,
+        "wall_time_s": round(time.time() - start_wall, 1),
+        "hardware": hardware_info(world_size=dist_info.world_size), "sha256": None,
+        "weights": weights, "kwargs": {k: v for k, v in json.loads(args.model_kwargs).items()},
+    }
+    return finish_run(save_dir, model, weights, metrics, header=header)
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    args = build_parser().parse_args(argv)
+    args = parse_args(build_parser(), argv, task="classification")
     # Same seed on every rank for the model initialisation (DDP also broadcasts rank 0's).
     run = start_run(args)
     dist_info, save_dir, logger, start_wall = run.dist, run.save_dir, run.logger, run.start_time
@@ -344,7 +468,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     steps_per_epoch = len(train_loader)
     if steps_per_epoch == 0:
         raise SystemExit(f"no full batch of {args.batch_size} in {len(train_set)} training samples per process")
-    decay_epochs = [int(e) for e in args.lr_decay_epoch.split(",") if e.strip()]
+    try:
+        decay_epochs = [int(e) for e in args.lr_decay_epoch.split(",") if e.strip()]
+    except ValueError:
+        raise SystemExit(f"--lr-decay-epoch must be comma-separated epochs, got {args.lr_decay_epoch!r}") from None
+
     def make_schedule() -> LRSchedule:
         return LRSchedule(args.lr_mode, args.num_epochs * steps_per_epoch, int(args.warmup_epochs * steps_per_epoch),
                           decay=args.lr_decay, step_iters=[e * steps_per_epoch for e in decay_epochs])
@@ -353,23 +481,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     start_epoch, global_step, history = 0, 0, []
     if args.resume_from:
-        ckpt = load_checkpoint(args.resume_from, model, optimizer, scheduler, restore_rng=False)
-        start_epoch, global_step = int(ckpt["epoch"]), int(ckpt["step"])
-        # LambdaLR.load_state_dict overwrote the schedule object's attributes with the saved run's;
-        # the schedule is a function of this run's flags (--num-epochs may extend or shorten a run),
-        # so a fresh one replaces it.
-        schedule = make_schedule()
-        scheduler.lr_lambdas = [schedule] * len(optimizer.param_groups)
-        for group, base_lr in zip(optimizer.param_groups, scheduler.base_lrs):
-            group["lr"] = base_lr * schedule(scheduler.last_epoch)
-        history = json.loads(ckpt.get("history", "[]"))
-        start_wall -= float(ckpt.get("wall_time_s", 0.0))
-        # Each rank restores its own RNG stream (augmentation differs per rank).
-        rng = ckpt.get("rng_per_rank", {}).get(str(dist_info.rank)) if "rng_per_rank" in ckpt else ckpt["rng"]
-        from scripts.common import restore_rng_state
-
-        restore_rng_state(rng if rng is not None else ckpt["rng"])
-        logger.info(f"resumed from {args.resume_from} at epoch {start_epoch} (step {global_step})")
+        start_epoch, global_step, history, done_s = _resume(args, model, optimizer, scheduler, make_schedule,
+                                                            dist_info, logger)
+        start_wall -= done_s
     else:
         # Augmentation streams differ per rank.
         torch.manual_seed(args.seed + 1000 * dist_info.rank)
@@ -410,93 +524,31 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     val = {"top1": float("nan"), "top5": float("nan")}
     for epoch in range(start_epoch, last_epoch):
         sampler.set_epoch(epoch)
-        train_model.train()
-        metric = TopKAccuracy((1,))
-        loss_sum, seen, tic = 0.0, 0, time.time()
-        use_mixup = mixup is not None and epoch < args.num_epochs - args.mixup_off_epoch
-        bar = _progress(train_loader, steps_per_epoch, f"epoch {epoch + 1}/{args.num_epochs}",
-                        args.no_progress or not dist_info.is_main)
-        for i, (x, y) in enumerate(bar):
-            if args.channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
-            target = y
-            if use_mixup:
-                x, target = mixup(x, y)
-            with torch.autocast("cpu", dtype=autocast_dtype, enabled=autocast_dtype is not None):
-                out = train_model(x)
-                if teacher is not None:
-                    with torch.no_grad():
-                        t_out = teacher(x)
-                    loss = distillation_loss(out.float(), t_out.float(), target, args.temperature, args.hard_weight,
-                                             args.label_smoothing)
-                else:
-                    loss = soft_cross_entropy(out.float(), target, args.label_smoothing)
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"loss is {loss.item()} at epoch {epoch}, step {i}: lower --lr")
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            scheduler.step()
-            global_step += 1
-            metric.update(out.float(), y)
-            loss_sum += float(loss.detach()) * len(y)
-            seen += len(y)
-            if (i + 1) % args.log_interval == 0 or i + 1 == steps_per_epoch:
-                elapsed = time.time() - tic
-                rec = logger.log(kind="train", epoch=epoch, step=global_step, batch=i + 1, loss=loss_sum / seen,
-                                 lr=optimizer.param_groups[0]["lr"], train_acc=metric.get()["top1"],
-                                 throughput=seen * dist_info.world_size / max(elapsed, 1e-9))
-                bar.set_postfix(loss=f"{rec['loss']:.4f}", acc=f"{rec['train_acc']:.2f}")
-        epoch_time = time.time() - tic
-        metric.all_reduce()
-        train_acc = metric.get()["top1"]
+        ep = train_one_epoch(args, epoch, train_model, train_loader, steps_per_epoch, optimizer, scheduler, logger,
+                             dist_info, global_step, mixup=mixup, teacher=teacher, autocast_dtype=autocast_dtype)
+        global_step = ep.global_step
         if (epoch + 1) % max(1, args.val_interval) == 0 or epoch + 1 == args.num_epochs:
             val = evaluate(model, val_loader, args.channels_last, autocast_dtype, dist_info)
         else:
             val = {"top1": float("nan"), "top5": float("nan")}
-        rec = logger.log(kind="epoch", epoch=epoch, step=global_step, loss=loss_sum / max(seen, 1),
-                         lr=optimizer.param_groups[0]["lr"], train_acc=train_acc, val_top1=val["top1"],
-                         val_top5=val["top5"], epoch_time_s=epoch_time,
-                         throughput=seen * dist_info.world_size / max(epoch_time, 1e-9))
+        rec = logger.log(kind="epoch", epoch=epoch, step=global_step, loss=ep.loss,
+                         lr=optimizer.param_groups[0]["lr"], train_acc=ep.train_acc, val_top1=val["top1"],
+                         val_top5=val["top5"], epoch_time_s=ep.time_s,
+                         throughput=ep.seen * dist_info.world_size / max(ep.time_s, 1e-9))
         history.append({k: rec[k] for k in ("epoch", "loss", "train_acc", "val_top1", "val_top5")})
-        logger.info(f"[epoch {epoch + 1}/{args.num_epochs}] loss {rec['loss']:.4f} train-acc {train_acc:.2f} "
-                    f"val top1 {val['top1']:.2f} top5 {val['top5']:.2f} ({epoch_time:.1f}s, "
+        logger.info(f"[epoch {epoch + 1}/{args.num_epochs}] loss {rec['loss']:.4f} train-acc {ep.train_acc:.2f} "
+                    f"val top1 {val['top1']:.2f} top5 {val['top5']:.2f} ({ep.time_s:.1f}s, "
                     f"{rec['throughput']:.1f} img/s)")
-        # Checkpoint after the epoch, RNG states included: the next epoch starts from exactly here.
-        from scripts.common import capture_rng_state
-
-        rng_all = _gather_rng(capture_rng_state(), dist_info)
-        if dist_info.is_main:
-            state = dict(epoch=epoch + 1, step=global_step, history=json.dumps(history),
-                         wall_time_s=time.time() - start_wall, rng_per_rank=rng_all, args=json.dumps(vars(args)))
-            save_checkpoint(save_dir / "checkpoint-last.pt", model, optimizer, scheduler, **state)
-            if args.save_frequency and (epoch + 1) % args.save_frequency == 0:
-                save_checkpoint(save_dir / f"checkpoint-epoch{epoch + 1}.pt", model, optimizer, scheduler, **state)
+        _save_epoch_checkpoint(args, epoch, global_step, history, start_wall, model, optimizer, scheduler, save_dir,
+                               dist_info)
 
     result: dict[str, Any] = {}
     if last_epoch == args.num_epochs and dist_info.is_main:
-        from toolkit.zoo import save_weights
-
         if start_epoch >= last_epoch:  # resumed from a finished run: evaluate once
             val = evaluate(model, val_loader, args.channels_last, autocast_dtype, dist_info)
-        model = model.to(memory_format=torch.contiguous_format)
-        weights = save_dir / f"{args.model.lower()}.safetensors"
-        # One key only: safetensors writes metadata keys in hash order, so several keys would make
-        # the file's sha256 differ between identical runs.
-        meta = {"toolkit": json.dumps({"model": args.model.lower(), "dataset": args.dataset,
-                                       "metadata": getattr(model, "metadata", {})}, sort_keys=True, default=str)}
-        sha = save_weights(model, weights, metadata=meta)
-        (save_dir / "weights.sha256").write_text(f"{sha}  {weights.name}\n")
-        result = {
-            "model": args.model.lower(), "dataset": args.dataset, "top1": round(val["top1"], 2),
-            "top5": round(val["top5"], 2), "num_params": num_params, "epochs": args.num_epochs,
-            "wall_time_s": round(time.time() - start_wall, 1),
-            "hardware": hardware_info(world_size=dist_info.world_size), "sha256": sha,
-            "weights": weights.name, "kwargs": {k: v for k, v in json.loads(args.model_kwargs).items()},
-        }
-        (save_dir / "metrics.json").write_text(json.dumps(result, indent=2) + "\n")
-        logger.info(f"final: top1 {result['top1']:.2f} top5 {result['top5']:.2f}; weights {weights} "
-                    f"(sha256 {sha[:12]}...), {result['wall_time_s']:.0f}s")
+        result = finish_classification_run(args, model, val, num_params, start_wall, save_dir, dist_info)
+        logger.info(f"final: top1 {result['top1']:.2f} top5 {result['top5']:.2f}; weights "
+                    f"{save_dir / result['weights']} (sha256 {result['sha256'][:12]}...), {result['wall_time_s']:.0f}s")
     logger.close()
     cleanup_distributed()
     return result

@@ -7,7 +7,9 @@
 * :mod:`.distributed` -- ``torchrun`` process-group setup (gloo on CPU, nccl on GPU);
 * :mod:`.schedule` -- learning-rate schedules with warmup (cosine, step, poly, linear);
 * :mod:`.run` -- ``start_run``: the common start of a script (process group, threads,
-  seeds, output folder, logs).
+  seeds, output folder, logs);
+* :mod:`.finish` -- ``finish_run``: the common end (weights, ``weights.sha256``, ``metrics.json``);
+* :mod:`.validate` -- ``parse_args``: argparse plus up-front checks that name a bad flag.
 
 Scripts live in ``scripts/<task>/`` and put the repository root on ``sys.path``
 before ``import scripts.common``.
@@ -20,14 +22,16 @@ from .checkpoint import (
     save_checkpoint,
 )
 from .config import dump_config, environment_info, hardware_info
+from .finish import finish_run
 from .distributed import DistInfo, barrier, cleanup_distributed, init_distributed
 from .jsonlog import JSONLinesLogger, read_jsonl
 from .run import RunContext, start_run
 from .schedule import LRSchedule
+from .validate import parse_args, resume_checkpoint, validate_args
 
 __all__ = [
     "JSONLinesLogger", "read_jsonl", "dump_config", "environment_info", "hardware_info",
     "save_checkpoint", "load_checkpoint", "capture_rng_state", "restore_rng_state", "CheckpointError",
     "DistInfo", "init_distributed", "cleanup_distributed", "barrier", "LRSchedule",
-    "RunContext", "start_run",
+    "RunContext", "start_run", "finish_run", "parse_args", "validate_args", "resume_checkpoint",
 ]

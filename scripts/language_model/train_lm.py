@@ -30,7 +30,6 @@ and at the end ``<model>.safetensors``, ``weights.sha256`` and
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 import time
@@ -47,13 +46,15 @@ if str(ROOT) not in sys.path:
 from scripts.common import (  # noqa: E402
     cleanup_distributed,
     dump_config,
+    finish_run,
     hardware_info,
-    load_checkpoint,
+    parse_args,
+    resume_checkpoint,
     save_checkpoint,
     start_run,
 )
 from toolkit.nlp import Vocab, count_tokens  # noqa: E402
-from toolkit.zoo import get_model, save_weights  # noqa: E402
+from toolkit.zoo import get_model  # noqa: E402
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -168,7 +169,7 @@ def perplexity(nll_sum: float, num_tokens: int) -> float:
 
 # --------------------------------------------------------------------------- main
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    args = build_parser().parse_args(argv)
+    args = parse_args(build_parser(), argv, task="language_model")
     run = start_run(args)
     dist, save_dir, logger, start_time = run.dist, run.save_dir, run.logger, run.start_time
 
@@ -211,7 +212,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     best_valid = float("inf")
     states = model.begin_state(args.batch_size)
     if args.resume_from:
-        ckpt = load_checkpoint(args.resume_from, model, optimizer)
+        ckpt = resume_checkpoint(args.resume_from, model, optimizer)
         start_epoch, start_batch, global_step = int(ckpt["epoch"]), int(ckpt["batch_in_epoch"]), int(ckpt["step"])
         best_valid = float(ckpt["best_valid"])
         if start_batch:
@@ -287,20 +288,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             valid_nll = evaluate(model, valid, args.bptt, args.hybridize)
         test_nll = evaluate(model, test, args.bptt, args.hybridize)
         test_tokens = test.shape[0] * (test.shape[1] - 1)
-        sha = save_weights(model, save_dir / f"{args.model}.safetensors")
-        (save_dir / "weights.sha256").write_text(f"{sha}  {args.model}.safetensors\n")
         # Top-level numbers are the row's scores; the rest goes under "details".
         metrics = {
             "model": args.model, "dataset": f"{args.dataset} {args.lang}" if args.dataset == "bible" else args.dataset,
             "perplexity": round(perplexity(test_nll * test_tokens, test_tokens), 2), "num_params": num_params,
             "epochs": epoch + (0 if out_of_time else 1), "steps": global_step,
             "wall_time_s": round(time.time() - start_time, 1), "hardware": hardware_info(world_size=dist.world_size),
-            "sha256": sha,
+            "sha256": None,
             "details": {"valid_perplexity": round(math.exp(valid_nll), 2), "test_tokens": test_tokens,
                         "vocab_size": len(vocab), "time_budget_reached": out_of_time},
         }
-        (save_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-        logger.log(kind="final", **metrics)
+        metrics = finish_run(save_dir, model, f"{args.model}.safetensors", metrics, logger=logger)
         logger.info(f"test perplexity {metrics['perplexity']:.2f}")
     logger.close()
     cleanup_distributed()

@@ -30,7 +30,6 @@ settings under ``details``).
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 import time
@@ -47,14 +46,16 @@ if str(ROOT) not in sys.path:
 from scripts.common import (  # noqa: E402
     cleanup_distributed,
     dump_config,
+    finish_run,
     hardware_info,
-    load_checkpoint,
+    parse_args,
+    resume_checkpoint,
     save_checkpoint,
     start_run,
 )
 from toolkit.data import ExpWidthBucket, FixedBucketSampler, Pad  # noqa: E402
 from toolkit.nlp.decoding import BeamSearchSampler, BeamSearchScorer  # noqa: E402
-from toolkit.zoo import get_model, save_weights  # noqa: E402
+from toolkit.zoo import get_model  # noqa: E402
 
 SPLITS = ("train", "dev", "test")
 
@@ -242,7 +243,7 @@ def corpus_bleu(hypotheses: list[str], references: list[str]) -> float:
 
 # --------------------------------------------------------------------------- main
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    args = build_parser().parse_args(argv)
+    args = parse_args(build_parser(), argv, task="translation")
     run = start_run(args)
     dist, save_dir, logger, start_time = run.dist, run.save_dir, run.logger, run.start_time
 
@@ -281,7 +282,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     start_epoch, skip, global_step = 0, 0, 0
     if args.resume_from:
-        ckpt = load_checkpoint(args.resume_from, model, optimizer, scheduler)
+        ckpt = resume_checkpoint(args.resume_from, model, optimizer, scheduler)
         start_epoch, skip, global_step = int(ckpt["epoch"]), int(ckpt["batch_in_epoch"]), int(ckpt["step"])
         logger.info(f"resumed from {args.resume_from} at epoch {start_epoch}, batch {skip} (step {global_step})")
 
@@ -350,15 +351,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         hyps = translate(model, tok, test_src, args)
         (save_dir / "translations.test.txt").write_text("\n".join(hyps) + "\n", encoding="utf-8")
         bleu = corpus_bleu(hyps, test_ref)
-        sha = save_weights(model, save_dir / f"{args.model}.safetensors")
-        (save_dir / "weights.sha256").write_text(f"{sha}  {args.model}.safetensors\n")
         # Top-level numbers are the row's scores (the zoo table shows every numeric key);
         # the rest goes under "details".
         metrics = {
             "model": args.model, "dataset": f"{args.dataset} {args.src_lang}-{args.tgt_lang}",
             "bleu": round(bleu, 2), "num_params": num_params, "epochs": args.num_epochs, "steps": global_step,
             "wall_time_s": round(time.time() - start_time, 1), "hardware": hardware_info(world_size=dist.world_size),
-            "sha256": sha,
+            "sha256": None,
             "details": {
                 "bleu_tokenizer": "sacrebleu 13a, detokenized", "test_sentences": len(test_src),
                 "beam_size": args.beam_size, "lp_alpha": args.lp_alpha, "lp_k": args.lp_k,
@@ -366,8 +365,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 "time_budget_reached": out_of_time, "vocab_size": len(vocab),
             },
         }
-        (save_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-        logger.log(kind="final", **metrics)
+        metrics = finish_run(save_dir, model, f"{args.model}.safetensors", metrics, logger=logger)
         logger.info(f"test BLEU {bleu:.2f} ({len(test_src)} sentences)")
     logger.close()
     cleanup_distributed()

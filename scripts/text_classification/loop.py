@@ -13,7 +13,7 @@ from typing import Any, Callable, Sequence
 
 import torch
 
-from scripts.common import load_checkpoint, save_checkpoint
+from scripts.common import resume_checkpoint, save_checkpoint
 
 __all__ = ["train_loop"]
 
@@ -40,7 +40,7 @@ def train_loop(
     train_model = torch.nn.parallel.DistributedDataParallel(model) if dist.distributed else model
     start_epoch, skip, step = 0, 0, 0
     if args.resume_from:
-        ckpt = load_checkpoint(args.resume_from, model, optimizer, scheduler)
+        ckpt = resume_checkpoint(args.resume_from, model, optimizer, scheduler)
         start_epoch, skip, step = int(ckpt["epoch"]), int(ckpt["batch_in_epoch"]), int(ckpt["step"])
         logger.info(f"resumed from {args.resume_from} at epoch {start_epoch}, batch {skip} (step {step})")
 

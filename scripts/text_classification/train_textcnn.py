@@ -25,7 +25,6 @@ for two classes, ``wall_time_s``, ``hardware``).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -39,14 +38,14 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from scripts.common import cleanup_distributed, dump_config, hardware_info, start_run  # noqa: E402
+from scripts.common import cleanup_distributed, dump_config, finish_run, hardware_info, parse_args, start_run  # noqa: E402
 from scripts.text_classification.data import DATASETS, load_classification  # noqa: E402
 from scripts.text_classification.loop import train_loop  # noqa: E402
 from toolkit.data import Pad  # noqa: E402
 from toolkit.nlp import Vocab, count_tokens  # noqa: E402
 from toolkit.nlp import metrics as M  # noqa: E402
 from toolkit.nlp.tokenizers import BasicTokenizer  # noqa: E402
-from toolkit.zoo import get_model, save_weights  # noqa: E402
+from toolkit.zoo import get_model  # noqa: E402
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -79,7 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    args = build_parser().parse_args(argv)
+    args = parse_args(build_parser(), argv, task="text_classification")
     run = start_run(args)
     dist, save_dir, logger, start = run.dist, run.save_dir, run.logger, run.start_time
 
@@ -154,14 +153,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     metrics: dict[str, Any] = {}
     if not result["stopped"] and dist.is_main:
         test = scores("test")
-        sha = save_weights(model, save_dir / f"{args.model}.safetensors")
-        (save_dir / "weights.sha256").write_text(f"{sha}  {args.model}.safetensors\n")
         metrics = {"model": args.model, "dataset": args.dataset, **{k: round(v, 4) for k, v in test.items()},
                    "dev": {k: round(v, 4) for k, v in result["dev"].items()}, "test_samples": len(data["test"]),
                    "steps": result["steps"], "wall_time_s": round(time.time() - start, 1),
-                   "hardware": hardware_info(world_size=dist.world_size), "sha256": sha}
-        (save_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-        logger.log(kind="final", **metrics)
+                   "hardware": hardware_info(world_size=dist.world_size), "sha256": None}
+        metrics = finish_run(save_dir, model, f"{args.model}.safetensors", metrics, logger=logger)
         logger.info(f"test accuracy {test['accuracy']:.4f}")
     logger.close()
     cleanup_distributed()

@@ -57,6 +57,9 @@ def _save(path: Path, mode: str, size: tuple[int, int], fmt: str, color: Any = 1
 def bad_images(tmp_dir: str | Path) -> list[Case]:
     """Image files no runner may classify, written under ``tmp_dir/bad_images``.
 
+    File names never contain the expected substring (the message must name the problem,
+    not merely repeat the path).
+
     Returns
     -------
     list of (case_name, path, expected_substring)
@@ -91,13 +94,13 @@ def bad_images(tmp_dir: str | Path) -> list[Case]:
     only_sig.write_bytes(data[:8])
     add("png_signature_only", only_sig, "cannot read image")
     # decompression bombs and size bounds, refused from the header
-    add("bomb_50000x50000", png_header_only(root / "bomb.png", 50000, 50000), "too large")
-    add("pixels_over_limit", png_header_only(root / "big.png", 20000, 5000), "too large")  # 1e8 > 89,478,485
-    add("side_over_limit", png_header_only(root / "wide.png", 70000, 1), "too large")  # 70000 > 65535
+    add("bomb_50000x50000", png_header_only(root / "i08.png", 50000, 50000), "too large")
+    add("pixels_over_limit", png_header_only(root / "i09.png", 20000, 5000), "too large")  # 1e8 > 89,478,485
+    add("side_over_limit", png_header_only(root / "i10.png", 70000, 1), "too large")  # 70000 > 65535
     # a real, small image whose resize (shorter side -> resize) exceeds the side bound
-    add("resized_side_over_limit", _save(root / "sliver.png", "RGB", (4000, 1), "PNG"), "too large")
+    add("resized_side_over_limit", _save(root / "i11.png", "RGB", (4000, 1), "PNG"), "too large")
     # CMYK JPEG: refused by all three runners (decoders disagree on CMYK -> RGB)
-    add("cmyk_jpeg", _save(root / "cmyk.jpg", "CMYK", (40, 40), "JPEG", (10, 200, 30, 5)), "CMYK")
+    add("cmyk_jpeg", _save(root / "i12.jpg", "CMYK", (40, 40), "JPEG", (10, 200, 30, 5)), "CMYK")
     return cases
 
 
@@ -202,15 +205,17 @@ def bad_metadata(export_prefix: str | Path, tmp_dir: str | Path) -> list[Case]:
         ("not_json", None, '{"format": "toolkit-export/1", "inputs": [', "not valid JSON"),
         ("json_array", None, "[1, 2, 3]", "JSON object"),
     ]
+    # Folders are numbered, not named after the case: a message that only repeats the path
+    # must not pass for one that names the problem.
     cases: list[Case] = []
-    for name, change, text, expected in edits:
-        prefix = _edit(export_prefix, root / name, change or (lambda m: None), text)
+    for i, (name, change, text, expected) in enumerate(edits):
+        prefix = _edit(export_prefix, root / f"m{i:02d}", change or (lambda m: None), text)
         cases.append((name, prefix, expected))
-    missing = root / "json_missing"
+    missing = root / f"m{len(edits):02d}"
     missing.mkdir(parents=True, exist_ok=True)
     shutil.copy(f"{export_prefix}.onnx", missing / f"{export_prefix.name}.onnx")
     cases.append(("json_missing", missing / export_prefix.name, "not found"))
-    no_graph = _edit(export_prefix, root / "graph_missing", lambda m: None)
+    no_graph = _edit(export_prefix, root / f"m{len(edits) + 1:02d}", lambda m: None)
     Path(f"{no_graph}.onnx").unlink()
     cases.append(("graph_missing", no_graph, "not found"))
     return cases

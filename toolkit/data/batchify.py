@@ -49,6 +49,17 @@ def _torch_dtype(dtype: DTypeLike) -> torch.dtype | None:
         raise TypeError(f"dtype {dtype!r} has no torch equivalent") from err
 
 
+def _check_pad_value(val: int | float | bool, dtype: torch.dtype) -> None:
+    """Refuse a padding value the batch dtype cannot hold (``Pad(val=-1)`` on uint8 would wrap to 255)."""
+    if dtype.is_floating_point or dtype.is_complex or dtype == torch.bool:
+        return
+    if isinstance(val, float) and not math.isfinite(val):
+        raise ValueError(f"Pad: val={val!r} does not fit the {dtype} batch")
+    info = torch.iinfo(dtype)
+    if not info.min <= val <= info.max:
+        raise ValueError(f"Pad: val={val!r} does not fit the {dtype} batch (range {info.min}..{info.max})")
+
+
 def _weak_dtype(kind: str) -> torch.dtype:
     if kind == "b":
         return torch.bool
@@ -280,6 +291,7 @@ class Pad:
         if (not (dtype.is_floating_point or dtype.is_complex) and isinstance(self._val, float)
                 and not self._val.is_integer()):
             raise ValueError(f"Pad: val={self._val!r} cannot be stored in a {dtype} batch")
+        _check_pad_value(self._val, dtype)
         lengths = list(map(torch.Tensor.size, tensors, itertools.repeat(axis)))  # C-level loop
         longest = max(lengths)
         target = longest

@@ -110,6 +110,27 @@ class ExpWidthBucket(BucketScheme):
 
 
 # --------------------------------------------------------------------------- shared machinery
+def _positive_int(value: Any, name: str, owner: str) -> int:
+    """``value`` as an int > 0 (an integral numpy int is accepted); ``name`` is named in the error."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
+        raise ValueError(f"{owner}: {name} must be a positive int, got {value!r}")
+    return int(value)
+
+
+def _finite_at_least(value: Any, low: float, name: str, owner: str) -> float:
+    """``value`` as a finite float >= ``low`` (NaN compares false with everything, so check it first)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
+            or not math.isfinite(value) or value < low:
+        raise ValueError(f"{owner}: {name} must be a finite number >= {low}, got {value!r}")
+    return float(value)
+
+
+def _has_nan(key: Any) -> bool:
+    if isinstance(key, (tuple, list)):
+        return any(_has_nan(k) for k in key)
+    return isinstance(key, (float, np.floating)) and math.isnan(key)
+
+
 class _SeededSampler(torch.utils.data.Sampler):
     """Seed/epoch bookkeeping and the distributed split shared by all samplers."""
 
@@ -208,13 +229,14 @@ class FixedBucketSampler(_SeededSampler):
         super().__init__(seed, num_parts, part_index)
         if len(lengths) == 0:
             raise ValueError("FixedBucketSampler: lengths is empty")
-        if batch_size <= 0:
-            raise ValueError(f"FixedBucketSampler: batch_size must be > 0, got {batch_size}")
-        if ratio < 0:
-            raise ValueError(f"FixedBucketSampler: ratio must be >= 0, got {ratio}")
-        if num_shards < 0:
-            raise ValueError(f"FixedBucketSampler: num_shards must be >= 0, got {num_shards}")
+        batch_size = _positive_int(batch_size, "batch_size", "FixedBucketSampler")
+        ratio = _finite_at_least(ratio, 0, "ratio", "FixedBucketSampler")
+        if isinstance(num_shards, bool) or not isinstance(num_shards, (int, np.integer)) or num_shards < 0:
+            raise ValueError(f"FixedBucketSampler: num_shards must be an int >= 0, got {num_shards!r}")
         arr = np.asarray(lengths)
+        if arr.dtype.kind == "f" and np.isnan(arr).any():
+            bad = int(np.nonzero(np.isnan(arr).reshape(len(arr), -1).any(axis=1))[0][0])
+            raise ValueError(f"FixedBucketSampler: lengths must be ints; sample {bad} has length NaN")
         if arr.dtype.kind not in "iu" or arr.ndim not in (1, 2):
             raise ValueError("FixedBucketSampler: lengths must be ints or equal-size tuples of ints")
         arr = arr.astype(np.int32)  # GluonNLP's dtype: its statistics are computed on it
@@ -232,8 +254,9 @@ class FixedBucketSampler(_SeededSampler):
         self._bucket_scheme = ConstWidthBucket() if bucket_scheme is None else bucket_scheme
 
         if bucket_keys is None:
-            if num_buckets is None or num_buckets <= 0:
+            if num_buckets is None:
                 raise ValueError("FixedBucketSampler: num_buckets must be > 0 when bucket_keys is None")
+            num_buckets = _positive_int(num_buckets, "num_buckets", "FixedBucketSampler")
             mx, mn = _as_key(arr.max(axis=0)), _as_key(arr.min(axis=0))
             keys = [_as_key(k) for k in self._bucket_scheme(mx, mn, num_buckets)]
         else:
@@ -380,10 +403,11 @@ class SortedBucketSampler(_SeededSampler):
         super().__init__(seed, num_parts, part_index)
         if len(sort_keys) == 0:
             raise ValueError("SortedBucketSampler: sort_keys is empty")
-        if batch_size <= 0:
-            raise ValueError(f"SortedBucketSampler: batch_size must be > 0, got {batch_size}")
-        if mult < 1:
-            raise ValueError(f"SortedBucketSampler: mult must be >= 1, got {mult}")
+        batch_size = _positive_int(batch_size, "batch_size", "SortedBucketSampler")
+        mult = _finite_at_least(mult, 1, "mult", "SortedBucketSampler")
+        nan_at = next((i for i, k in enumerate(sort_keys) if _has_nan(k)), None)
+        if nan_at is not None:  # NaN compares false with everything: the sort order would be arbitrary
+            raise ValueError(f"SortedBucketSampler: sort key {nan_at} is NaN; keys must be comparable")
         self._sort_keys = list(sort_keys)
         self._batch_size = batch_size
         self._mult = mult

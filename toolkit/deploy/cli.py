@@ -282,7 +282,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
     results = predict(args.prefix, args.inputs, k=args.topk, with_logits=args.logits, runtime=args.runtime)
     if args.json:
-        print(json.dumps(results))
+        print(json.dumps(results, allow_nan=False))  # never bare NaN (not JSON); predict refuses non-finite logits
         return 0
     for item in results:
         if "topk" in item:
@@ -319,9 +319,16 @@ def _cmd_quantize(args: argparse.Namespace) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with a one-line error (argparse prints the usage block first): exit status 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="toolkit", description="Export, quantize and run toolkit models.")
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = _Parser(prog="toolkit", description="Export, quantize and run toolkit models.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     p = sub.add_parser("export", help="write PREFIX.onnx + PREFIX.json from a zoo model or a checkpoint")
     p.add_argument("model", help="zoo name (see toolkit.zoo.list_models) or checkpoint file")
@@ -383,8 +390,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         return int(args.func(args) or 0)
-    except (ExportError, ImageError, WeightsError, ValueError, FileNotFoundError) as err:
-        print(f"toolkit: error: {err}", file=sys.stderr)
+    except (ExportError, ImageError, WeightsError, ValueError, OSError) as err:
+        # one line: runtimes (onnxruntime, OpenVINO) raise multi-line messages
+        text = " ".join(line.strip() for line in str(err).splitlines() if line.strip()) or type(err).__name__
+        print(f"toolkit: error: {text}", file=sys.stderr)
         return 1
 
 

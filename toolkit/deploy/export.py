@@ -11,22 +11,26 @@ The C++ and Java runners in ``deploy/`` read the same two files.
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import tempfile
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-import numpy as np
 import torch
 
 from ..version import __version__
+from .fileformat import (  # re-exported: the file-format helpers used to live here
+    FILE_MODE,
+    FORMAT,
+    metadata_path,
+    onnx_path,
+    sha256_file,
+    write_bytes_atomic,
+    write_json_atomic,
+)
 
-__all__ = ["FORMAT", "export_block", "sha256_file", "write_json_atomic", "metadata_path", "onnx_path"]
-
-#: Version tag of the ``prefix.json`` layout.
-FORMAT = "toolkit-export/1"
+__all__ = ["FORMAT", "export_block", "sha256_file", "write_json_atomic", "write_bytes_atomic", "metadata_path",
+           "onnx_path"]
 
 _DTYPES = {
     torch.float32: "float32",
@@ -39,52 +43,6 @@ _DTYPES = {
     torch.int8: "int8",
     torch.bool: "bool",
 }
-
-
-def onnx_path(prefix: str | os.PathLike) -> Path:
-    return Path(f"{os.fspath(prefix)}.onnx")
-
-
-def metadata_path(prefix: str | os.PathLike) -> Path:
-    return Path(f"{os.fspath(prefix)}.json")
-
-
-def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    """Hex sha256 of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(chunk), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
-    """Write a file so that a reader never sees it half-written (temporary file, then rename)."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def write_json_atomic(path: str | os.PathLike, data: Any) -> None:
-    """Write JSON so that a reader never sees a half-written file."""
-    text = json.dumps(data, indent=2, default=_json_default) + "\n"
-    write_bytes_atomic(path, text.encode("utf-8"))
-
-
-def _json_default(value: Any):
-    if isinstance(value, (np.generic,)):
-        return value.item()
-    if isinstance(value, (np.ndarray, torch.Tensor)):
-        return value.tolist()
-    if isinstance(value, Path):
-        return str(value)
-    raise TypeError(f"cannot write {type(value).__name__} to export metadata")
 
 
 def _io_spec(name: str, tensor: torch.Tensor, axes: Mapping[int, str]) -> dict[str, Any]:
@@ -142,8 +100,6 @@ def export_block(
     """
     import inspect
 
-    from ..nn.block import HybridBlock
-
     prefix = Path(prefix)
     prefix.parent.mkdir(parents=True, exist_ok=True)
     was_training = block.training
@@ -163,9 +119,9 @@ def export_block(
         if len(input_names) != len(example_inputs):
             raise ValueError(f"{len(input_names)} input names for {len(example_inputs)} example inputs")
 
-        if isinstance(block, HybridBlock):
-            axes_per_input = [block._axes_for(i, n, t) for i, (n, t) in enumerate(zip(params, example_inputs))]
-            dynamic_shapes = block.dynamic_shapes_for(example_inputs, auto=False)[0]
+        if hasattr(block, "export_spec"):  # a HybridBlock: its dynamic_axes name the dynamic dimensions
+            spec = block.export_spec(example_inputs)
+            axes_per_input, dynamic_shapes = spec.axes, spec.dynamic_shapes
         else:
             axes_per_input = [{0: "batch"} for _ in example_inputs]
             dynamic_shapes = tuple({0: torch.export.Dim("batch")} for _ in example_inputs)
@@ -193,6 +149,7 @@ def export_block(
                     verbose=False,
                 )
             program.save(tmp, external_data=False)
+            os.chmod(tmp, FILE_MODE)
             os.replace(tmp, target)
         finally:
             Path(tmp).unlink(missing_ok=True)

@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from .export import onnx_path, sha256_file
-from .runtime import ExportError, read_metadata
+from .fileformat import ExportError, check_graph_io, read_metadata, verify_graph
+from .runtime import _one_line, as_input_array, check_image_preprocessing
 
 __all__ = ["OpenVINOBlock", "load_openvino"]
 
@@ -56,20 +56,34 @@ class OpenVINOBlock:
             raise ExportError("OpenVINO is not installed: pip install openvino") from err
         self.prefix = Path(prefix)
         self.metadata = read_metadata(prefix)
-        model = self.prefix.parent / self.metadata.get("onnx_file", onnx_path(prefix).name)
-        if not model.is_file():
-            raise ExportError(f"graph file {model} not found")
-        if verify and sha256_file(model) != self.metadata["sha256"]:
-            raise ExportError(f"graph file {model} is corrupt or was replaced: its sha256 does not match the metadata")
+        check_image_preprocessing(self.metadata)
+        model = verify_graph(prefix, self.metadata, verify)
         core = ov.Core()
         try:
             graph = core.read_model(str(model))
         except Exception as err:  # OpenVINO raises RuntimeError subclasses of its own
-            raise ExportError(f"OpenVINO cannot read {model}: {err}") from err
+            raise ExportError(f"OpenVINO cannot read {model}: {_one_line(err)}") from err
         names = [p.get_any_name() for p in graph.inputs]
-        want = [s["name"] for s in self.metadata["inputs"]]
-        if names != want:
-            raise ExportError(f"metadata inputs {want} do not match the graph's inputs {names}")
+
+        def describe(ports):
+            out = []
+            for p in ports:
+                try:
+                    dtype = p.get_element_type().to_dtype()
+                except Exception:  # element types numpy has no dtype for (bf16 ...): not checked
+                    dtype = None
+                rank = p.get_partial_shape().rank
+                out.append((p.get_any_name(), dtype, rank.get_length() if rank.is_static else None))
+            return out
+
+        def last_size(p):
+            shape = p.get_partial_shape()
+            if shape.rank.is_static and shape.rank.get_length() and shape[shape.rank.get_length() - 1].is_static:
+                return shape[shape.rank.get_length() - 1].get_length()
+            return None
+
+        check_graph_io(self.metadata, describe(graph.inputs), describe(graph.outputs),
+                       [last_size(p) for p in graph.outputs])
         self.metadata = dict(self.metadata)
         if batch_size:
             specs = []
@@ -88,7 +102,7 @@ class OpenVINOBlock:
         try:
             self.compiled = core.compile_model(graph, "CPU", config)
         except Exception as err:
-            raise ExportError(f"OpenVINO cannot compile {model}: {err}") from err
+            raise ExportError(f"OpenVINO cannot compile {model}: {_one_line(err)}") from err
         self.request = self.compiled.create_infer_request()
         self.input_names = names
         self.output_names = [p.get_any_name() for p in graph.outputs]
@@ -101,14 +115,11 @@ class OpenVINOBlock:
             raise ExportError(f"{len(args)} inputs given; the graph takes {len(self.input_names)}: {self.input_names}")
         feed = {}
         for spec, value in zip(self.metadata["inputs"], args):
-            if type(value).__module__.startswith("torch"):
-                value = value.detach().cpu().numpy()
-            array = np.ascontiguousarray(value, dtype=np.dtype(spec["dtype"]))
-            shape = spec["shape"]
-            if array.ndim != len(shape) or any(isinstance(d, int) and d != s for d, s in zip(shape, array.shape)):
-                raise ExportError(f"input {spec['name']!r} has shape {list(array.shape)}; the graph takes {shape}")
-            feed[spec["name"]] = array
-        results = self.request.infer(feed)
+            feed[spec["name"]] = as_input_array(value, spec)
+        try:
+            results = self.request.infer(feed)
+        except Exception as err:  # OpenVINO's multi-line RuntimeError
+            raise ExportError(f"OpenVINO inference failed: {_one_line(err)}") from err
         outputs = [np.array(results[p]) for p in self.compiled.outputs]
         return outputs[0] if len(outputs) == 1 else tuple(outputs)
 

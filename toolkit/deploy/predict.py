@@ -58,16 +58,28 @@ def topk(probs: np.ndarray, k: int) -> list[int]:
 
 def _classes(meta: dict[str, Any], n: int) -> list[str] | None:
     names = meta.get("classes")
-    if isinstance(names, list) and len(names) == n:
-        return [str(c) for c in names]
-    return None
+    if names is None:
+        return None
+    if not isinstance(names, list) or len(names) != n:
+        count = len(names) if isinstance(names, list) else type(names).__name__
+        raise ExportError(f"metadata classes lists {count} names but the classifier has {n} outputs")
+    return [str(c) for c in names]
 
 
 def topk_item(input_name: str, row: np.ndarray, meta: dict[str, Any], k: int, with_logits: bool) -> dict[str, Any]:
     """One classification result: ``{"input", "topk": [{"index", "label", "prob"}, ...]}`` (+ ``"logits"``).
 
     Shared by the image and text classifiers so that both print exactly what the native runners do.
+
+    Raises
+    ------
+    ExportError
+        If the logits hold NaN or infinity (no class can be named), or the metadata's class
+        list does not have one name per logit.
     """
+    row = np.asarray(row)
+    if not np.isfinite(row).all():
+        raise ExportError(f"the model returned non-finite logits (NaN or infinity) for {input_name}")
     probs = softmax(row)
     names = _classes(meta, len(row))
     item: dict[str, Any] = {

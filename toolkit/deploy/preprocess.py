@@ -31,6 +31,9 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 __all__ = [
+    "MAX_PREPROCESS_SIZE",
+    "MAX_IMAGE_SIDE",
+    "MAX_IMAGE_PIXELS",
     "ImageError",
     "ImagePreprocessing",
     "read_image",
@@ -43,8 +46,50 @@ __all__ = [
 ]
 
 
+#: Shared bounds of all three runners (Python, ``deploy/cpp``, ``deploy/java``), so that a
+#: hostile or careless metadata file or image gives one clear error instead of a multi-GiB
+#: allocation. ``resize`` (when not 0) and each ``crop`` side must be 1..MAX_PREPROCESS_SIZE.
+MAX_PREPROCESS_SIZE = 8192
+#: Largest width or height of a decoded image, and of the image after the resize step.
+MAX_IMAGE_SIDE = 65535
+#: Largest width * height of a decoded image (Pillow's default ``Image.MAX_IMAGE_PIXELS``,
+#: checked from the header before decoding) and of the image after the resize step.
+MAX_IMAGE_PIXELS = 89_478_485
+
+
 class ImageError(ValueError):
     """An image cannot be read or does not fit the model's preprocessing."""
+
+
+def _check_image_size(where: str, height: int, width: int, step: str = "") -> None:
+    if height > MAX_IMAGE_SIDE or width > MAX_IMAGE_SIDE or height * width > MAX_IMAGE_PIXELS:
+        raise ImageError(
+            f"image {where} is too large: {width}x{height}{step} (limits: {MAX_IMAGE_SIDE} pixels a side, "
+            f"{MAX_IMAGE_PIXELS} pixels in all)"
+        )
+
+
+def _size_value(value: Any, label: str, low: int) -> int:
+    """A metadata size: an integer (an integral float is accepted) in ``low..MAX_PREPROCESS_SIZE``."""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not low <= value <= MAX_PREPROCESS_SIZE:
+        raise ImageError(f"preprocessing {label} must be between {low} and {MAX_PREPROCESS_SIZE}, got {value!r}")
+    return int(value)
+
+
+def _finite_values(value: Any, label: str) -> tuple[float, ...]:
+    values = value if isinstance(value, (list, tuple)) else [value]
+    out = []
+    for v in values:
+        if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
+            raise ImageError(f"preprocessing {label} must be numbers, got {v!r}")
+        if not np.isfinite(v):
+            raise ImageError(f"preprocessing {label} has a non-finite value ({v})")
+        out.append(float(v))
+    if not out:
+        raise ImageError(f"preprocessing {label} is empty")
+    return tuple(out)
 
 
 @dataclass(frozen=True)
@@ -107,28 +152,27 @@ class ImagePreprocessing:
         interp = str(pre.get("interpolation", "bilinear")).lower()
         if interp != "bilinear":
             raise ImageError(f"preprocessing interpolation {interp!r} is not supported (bilinear)")
-        resize = pre.get("resize", 0) or 0
+        resize = pre.get("resize", 0)
         if isinstance(resize, (list, tuple)):
             raise ImageError("preprocessing resize must be one int (the shorter side), not a size pair")
-        resize = int(resize)
-        if resize < 0:
-            raise ImageError(f"preprocessing resize must be >= 0, got {resize}")
+        resize = 0 if resize is None else _size_value(resize, "resize", 0)
         crop = pre.get("crop")
         if crop is not None:
-            if isinstance(crop, int):
+            if not isinstance(crop, (list, tuple)):
                 crop = [crop, crop]
-            if len(crop) != 2 or min(int(c) for c in crop) <= 0:
-                raise ImageError(f"preprocessing crop must be [H, W] with positive sizes, got {crop}")
-            crop = (int(crop[0]), int(crop[1]))
+            if len(crop) != 2:
+                raise ImageError(f"preprocessing crop must be [H, W] with sizes between 1 and {MAX_PREPROCESS_SIZE}, "
+                                 f"got {crop}")
+            crop = (_size_value(crop[0], "crop", 1), _size_value(crop[1], "crop", 1))
         channels = 1 if color == "L" else 3
-        mean = tuple(float(v) for v in np.atleast_1d(pre.get("mean", 0.0)))
-        std = tuple(float(v) for v in np.atleast_1d(pre.get("std", 1.0)))
+        mean = _finite_values(pre.get("mean", 0.0), "mean")
+        std = _finite_values(pre.get("std", 1.0), "std")
         for label, values in (("mean", mean), ("std", std)):
             if len(values) not in (1, channels):
                 raise ImageError(f"preprocessing {label} has {len(values)} values for {channels} channels")
         if any(s == 0 for s in std):
             raise ImageError("preprocessing std has a zero")
-        scale = float(pre.get("scale", 255.0))
+        (scale,) = _finite_values(pre.get("scale", 255.0), "scale")
         if scale == 0:
             raise ImageError("preprocessing scale is zero")
         return cls(color, resize, crop, scale, mean, std, interp, layout)
@@ -149,27 +193,41 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
         from PIL import Image, UnidentifiedImageError
     except ImportError as err:  # pillow comes with toolkit-cv
         raise ImageError("reading images needs Pillow: pip install pillow") from err
+    import warnings
+
     path = Path(path)
+    if path.is_dir():
+        raise ImageError(f"image file {path} is a directory, not an image")
     if not path.is_file():
         raise ImageError(f"image file {path} not found")
     try:
-        with Image.open(path) as img:
-            img.load()
-            mode = img.mode
-            if mode == "P":
-                img = img.convert("RGBA" if "transparency" in img.info else "RGB")
+        with warnings.catch_warnings():
+            # Pillow only warns between MAX_IMAGE_PIXELS and twice that: refuse both the same way
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                _check_image_size(str(path), img.height, img.width)  # from the header, before decoding
+                if img.format == "JPEG" and img.mode == "CMYK":
+                    raise ImageError(f"image {path} is a CMYK/YCCK JPEG, which is not supported: convert it to RGB")
+                img.load()
                 mode = img.mode
-            if mode in ("I;16", "I;16B", "I;16L", "I"):
-                array = np.asarray(img).astype(np.int64)
-                return (np.clip(array, 0, 65535) >> 8).astype(np.uint8)
-            if mode == "1":
-                img = img.convert("L")
-            elif mode == "LA":
-                img = img.convert("L")  # drops alpha, keeps the grey level as is
-            elif mode not in ("L", "RGB", "RGBA"):
-                raise ImageError(f"image {path} has pixel mode {mode}, which is not supported")
-            array = np.asarray(img, dtype=np.uint8)
-    except (UnidentifiedImageError, OSError, SyntaxError) as err:
+                if mode == "P":
+                    img = img.convert("RGBA" if "transparency" in img.info else "RGB")
+                    mode = img.mode
+                if mode in ("I;16", "I;16B", "I;16L", "I"):
+                    array = np.asarray(img).astype(np.int64)
+                    return (np.clip(array, 0, 65535) >> 8).astype(np.uint8)
+                if mode == "1":
+                    img = img.convert("L")
+                elif mode == "LA":
+                    img = img.convert("L")  # drops alpha, keeps the grey level as is
+                elif mode not in ("L", "RGB", "RGBA"):
+                    raise ImageError(f"image {path} has pixel mode {mode}, which is not supported")
+                array = np.asarray(img, dtype=np.uint8)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
+        raise ImageError(f"image {path} is too large: {err}") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+        if isinstance(err, ImageError):
+            raise
         raise ImageError(f"cannot read image {path}: {err}") from err
     if array.size == 0:
         raise ImageError(f"image {path} is empty")
@@ -281,8 +339,11 @@ def preprocess_image(
         pixels, where = image, "pixels"
     else:
         pixels, where = read_image(image), str(image)
+    _check_image_size(where, pixels.shape[0], pixels.shape[1])
     pixels = to_color(pixels, pre.color)
     if pre.resize:
+        out_h, out_w = resized_size(pixels.shape[0], pixels.shape[1], pre.resize)
+        _check_image_size(where, out_h, out_w, f" after resizing the shorter side to {pre.resize}")
         pixels = resize_shorter(pixels, pre.resize)
     if pre.crop is not None:
         try:

@@ -1,7 +1,6 @@
 """Run an exported graph from Python: the counterpart of Gluon's ``SymbolBlock.imports``."""
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any, Sequence
@@ -9,38 +8,65 @@ from typing import Any, Sequence
 import numpy as np
 
 from .cpu import warn_if_saturating
-from .export import FORMAT, metadata_path, onnx_path, sha256_file
+from .fileformat import DTYPES, ExportError, check_graph_io, read_metadata, verify_graph
 
-__all__ = ["ExportedBlock", "ExportError", "load", "read_metadata"]
+__all__ = ["ExportedBlock", "ExportError", "load", "read_metadata", "as_input_array", "check_outputs_finite"]
+
+#: onnxruntime's type strings -> numpy dtypes (for the metadata check at load)
+_ORT_TYPES = {
+    "tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64,
+    "tensor(int64)": np.int64, "tensor(int32)": np.int32, "tensor(int16)": np.int16, "tensor(int8)": np.int8,
+    "tensor(uint8)": np.uint8, "tensor(bool)": np.bool_,
+}
 
 
-class ExportError(RuntimeError):
-    """An exported model cannot be used: missing, corrupt or inconsistent files, or bad inputs."""
+def as_input_array(value: Any, spec: dict[str, Any]) -> np.ndarray:
+    """One graph input as a contiguous numpy array of the metadata's dtype, shape-checked.
 
-
-def read_metadata(prefix: str | os.PathLike) -> dict[str, Any]:
-    """Read and check ``prefix.json``.
+    The cast rule: a value is cast only within its kind (float64 -> float32,
+    int32 -> int64); integer (e.g. uint8 or int64 pixels) or bool values for a float
+    graph, and floats for an integer graph, are refused rather than silently converted.
 
     Raises
     ------
     ExportError
-        If the file is missing, is not JSON, or lacks the keys a runtime needs.
+        If the dtype kind or the shape does not fit ``spec``.
     """
-    path = metadata_path(prefix)
-    if not path.is_file():
-        raise ExportError(f"metadata file {path} not found (expected next to {onnx_path(prefix)})")
-    try:
-        meta = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ExportError(f"metadata file {path} is not valid JSON: {err}") from err
-    if not isinstance(meta, dict):
-        raise ExportError(f"metadata file {path} must hold a JSON object")
-    missing = [k for k in ("format", "inputs", "outputs", "sha256") if k not in meta]
-    if missing:
-        raise ExportError(f"metadata file {path} lacks {', '.join(missing)}")
-    if meta["format"] != FORMAT:
-        raise ExportError(f"metadata file {path} has format {meta['format']!r}; this toolkit reads {FORMAT!r}")
-    return meta
+    if type(value).__module__.startswith("torch"):
+        value = value.detach().cpu().numpy()
+    array = np.asarray(value)
+    want = DTYPES.get(spec["dtype"])
+    if want is not None and array.dtype != want:
+        group = {"f": "float", "i": "int", "u": "int", "b": "bool"}
+        if group.get(array.dtype.kind) != group.get(np.dtype(want).kind):
+            raise ExportError(
+                f"input {spec['name']!r} is {array.dtype.name} but the graph takes {spec['dtype']}; "
+                f"convert it explicitly (e.g. pixels / 255 after normalising), it is not cast silently"
+            )
+    array = np.ascontiguousarray(array, dtype=want)
+    shape = spec["shape"]
+    if array.ndim != len(shape) or any(isinstance(d, int) and d != s for d, s in zip(shape, array.shape)):
+        raise ExportError(
+            f"input {spec['name']!r} has shape {list(array.shape)}; the graph takes {shape} (names are dynamic axes)"
+        )
+    return array
+
+
+def check_outputs_finite(outputs: Sequence[np.ndarray], names: Sequence[str]) -> None:
+    """Raise :class:`ExportError` if a floating output holds NaN or infinity."""
+    for name, out in zip(names, outputs):
+        out = np.asarray(out)
+        if out.dtype.kind == "f" and not np.isfinite(out).all():
+            raise ExportError(f"the model returned non-finite values (NaN or infinity) in output {name!r}")
+
+
+def check_image_preprocessing(meta: dict[str, Any]) -> None:
+    """Check an image model's ``preprocessing`` entry at load (finite numbers, sizes in bounds)."""
+    pre = meta.get("preprocessing")
+    if isinstance(pre, dict) and pre.get("type", "image") == "image" and meta.get("task") == "classification":
+        from .preprocess import ImagePreprocessing
+
+        ImagePreprocessing.from_metadata(meta)
 
 
 class ExportedBlock:
@@ -73,16 +99,8 @@ class ExportedBlock:
 
         self.prefix = Path(prefix)
         self.metadata = read_metadata(prefix)
-        model = self.prefix.parent / self.metadata.get("onnx_file", onnx_path(prefix).name)
-        if not model.is_file():
-            raise ExportError(f"graph file {model} not found")
-        if verify:
-            digest = sha256_file(model)
-            if digest != self.metadata["sha256"]:
-                raise ExportError(
-                    f"graph file {model} is corrupt or was replaced: sha256 {digest[:12]}... "
-                    f"but the metadata records {self.metadata['sha256'][:12]}..."
-                )
+        check_image_preprocessing(self.metadata)
+        model = verify_graph(prefix, self.metadata, verify)
         options = ort.SessionOptions()
         if num_threads:
             options.intra_op_num_threads = int(num_threads)
@@ -91,14 +109,17 @@ class ExportedBlock:
                 str(model), sess_options=options, providers=list(providers or ["CPUExecutionProvider"])
             )
         except Exception as err:  # onnxruntime raises its own Fail/InvalidProtobuf types
-            raise ExportError(f"onnxruntime cannot load {model}: {err}") from err
-        graph_inputs = [i.name for i in self.session.get_inputs()]
-        meta_inputs = [i["name"] for i in self.metadata["inputs"]]
-        if graph_inputs != meta_inputs:
-            raise ExportError(f"metadata inputs {meta_inputs} do not match the graph's inputs {graph_inputs}")
-        self.input_names = graph_inputs
+            raise ExportError(f"onnxruntime cannot load {model}: {_one_line(err)}") from err
+
+        def describe(args):
+            return [(a.name, _ORT_TYPES.get(a.type), len(a.shape) if a.shape is not None else None) for a in args]
+
+        outputs = self.session.get_outputs()
+        sizes = [o.shape[-1] if o.shape and isinstance(o.shape[-1], int) else None for o in outputs]
+        check_graph_io(self.metadata, describe(self.session.get_inputs()), describe(outputs), sizes)
+        self.input_names = [i.name for i in self.session.get_inputs()]
+        self.output_names = [o.name for o in outputs]
         warn_if_saturating(self.metadata, model)  # a full-range int8 graph on a CPU whose int8 kernels clip it
-        self.output_names = [o.name for o in self.session.get_outputs()]
 
     def __repr__(self) -> str:
         return f"ExportedBlock({self.metadata.get('model')!r}, inputs={self.input_names}, outputs={self.output_names})"
@@ -114,24 +135,8 @@ class ExportedBlock:
         missing = [n for n in self.input_names if n not in values]
         if missing:
             raise ExportError(f"missing inputs {missing}")
-        torch_in = False
-        feed = {}
-        for spec in self.metadata["inputs"]:
-            value = values[spec["name"]]
-            if type(value).__module__.startswith("torch"):
-                torch_in = True
-                value = value.detach().cpu().numpy()
-            array = np.ascontiguousarray(value, dtype=np.dtype(spec["dtype"]))
-            shape = spec["shape"]
-            bad = array.ndim != len(shape) or any(
-                isinstance(d, int) and d != s for d, s in zip(shape, array.shape)
-            )
-            if bad:
-                raise ExportError(
-                    f"input {spec['name']!r} has shape {list(array.shape)}; the graph takes {shape} "
-                    "(names are dynamic axes)"
-                )
-            feed[spec["name"]] = array
+        torch_in = any(type(v).__module__.startswith("torch") for v in values.values())
+        feed = {spec["name"]: as_input_array(values[spec["name"]], spec) for spec in self.metadata["inputs"]}
         return feed, torch_in
 
     def __call__(self, *args: Any, **kwargs: Any):
@@ -147,6 +152,16 @@ class ExportedBlock:
 def load(prefix: str | os.PathLike, **kwargs: Any) -> ExportedBlock:
     """Load ``prefix.onnx`` + ``prefix.json`` written by ``HybridBlock.export``.
 
+    Checks at load: the metadata (:func:`toolkit.deploy.fileformat.read_metadata`), the
+    graph's sha256, its input/output names, ranks and dtypes against the metadata, the
+    class list against a classifier's output, and an image model's preprocessing.
+
     See :class:`ExportedBlock` for the keyword arguments.
     """
     return ExportedBlock(prefix, **kwargs)
+
+
+def _one_line(err: BaseException) -> str:
+    """A runtime's (often multi-line) error message on one line."""
+    text = " ".join(line.strip() for line in str(err).splitlines() if line.strip())
+    return text if len(text) <= 400 else text[:397] + "..."

@@ -88,7 +88,8 @@ def conv2d_gemm(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
     n, c, h, w = x.shape
     rows = x.permute(0, 2, 3, 1).reshape(-1, c)  # a view for channels-last input, else one copy
     out = F.linear(rows, weight.reshape(weight.shape[0], c), bias)
-    return out.view(n, h, w, -1).permute(0, 3, 1, 2).contiguous(memory_format=layout)
+    # the channel count, not -1: an empty batch (n = 0) makes -1 ambiguous
+    return out.view(n, h, w, weight.shape[0]).permute(0, 3, 1, 2).contiguous(memory_format=layout)
 
 
 def conv2d_channels_last(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None,

@@ -21,7 +21,7 @@ from .autotune import MARGIN as AUTOTUNE_MARGIN
 from .autotune import ChannelsLastInputs, Choice, autotune_convolutions, channels_last_inputs, fastest
 from .fold import FoldedGraph, fold_for_inference
 
-__all__ = ["HybridBlock", "HybridizeError"]
+__all__ = ["ExportSpec", "HybridBlock", "HybridizeError"]
 
 _state = threading.local()
 
@@ -42,6 +42,22 @@ class HybridizeError(RuntimeError):
         super().__init__(message)
         self.block_path = block_path
         self.block_type = block_type
+
+
+@dataclass(frozen=True)
+class ExportSpec:
+    """The dynamic dimensions of an export (:meth:`HybridBlock.export_spec`).
+
+    Attributes
+    ----------
+    axes : list of dict
+        Per positional input, ``{axis: axis name}`` of its dynamic axes.
+    dynamic_shapes : tuple
+        The same axes as ``torch.export`` ``dynamic_shapes`` (one entry per input).
+    """
+
+    axes: list[dict[int, str]]
+    dynamic_shapes: tuple
 
 
 def _capturing() -> bool:
@@ -392,6 +408,32 @@ class HybridBlock(nn.Module):
             h2.remove()
 
     # ------------------------------------------------------------------ export
+    def export_spec(self, example_inputs: Sequence[torch.Tensor]) -> "ExportSpec":
+        """What :func:`toolkit.deploy.export.export_block` needs to know about the dynamic dimensions.
+
+        Parameters
+        ----------
+        example_inputs : sequence of Tensor
+            The positional inputs the export is traced with.
+
+        Returns
+        -------
+        ExportSpec
+            Per input, the dynamic axes (from :attr:`dynamic_axes`) and the matching
+            ``torch.export`` ``dynamic_shapes`` (named ``Dim`` objects shared by axes of the
+            same name).
+        """
+        import inspect
+
+        example_inputs = tuple(example_inputs)
+        params = [
+            p.name
+            for p in inspect.signature(self.forward).parameters.values()
+            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+        ]
+        axes = [self._axes_for(i, params[i] if i < len(params) else None, t) for i, t in enumerate(example_inputs)]
+        return ExportSpec(axes=axes, dynamic_shapes=self.dynamic_shapes_for(example_inputs, auto=False)[0])
+
     def example_inputs(self, batch_size: int = 2) -> tuple[torch.Tensor, ...]:
         """Inputs used to trace :meth:`export` when none are given.
 

@@ -57,9 +57,36 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+#: The shortest digest prefix :func:`verify` and :func:`fetch` accept.
+MIN_DIGEST_DIGITS = 8
+
+
+def check_digest(sha256: object) -> str:
+    """``sha256`` lower-cased, checked to be a hex digest or a prefix of at least 8 digits.
+
+    Raises
+    ------
+    ValueError
+        If it is not a string of 8 to 64 hex digits (an empty prefix would match any file).
+    """
+    if not isinstance(sha256, str):
+        raise ValueError(f"sha256 must be a hex string, got {type(sha256).__name__}")
+    digest = sha256.strip().lower()
+    if not MIN_DIGEST_DIGITS <= len(digest) <= 64 or any(c not in "0123456789abcdef" for c in digest):
+        raise ValueError(f"sha256 must be {MIN_DIGEST_DIGITS} to 64 hex digits, got {sha256!r}")
+    return digest
+
+
 def verify(path: str | os.PathLike, sha256: str) -> bool:
-    """Whether the file's sha256 starts with (or equals) ``sha256``."""
-    return _sha256(Path(path)).startswith(sha256.lower())
+    """Whether the file's sha256 starts with (or equals) ``sha256``.
+
+    Raises
+    ------
+    ValueError
+        If ``sha256`` has fewer than 8 hex digits (see :func:`check_digest`).
+    """
+    digest = check_digest(sha256)
+    return _sha256(Path(path)).startswith(digest)
 
 
 def _repo_url(repo: str | None) -> str:
@@ -92,7 +119,10 @@ def fetch(filename: str, sha256: str, repo: str | None = None, root: str | os.Pa
     ------
     WeightsError
         If the file cannot be downloaded or its digest does not match.
+    ValueError
+        If ``sha256`` has fewer than 8 hex digits.
     """
+    sha256 = check_digest(sha256)
     root = Path(root) if root is not None else models_dir()
     root.mkdir(parents=True, exist_ok=True)
     target = root / filename

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 from torchvision import tv_tensors
@@ -43,13 +44,20 @@ def read_image(path: str | os.PathLike, mode: str = "RGB") -> tv_tensors.Image:
     if mode not in ("RGB", "L"):
         raise ValueError(f"mode must be 'RGB' or 'L', got {mode!r}")
     path = Path(path)
+    if path.is_dir():
+        raise ImageDecodeError(path, "it is a directory, not an image file")
     if not path.is_file():
         raise ImageDecodeError(path, "no such file")
     if path.stat().st_size == 0:
         raise ImageDecodeError(path, "the file is empty")
     try:
-        with Image.open(path) as img:
-            img = img.convert(mode)  # convert() forces the full decode: truncated data fails here
+        with warnings.catch_warnings():
+            # Pillow warns between MAX_IMAGE_PIXELS and twice that, and raises above: refuse both
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                img = img.convert(mode)  # convert() forces the full decode: truncated data fails here
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
+        raise ImageDecodeError(path, f"the image is too large (a possible decompression bomb): {err}") from None
     except UnidentifiedImageError as err:
         raise ImageDecodeError(path, "not an image format Pillow recognises") from err
     except (OSError, ValueError, SyntaxError) as err:  # Pillow's errors for corrupt/truncated data
