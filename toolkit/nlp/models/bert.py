@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from ...nn import HybridBlock
-from ...zoo import register_model
+from ...zoo import ModelFamily
 from ..layers import TransformerEncoderLayer, get_activation, init_bert_weights
 from .config import Config, ConfigRegistry
 
@@ -355,14 +355,5 @@ def build_bert(name: str, head: str | None = None, **kwargs: Any) -> HybridBlock
     return _HEADS[head](cfg, **head_kwargs)
 
 
-def _register(name: str) -> None:
-    def builder(head: str | None = None, **kwargs: Any) -> HybridBlock:
-        return build_bert(name, head=head, **kwargs)
-
-    builder.__name__ = name
-    builder.__doc__ = f"BERT {name} (see :func:`build_bert` for ``head`` and overrides)."
-    register_model(builder, task="bert")
-
-
-for _name in bert_cfg_reg.list():
-    _register(_name)
+BERT_FAMILY = ModelFamily(task="bert").register_configs(
+    build_bert, bert_cfg_reg.list(), doc="BERT {name} (see :func:`{build}` for ``head`` and overrides).")
