@@ -445,12 +445,13 @@ def get_model(name: str, pretrained: bool | str | os.PathLike = False, **kwargs:
         classes = kwargs.pop("classes", None)
         source_model, info = loader(entry.name, spec, **kwargs)
         info = {"source": kind, **info}
+        builder_kwargs = info.pop("kwargs", {})  # not metadata: may hold callables (norm_layer)
         source_classes = (getattr(source_model, "metadata", {}) or {}).get("num_classes")
         if classes is None or classes == source_classes:
             model = source_model
             retargeted = False
         else:
-            model = entry.builder(**{**info.get("kwargs", {}), **kwargs, "classes": classes})
+            model = entry.builder(**{**builder_kwargs, **kwargs, "classes": classes})
             _classifier_transfer(model, source_model.state_dict(), f"{kind} weights {info.get('name', spec)}")
             retargeted = True
         _apply_metadata(model, entry, info.pop("metadata", None), info, retargeted)

@@ -75,6 +75,14 @@ def bert_2_128_2() -> Config:
     return cfg
 
 
+@bert_cfg_reg.register
+def bert_6_384_12() -> Config:
+    """MiniLM-L6-H384's sizes (e.g. sentence-transformers' all-MiniLM-L6-v2)."""
+    cfg = _base_cfg()
+    cfg.update(units=384, hidden_size=1536, num_layers=6, num_heads=12)
+    return cfg
+
+
 def _is_exporting() -> bool:
     fn = getattr(torch.compiler, "is_exporting", None)
     return bool(fn and fn()) or torch.compiler.is_compiling()
