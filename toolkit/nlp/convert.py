@@ -383,8 +383,15 @@ def load_huggingface_weights(name: str, spec: str, head: str | None = None, **kw
     return model, info
 
 
+def huggingface_catalog(name: str) -> list[dict[str, Any]]:
+    """The default Hugging Face checkpoint of ``name`` (no accuracy is published with it)."""
+    repo_id = HF_DEFAULTS.get(name.lower())
+    return [{"pretrained": repo_id, "default": True, "dataset": "", "metrics": {}, "source": repo_id}] if repo_id else []
+
+
 for _name in bert_cfg_reg.list():
-    register_source("huggingface", _name, load_huggingface_weights, default=HF_DEFAULTS.get(_name))
+    register_source("huggingface", _name, load_huggingface_weights, default=HF_DEFAULTS.get(_name),
+                    catalog=huggingface_catalog)
 
 
 # ----------------------------------------------------------------------------- GluonNLP 0.x

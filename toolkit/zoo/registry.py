@@ -44,6 +44,7 @@ __all__ = [
     "ModelFamily",
     "register_model",
     "register_source",
+    "Source",
     "get_model",
     "list_models",
     "get_entry",
@@ -104,8 +105,8 @@ class ModelEntry:
     task: str | None
     weights: list[Weights]
     metadata: dict[str, Any]
-    #: source kind (``torchvision``, ``huggingface``) -> (loader, default spec or None)
-    sources: dict[str, tuple[SourceLoader, str | None]] = field(default_factory=dict)
+    #: source kind (``torchvision``, ``huggingface``) -> how to load its weights
+    sources: dict[str, "Source"] = field(default_factory=dict)
 
     def find_weights(self, tag: str) -> Weights:
         for w in self.weights:
@@ -117,12 +118,12 @@ class ModelEntry:
     @property
     def has_default(self) -> bool:
         """Whether ``pretrained=True`` / ``"DEFAULT"`` has something to load."""
-        return bool(self.weights) or any(d is not None for _, d in self.sources.values())
+        return bool(self.weights) or any(s.default is not None for s in self.sources.values())
 
 
 _REGISTRY: dict[str, ModelEntry] = {}
 # Sources registered before their model (a converter imported first) wait here.
-_PENDING_SOURCES: dict[str, dict[str, tuple[SourceLoader, str | None]]] = {}
+_PENDING_SOURCES: dict[str, dict[str, "Source"]] = {}
 _loaded = False
 
 
@@ -206,7 +207,17 @@ class ModelFamily:
         return self
 
 
-def register_source(kind: str, name: str, loader: SourceLoader, default: str | None = "") -> None:
+@dataclass(frozen=True)
+class Source:
+    """Weights published elsewhere for one zoo name (see :func:`register_source`)."""
+
+    loader: SourceLoader
+    default: str | None = ""
+    catalog: Callable[[str], list[dict[str, Any]]] | None = None
+
+
+def register_source(kind: str, name: str, loader: SourceLoader, default: str | None = "",
+                    catalog: Callable[[str], list[dict[str, Any]]] | None = None) -> None:
     """Let ``get_model(name, pretrained=kind)`` load weights published elsewhere.
 
     This is the hook for converters (:mod:`toolkit.cv.convert` registers
@@ -225,12 +236,17 @@ def register_source(kind: str, name: str, loader: SourceLoader, default: str | N
     default : str or None
         The spec ``pretrained=True``/``"DEFAULT"`` uses when the model has no
         weights of its own; ``None``: this source is never the default.
+    catalog : callable, optional
+        ``catalog(name) -> [{"pretrained": ..., "default": bool, "dataset": ...,
+        "metrics": {...}, "num_params": ...}]``: the source's published weights
+        and numbers, read offline, for the zoo table (``scripts/zoo_table.py``).
     """
     key = name.lower()
+    source = Source(loader, default, catalog)
     if key in _REGISTRY:
-        _REGISTRY[key].sources[kind] = (loader, default)
+        _REGISTRY[key].sources[kind] = source
     else:
-        _PENDING_SOURCES.setdefault(key, {})[kind] = (loader, default)
+        _PENDING_SOURCES.setdefault(key, {})[kind] = source
 
 
 def _load_providers() -> None:
@@ -332,9 +348,9 @@ def _resolve(entry: ModelEntry, pretrained: bool | str | os.PathLike) -> tuple[s
     if pretrained is True or (isinstance(pretrained, str) and pretrained.upper() == DEFAULT):
         if entry.weights:
             return "weights", entry.weights[0]
-        for kind, (_, default) in entry.sources.items():
-            if default is not None:
-                return "source", (kind, default)
+        for kind, src in entry.sources.items():
+            if src.default is not None:
+                return "source", (kind, src.default)
         sources = ", ".join(f"pretrained={k!r}" for k in entry.sources)
         hint = f" (it can load {sources})" if sources else "; build it with pretrained=False"
         raise WeightsError(f"model {entry.name!r} has no published weights{hint}")
@@ -441,7 +457,7 @@ def get_model(name: str, pretrained: bool | str | os.PathLike = False, **kwargs:
     what, value = _resolve(entry, pretrained)
     if what == "source":
         kind, spec = value
-        loader = entry.sources[kind][0]
+        loader = entry.sources[kind].loader
         classes = kwargs.pop("classes", None)
         source_model, info = loader(entry.name, spec, **kwargs)
         info = {"source": kind, **info}

@@ -23,7 +23,7 @@ from torch import nn
 from ...zoo import WeightsError, get_model, register_source
 from ._common import assign_state, to_tensor
 
-__all__ = ["TORCHVISION_NAMES", "from_torchvision", "load_torchvision_weights"]
+__all__ = ["TORCHVISION_NAMES", "from_torchvision", "load_torchvision_weights", "torchvision_catalog"]
 
 #: zoo name -> (torchvision builder name, {torchvision classifier key prefix: our prefix})
 TORCHVISION_NAMES: dict[str, tuple[str, dict[str, str]]] = {
@@ -257,5 +257,21 @@ def load_torchvision_weights(name: str, spec: str = "", **kwargs: Any) -> tuple[
     return model, info
 
 
+def torchvision_catalog(name: str) -> list[dict[str, Any]]:
+    """torchvision's published weights for zoo ``name`` with the numbers torchvision publishes
+    (``weights.meta["_metrics"]``, in the torchvision package: no download)."""
+    import torchvision
+
+    arch, _ = TORCHVISION_NAMES[name.lower()]
+    enum = torchvision.models.get_model_weights(arch)
+    rows = []
+    for member in enum:
+        for dataset, metrics in member.meta.get("_metrics", {}).items():
+            rows.append({"pretrained": f"torchvision:{member.name}", "default": member is enum.DEFAULT,
+                         "dataset": dataset, "metrics": {"top1": metrics.get("acc@1"), "top5": metrics.get("acc@5")},
+                         "num_params": member.meta.get("num_params"), "source": str(member)})
+    return rows
+
+
 for _name in TORCHVISION_NAMES:
-    register_source("torchvision", _name, load_torchvision_weights)
+    register_source("torchvision", _name, load_torchvision_weights, catalog=torchvision_catalog)
