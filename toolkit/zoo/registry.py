@@ -376,7 +376,7 @@ def _classifier_transfer(model: torch.nn.Module, state: dict[str, torch.Tensor],
     dimensions agree are skipped; any other difference is an error.
     """
     own = model.state_dict()
-    skipped = [k for k, v in state.items() if k in own and own[k].shape != v.shape]
+    skipped = [k for k in own if k in state and own[k].shape != state[k].shape]  # in the model's order
     bad = [k for k in skipped if own[k].dim() != state[k].dim() or own[k].shape[1:] != state[k].shape[1:]]
     if bad:
         raise WeightsError(f"{source} does not fit {type(model).__name__} beyond its classifier: "
