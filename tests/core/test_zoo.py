@@ -428,3 +428,64 @@ def test_pretrained_huggingface_bert_matches_transformers(hf_cache):
 def test_huggingface_id_not_cached_is_explained(hf_cache):
     with pytest.raises(WeightsError, match="'google-bert/bert-base-uncased' is not cached"):
         get_model("bert_12_768_12", pretrained=True)
+
+
+def test_grey_input_sums_the_rgb_filters_of_the_first_conv(tmp_path, monkeypatch):
+    reference, _ = _torchvision_checkpoint(tmp_path, monkeypatch, "resnet18")
+    with pytest.warns(UserWarning, match="conv1.weight summed for grey input"):
+        model = get_model("resnet18_v1b", pretrained="torchvision", classes=4, in_channels=1).eval()
+    torch.testing.assert_close(model.conv1.weight, reference.conv1.weight.sum(1, keepdim=True))
+    grey = torch.rand(1, 1, 64, 64, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():  # a grey image is an RGB image with R = G = B: the body computes the same
+        want = torch.nn.Sequential(*list(reference.children())[:-1])(grey.expand(1, 3, 64, 64)).flatten(1)
+        got = torch.nn.Sequential(*list(model.children())[:-1])(grey).flatten(1)
+    assert (got - want).abs().max().item() < 1e-4
+    assert "preprocessing" not in model.metadata or model.metadata["preprocessing"].get("color") != "RGB"
+
+
+def _tiny_mnist(root):
+    """64 training and 32 test 28x28 images in MNIST's IDX layout."""
+    import gzip
+
+    import numpy as np
+
+    def idx(arr):
+        return bytes([0, 0, 8, arr.ndim]) + b"".join(int(s).to_bytes(4, "big") for s in arr.shape) + arr.tobytes()
+
+    rng = np.random.default_rng(0)
+    root.mkdir(parents=True)
+    for split, n in (("train", 64), ("t10k", 32)):
+        labels = rng.integers(0, 10, n).astype(np.uint8)
+        images = rng.integers(0, 255, (n, 28, 28)).astype(np.uint8)
+        (root / f"{split}-images-idx3-ubyte.gz").write_bytes(gzip.compress(idx(images)))
+        (root / f"{split}-labels-idx1-ubyte").write_bytes(idx(labels))
+    return root
+
+
+@pytest.mark.slow
+def test_train_script_use_pretrained_starts_from_the_weights(tmp_path):
+    """GluonCV's --use-pretrained: with lr 0 the trained parameters are still the published ones."""
+    import importlib.util
+
+    from safetensors.torch import load_file
+
+    spec = importlib.util.spec_from_file_location("train_pretrained", ROOT / "scripts" / "classification" / "train.py")
+    train = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(train)
+    data = _tiny_mnist(tmp_path / "data")
+
+    def run(save, *extra):
+        train.main(["--model", "cifar_resnet20_v1", "--dataset", "mnist", "--data-dir", str(data), "--batch-size", "32",
+                    "--num-epochs", "1", "--lr", "0", "--wd", "0", "--warmup-epochs", "0", "--no-progress",
+                    "--num-threads", "1", "--save-dir", str(save), *extra])
+        return load_file(str(save / "cifar_resnet20_v1.safetensors"))
+
+    published = load_file(str(ROOT / "model_zoo_logs/classification/cifar_resnet20_v1-fashion-mnist/cifar_resnet20_v1.safetensors"))
+    params = [k for k in published if not k.endswith(("running_mean", "running_var", "num_batches_tracked"))]
+    tuned = run(tmp_path / "tuned", "--use-pretrained")
+    for k in params:
+        torch.testing.assert_close(tuned[k], published[k])
+    scratch = run(tmp_path / "scratch")
+    assert not torch.equal(scratch["output.weight"], published["output.weight"])
+    with pytest.raises(SystemExit, match="--use-pretrained deadbeef: .*no weights tagged"):
+        run(tmp_path / "bad", "--use-pretrained", "deadbeef")

@@ -369,13 +369,24 @@ def _resolve(entry: ModelEntry, pretrained: bool | str | os.PathLike) -> tuple[s
     return "path", path
 
 
-def _classifier_transfer(model: torch.nn.Module, state: dict[str, torch.Tensor], source: str) -> list[str]:
-    """Load ``state`` into ``model`` except the classifier, whose class count differs.
+def _transfer(model: torch.nn.Module, state: dict[str, torch.Tensor], source: str) -> list[str]:
+    """Load ``state`` into ``model`` built for other classes and/or grey input (fine-tuning).
 
-    Only tensors whose first dimension is the class count and whose other
-    dimensions agree are skipped; any other difference is an error.
+    Tensors whose first dimension (the class count) differs and whose other
+    dimensions agree are the classifier: skipped, left newly initialised. The
+    model's first convolution, when it takes 1 channel and the weights' take
+    3, gets the weights' filters summed over RGB: on a grey image (R = G = B)
+    that is the response of the RGB filters. Any other difference is an error.
+    Warns (and logs) naming what was skipped or adapted.
     """
     own = model.state_dict()
+    state = dict(state)
+    first_conv = next((k for k, v in own.items() if v.dim() == 4), None)
+    adapted = []
+    if first_conv in state and own[first_conv].shape[1] == 1 and state[first_conv].shape[1] == 3 \
+            and own[first_conv].shape[0] == state[first_conv].shape[0]:
+        state[first_conv] = state[first_conv].sum(dim=1, keepdim=True)
+        adapted.append(first_conv)
     skipped = [k for k in own if k in state and own[k].shape != state[k].shape]  # in the model's order
     bad = [k for k in skipped if own[k].dim() != state[k].dim() or own[k].shape[1:] != state[k].shape[1:]]
     if bad:
@@ -386,9 +397,13 @@ def _classifier_transfer(model: torch.nn.Module, state: dict[str, torch.Tensor],
     if unexpected or _untied(model, missing):
         raise WeightsError(f"{source} does not fit {type(model).__name__}: missing {missing[:5]}, unexpected {unexpected[:5]}")
     model.load_state_dict({k: v for k, v in state.items() if k not in skipped}, strict=False)
+    parts = []
     if skipped:
-        msg = (f"{type(model).__name__}: loaded {source} except the classifier ({', '.join(skipped)}), "
-               "which is newly initialised for the requested classes")
+        parts.append(f"except the classifier ({', '.join(skipped)}), which is newly initialised for the requested classes")
+    if adapted:
+        parts.append(f"with the RGB filters of {adapted[0]} summed for grey input")
+    if parts:
+        msg = f"{type(model).__name__}: loaded {source} " + "; ".join(parts)
         log.warning(msg)
         warnings.warn(msg, stacklevel=3)
     return skipped
@@ -411,8 +426,9 @@ def _apply_metadata(model: torch.nn.Module, entry: ModelEntry, weights_meta: dic
     if entry.task:
         meta.setdefault("task", entry.task)
     if weights_meta:
-        # Class names of the weights no longer apply once the classifier was replaced.
-        meta.update({k: v for k, v in weights_meta.items() if not (retargeted and k in ("classes", "num_classes"))})
+        # The weights' dataset (class names, input, preprocessing) no longer applies after a transfer.
+        dataset_keys = ("classes", "num_classes", "dataset", "input_shape", "preprocessing")
+        meta.update({k: v for k, v in weights_meta.items() if not (retargeted and k in dataset_keys)})
     if info is not None:
         meta["weights"] = {**info, **({"classifier": "replaced"} if retargeted else {})}
 
@@ -440,7 +456,8 @@ def get_model(name: str, pretrained: bool | str | os.PathLike = False, **kwargs:
         Passed to the builder (``classes``, ``norm_layer`` ...). With
         pretrained weights, ``classes=N`` different from the weights' loads
         everything but the classifier and warns naming the skipped tensors
-        (fine-tuning).
+        (fine-tuning); ``in_channels=1`` with RGB weights sums the first
+        convolution's filters over RGB.
 
     Raises
     ------
@@ -458,18 +475,19 @@ def get_model(name: str, pretrained: bool | str | os.PathLike = False, **kwargs:
     if what == "source":
         kind, spec = value
         loader = entry.sources[kind].loader
-        classes = kwargs.pop("classes", None)
+        # The source builds the model its weights fit; other classes / input channels are a transfer.
+        target = {k: kwargs.pop(k) for k in ("classes", "in_channels") if k in kwargs}
         source_model, info = loader(entry.name, spec, **kwargs)
         info = {"source": kind, **info}
         builder_kwargs = info.pop("kwargs", {})  # not metadata: may hold callables (norm_layer)
-        source_classes = (getattr(source_model, "metadata", {}) or {}).get("num_classes")
-        if classes is None or classes == source_classes:
-            model = source_model
-            retargeted = False
+        natural = {"classes": (getattr(source_model, "metadata", {}) or {}).get("num_classes"),
+                   "in_channels": builder_kwargs.get("in_channels")}
+        retargeted = any(v != natural[k] for k, v in target.items())
+        if retargeted:
+            model = entry.builder(**{**builder_kwargs, **kwargs, **target})
+            _transfer(model, source_model.state_dict(), f"{kind} weights {info.get('name', spec)}")
         else:
-            model = entry.builder(**{**builder_kwargs, **kwargs, "classes": classes})
-            _classifier_transfer(model, source_model.state_dict(), f"{kind} weights {info.get('name', spec)}")
-            retargeted = True
+            model = source_model
         _apply_metadata(model, entry, info.pop("metadata", None), info, retargeted)
         return model
     if what == "path":
@@ -480,13 +498,13 @@ def get_model(name: str, pretrained: bool | str | os.PathLike = False, **kwargs:
     chosen: Weights = value
     path = _fetch(entry, chosen)
     merged = {**chosen.kwargs, **kwargs}
-    retargeted = "classes" in chosen.kwargs and merged["classes"] != chosen.kwargs["classes"]
+    retargeted = any(k in chosen.kwargs and merged[k] != chosen.kwargs[k] for k in ("classes", "in_channels"))
     model = entry.builder(**merged)
     info = {"tag": chosen.tag, "sha256": chosen.sha256, "metrics": chosen.metrics, "log": chosen.log}
     if retargeted:
         from safetensors.torch import load_file
 
-        _classifier_transfer(model, load_file(str(path)), f"weights {chosen.tag}")
+        _transfer(model, load_file(str(path)), f"weights {chosen.tag}")
     else:
         load_weights(model, path)
     _apply_metadata(model, entry, chosen.metadata, info, retargeted)
