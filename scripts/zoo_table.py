@@ -296,16 +296,24 @@ def _converted_section() -> list[str]:
         if kind == "torchvision":
             lines += ["## Converted from torchvision (numbers published by torchvision, not measured here)", "",
                       "`get_model(name, pretrained=...)` converts torchvision's weights (its own cache, `$TORCH_HOME`) "
-                      "and checks the logits against torchvision's model. Accuracies are torchvision's "
-                      "`weights.meta[\"_metrics\"]`, copied from the installed torchvision package.", "",
-                      "| Model | pretrained= | Dataset | top1 (torchvision) | top5 (torchvision) | Params |",
-                      "|---|---|---|---|---|---|"]
+                      "and checks the outputs against torchvision's model. The numbers are torchvision's "
+                      "`weights.meta[\"_metrics\"]`, copied as published from the installed torchvision package.", ""]
+            by_task: dict[str, list] = {}
             for name, r in rows:
-                flag = f"`{r['pretrained']}`" + (" (`torchvision`, DEFAULT)" if r["default"] else "")
-                params = f"{r['num_params'] / 1e6:.2f}M" if r.get("num_params") else ""
-                # as published (no rounding of someone else's numbers)
-                lines.append(f"| {name} | {flag} | {r['dataset']} | {r['metrics'].get('top1', '')} | "
-                             f"{r['metrics'].get('top5', '')} | {params} |")
+                by_task.setdefault(get_entry(name).task or "other", []).append((name, r))
+            for task, task_rows in sorted(by_task.items()):
+                # one column per metric the source publishes for this task (top1/top5, box mAP ...)
+                keys = list(dict.fromkeys(k for _, r in task_rows for k in r["metrics"]))
+                lines += [f"### {task}", "",
+                          "| Model | pretrained= | Dataset | " + " | ".join(f"{k} (torchvision)" for k in keys)
+                          + " | Params |", "|" + "---|" * (4 + len(keys))]
+                for name, r in task_rows:
+                    flag = f"`{r['pretrained']}`" + (" (`torchvision`, DEFAULT)" if r["default"] else "")
+                    params = f"{r['num_params'] / 1e6:.2f}M" if r.get("num_params") else ""
+                    lines.append(f"| {name} | {flag} | {r['dataset']} | "
+                                 + " | ".join(str(r["metrics"].get(k, "")) for k in keys) + f" | {params} |")
+                lines.append("")
+            continue
         else:
             lines += ["## Converted from Hugging Face checkpoints (no accuracy published with them)", "",
                       "`get_model(name, pretrained=\"<id>\")` converts a BERT checkpoint from the Hugging Face "

@@ -338,7 +338,8 @@ def _source_of(entry: ModelEntry, text: str) -> tuple[str, str] | None:
     if kind in entry.sources:
         return kind, spec
     # A Hugging Face id ("org/name") is recognised without its "huggingface:" prefix.
-    if "huggingface" in entry.sources and re.fullmatch(r"[\w.-]+/[\w.-]+", text) and not Path(text).exists():
+    if ("huggingface" in entry.sources and re.fullmatch(r"[\w.-]+/[\w.-]+(@[\w.-]+)?", text)
+            and not text.endswith((".safetensors", ".params", ".pt", ".pth", ".bin")) and not Path(text).exists()):
         return "huggingface", text
     return None
 
