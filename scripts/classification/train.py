@@ -61,6 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     a = p.add_argument
     a("--model", required=True, help="zoo name (toolkit.zoo.list_models('classification'))")
+    a("--use-pretrained", nargs="?", const="DEFAULT", default=None, metavar="WEIGHTS",
+      help="start from pretrained weights (GluonCV's flag): the model's DEFAULT, or a tag, 'torchvision[:NAME]' or a "
+           "path; a classifier for other classes is newly initialised")
     a("--model-kwargs", default="{}", help="JSON dict of extra builder arguments, e.g. '{\"norm_layer\": \"group\"}'")
     a("--norm-layer", default="batch", choices=["batch", "group"],
       help="normalisation injected into the model (group: GroupNorm with --num-groups)")
@@ -244,7 +247,7 @@ def _norm_layer(args):
 
 
 def build_model(args, num_classes: int, in_channels: int, classes: list[str] | None):
-    from toolkit.zoo import get_model
+    from toolkit.zoo import WeightsError, get_model
 
     kwargs = json.loads(args.model_kwargs)
     kwargs.update(classes=num_classes, in_channels=in_channels)
@@ -254,9 +257,12 @@ def build_model(args, num_classes: int, in_channels: int, classes: list[str] | N
     if norm is not None:
         kwargs["norm_layer"] = norm
     try:
-        model = get_model(args.model, **kwargs)
+        # --use-pretrained: everything but the classifier (and grey input's first conv) from the weights
+        model = get_model(args.model, pretrained=args.use_pretrained or False, **kwargs)
     except TypeError as err:  # a builder without last_gamma / norm_layer / a --model-kwargs key
         raise SystemExit(f"model {args.model!r} does not take the arguments {sorted(kwargs)}: {err}") from err
+    except WeightsError as err:
+        raise SystemExit(f"--use-pretrained {args.use_pretrained}: {err}") from err
     size = args.input_size or presets.DATASET_STATS[args.dataset]["size"]
     if isinstance(getattr(model, "metadata", None), dict):
         model.metadata.update({

@@ -14,7 +14,7 @@ from toolkit.data import (
     SortedBucketSampler,
     SplitSampler,
     VariableBatchSampler,
-    make_divisible,
+    round_to_multiple,
 )
 
 SCHEMES = [ConstWidthBucket(), LinearWidthBucket(), ExpWidthBucket(1.2)]
@@ -162,8 +162,8 @@ def test_split_sampler_ranges_and_stats():
 
 
 # ----------------------------------------------------------------------------- multi-scale
-def test_make_divisible():
-    assert make_divisible(200, 32) == 192 and make_divisible(224, 32) == 224 and make_divisible(20, 32) == 32
+def test_round_to_multiple():
+    assert round_to_multiple(200, 32) == 192 and round_to_multiple(224, 32) == 224 and round_to_multiple(20, 32) == 32
 
 
 def test_variable_batch_scales_follow_inverse_area():

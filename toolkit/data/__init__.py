@@ -23,7 +23,7 @@ from .sampler import (
     SortedBucketSampler,
     SplitSampler,
     VariableBatchSampler,
-    make_divisible,
+    round_to_multiple,
 )
 
 __all__ = [
@@ -32,5 +32,5 @@ __all__ = [
     "data_root", "MissingDatasetError",
     "BucketScheme", "ConstWidthBucket", "LinearWidthBucket", "ExpWidthBucket",
     "FixedBucketSampler", "SortedBucketSampler", "SplitSampler",
-    "MultiScaleSampler", "VariableBatchSampler", "make_divisible",
+    "MultiScaleSampler", "VariableBatchSampler", "round_to_multiple",
 ]

@@ -32,7 +32,7 @@ import torch.utils.data
 __all__ = [
     "BucketScheme", "ConstWidthBucket", "LinearWidthBucket", "ExpWidthBucket",
     "FixedBucketSampler", "SortedBucketSampler", "SplitSampler",
-    "MultiScaleSampler", "VariableBatchSampler", "make_divisible",
+    "MultiScaleSampler", "VariableBatchSampler", "round_to_multiple",
 ]
 
 Key = int | tuple[int, ...]
@@ -526,9 +526,11 @@ class SplitSampler(_SeededSampler):
 
 
 # --------------------------------------------------------------------------- multi-scale (CVNets)
-def make_divisible(v: float, divisor: int = 8, min_value: int | None = None) -> int:
+def round_to_multiple(v: float, divisor: int = 8, min_value: int | None = None) -> int:
     """Round ``v`` to the nearest multiple of ``divisor`` (at least ``min_value``,
-    default ``divisor``) without going more than 10% below ``v``."""
+    default ``divisor``) without going more than 10% below ``v``.
+
+    (Not :func:`toolkit.cv.models.mobilenetv3.make_divisible`, which rounds up.)"""
     min_value = divisor if min_value is None else min_value
     out = max(min_value, int(v + divisor / 2) // divisor * divisor)
     if out < 0.9 * v:
@@ -607,7 +609,7 @@ class MultiScaleSampler(_SeededSampler):
         self._drop_last = drop_last
         hs = np.linspace(lo[0], hi[0], num_scales).tolist() + [self._crop[0]]
         ws = np.linspace(lo[1], hi[1], num_scales).tolist() + [self._crop[1]]
-        sizes = sorted({(make_divisible(h, divisor), make_divisible(w, divisor)) for h, w in zip(hs, ws)})
+        sizes = sorted({(round_to_multiple(h, divisor), round_to_multiple(w, divisor)) for h, w in zip(hs, ws)})
         base = self._crop[0] * self._crop[1] * batch_size
         # Variable batch: same pixels per batch as the base crop at batch_size (CVNets).
         self.scales: list[tuple[int, int, int]] = [

@@ -16,11 +16,12 @@ from typing import Any
 
 import torch
 
-from ..zoo import WeightsError
+from ..zoo import WeightsError, register_source
 from .models.bert import _HEADS, bert_cfg_reg
 from .models.config import Config
 
-__all__ = ["from_gluonnlp", "from_huggingface", "hf_bert_config", "hf_bert_state_dict"]
+__all__ = ["from_gluonnlp", "from_huggingface", "hf_bert_config", "hf_bert_state_dict", "hf_snapshot",
+           "load_huggingface_weights"]
 
 _ACTIVATIONS = {"gelu": "gelu", "gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh", "relu": "relu"}
 
@@ -289,6 +290,108 @@ def from_huggingface(
                 model.metadata[f"{token_name}_id"] = int(idx)
         model.metadata["lowercase"] = bool(_tokenizer_options(path)["lowercase"])
     return model, tokenizer
+
+
+# ----------------------------------------------------------------------------- pretrained="<hub id>"
+#: Default Hugging Face checkpoint per zoo config (Google's BERT and its miniatures, all uncased).
+HF_DEFAULTS = {
+    "bert_12_768_12": "google-bert/bert-base-uncased",
+    "bert_24_1024_16": "google-bert/bert-large-uncased",
+    "bert_4_256_4": "google/bert_uncased_L-4_H-256_A-4",
+    "bert_2_128_2": "google/bert_uncased_L-2_H-128_A-2",
+}
+_HF_FILES = ["config.json", "model.safetensors", "pytorch_model.bin", "vocab.txt", "tokenizer.json",
+             "tokenizer_config.json", "special_tokens_map.json"]
+
+
+def _truthy(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def hf_snapshot(repo_id: str, revision: str | None = None) -> Path:
+    """Local folder of Hugging Face checkpoint ``repo_id`` in the Hugging Face cache.
+
+    Uses ``huggingface_hub`` (installed with ``tokenizers``) and its cache:
+    ``$HF_HUB_CACHE`` or ``$HF_HOME/hub`` (default ``~/.cache/huggingface/hub``),
+    read when called. With ``HF_HUB_OFFLINE=1`` only the cache is used;
+    otherwise a missing checkpoint is downloaded into it by ``huggingface_hub``.
+
+    Raises
+    ------
+    WeightsError
+        If the checkpoint is neither cached nor downloadable.
+    """
+    try:
+        from huggingface_hub import snapshot_download
+    except ImportError as err:  # pragma: no cover - tokenizers depends on it
+        raise WeightsError("pretrained=<Hugging Face id> needs huggingface_hub (pip install huggingface_hub)") from err
+    cache = os.environ.get("HF_HUB_CACHE") or str(
+        Path(os.environ.get("HF_HOME", Path.home() / ".cache" / "huggingface")).expanduser() / "hub")
+    offline = _truthy("HF_HUB_OFFLINE") or _truthy("TRANSFORMERS_OFFLINE")
+    try:
+        return Path(snapshot_download(repo_id, revision=revision, cache_dir=cache, local_files_only=offline,
+                                      allow_patterns=_HF_FILES))
+    except Exception as err:  # huggingface_hub raises several types for "not cached" / "not reachable"
+        where = "cached" if offline else "cached nor downloadable"
+        raise WeightsError(f"Hugging Face checkpoint {repo_id!r} is not {where} (cache {cache}): {err}") from err
+
+
+def load_huggingface_weights(name: str, spec: str, head: str | None = None, **kwargs: Any):
+    """Zoo BERT ``name`` with the weights of Hugging Face checkpoint ``spec`` (``"org/model"`` or ``"org/model@rev"``).
+
+    The loader behind ``get_model("bert_12_768_12", pretrained="google-bert/bert-base-uncased")``:
+    the checkpoint comes from the Hugging Face cache (:func:`hf_snapshot`) and
+    is converted by :func:`from_huggingface`; its sizes must be the zoo
+    config's. A ``head`` whose weights the checkpoint lacks (a classifier to
+    fine-tune) is newly initialised on top of the loaded encoder, with a warning.
+
+    Returns
+    -------
+    (HybridBlock, dict)
+        The model in training mode (as ``get_model`` returns) with its
+        WordPiece tokenizer as ``model.tokenizer``, and the weights record.
+    """
+    import warnings
+
+    repo_id, _, revision = spec.partition("@")
+    if not repo_id:
+        raise WeightsError(f"no Hugging Face checkpoint named for {name!r}: pass pretrained='org/model'")
+    path = hf_snapshot(repo_id, revision or None)
+    cfg = hf_bert_config(json.loads((path / "config.json").read_text()))
+    want = bert_cfg_reg.get(name)
+    keys = ("units", "hidden_size", "num_layers", "num_heads")
+    if any(cfg[k] != want[k] for k in keys):
+        fits = _config_name(cfg)
+        raise WeightsError(
+            f"{repo_id} is a BERT with {', '.join(f'{k}={cfg[k]}' for k in keys)}, not {name}"
+            + (f"; load it as {fits!r}" if fits else "; no zoo config has these sizes"))
+    try:
+        model, tokenizer = from_huggingface(path, name=name, head=head, **kwargs)
+    except WeightsError as err:
+        if head is None or "lacks weights" not in str(err):
+            raise
+        bare, tokenizer = from_huggingface(path, name=name)
+        model = _HEADS[head](bare.cfg, **kwargs)
+        model.backbone.load_state_dict(bare.state_dict())
+        model.metadata.update({k: v for k, v in bare.metadata.items() if k not in model.metadata or k == "name"})
+        new = sorted({k.split(".")[0] for k in model.state_dict() if not k.startswith("backbone.")})
+        warnings.warn(f"{repo_id} has no {head!r} head: loaded the encoder, {', '.join(new)} newly initialised",
+                      stacklevel=3)
+    model.tokenizer = tokenizer
+    model.train()
+    info = {"name": repo_id, "revision": path.name, "path": str(path)}
+    return model, info
+
+
+def huggingface_catalog(name: str) -> list[dict[str, Any]]:
+    """The default Hugging Face checkpoint of ``name`` (no accuracy is published with it)."""
+    repo_id = HF_DEFAULTS.get(name.lower())
+    return [{"pretrained": repo_id, "default": True, "dataset": "", "metrics": {}, "source": repo_id}] if repo_id else []
+
+
+for _name in bert_cfg_reg.list():
+    register_source("huggingface", _name, load_huggingface_weights, default=HF_DEFAULTS.get(_name),
+                    catalog=huggingface_catalog)
 
 
 # ----------------------------------------------------------------------------- GluonNLP 0.x

@@ -4,6 +4,11 @@
   ResNeXt, MobileNetV2, MobileNetV3).
 * :func:`from_gluoncv` - GluonCV/MXNet ``.params`` files, parsed with numpy
   (:func:`read_params`), no MXNet needed.
+
+Importing this package also registers ``get_model(name, pretrained="torchvision")``
+for every name of :data:`TORCHVISION_NAMES` (:func:`toolkit.zoo.register_source`);
+a converter for another family (detection, segmentation) registers its names
+the same way, with a loader and a catalog of torchvision's published numbers.
 """
 from ._gluoncv import from_gluoncv, gluoncv_state
 from ._torchvision import TORCHVISION_NAMES, from_torchvision

@@ -20,10 +20,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from ...zoo import WeightsError, get_model
+from ...zoo import WeightsError, get_model, register_source
 from ._common import assign_state, to_tensor
 
-__all__ = ["TORCHVISION_NAMES", "from_torchvision"]
+__all__ = ["TORCHVISION_NAMES", "from_torchvision", "load_torchvision_weights", "torchvision_catalog"]
 
 #: zoo name -> (torchvision builder name, {torchvision classifier key prefix: our prefix})
 TORCHVISION_NAMES: dict[str, tuple[str, dict[str, str]]] = {
@@ -93,6 +93,23 @@ def _kind(key: str) -> str:
     return key.rpartition(".")[2]
 
 
+def _builder_kwargs(theirs: dict[str, torch.Tensor], arch: str, head_map: dict[str, str],
+                    body: list[tuple[str, torch.Tensor]]) -> dict[str, Any]:
+    """Builder arguments read from a torchvision checkpoint (classes, input channels, MobileNetV3's head)."""
+    inferred: dict[str, Any] = {}
+    last_prefix = next(p for p, ours in head_map.items() if ours in ("fc", "output"))
+    if f"{last_prefix}.weight" in theirs:
+        inferred["classes"] = int(theirs[f"{last_prefix}.weight"].shape[0])
+    first_conv = next((v for _, v in body if v.dim() == 4), None)
+    if first_conv is not None:
+        inferred["in_channels"] = int(first_conv.shape[1])
+    if arch.startswith("mobilenet_v3"):
+        if "classifier.0.weight" in theirs:
+            inferred["last_channels"] = int(theirs["classifier.0.weight"].shape[0])
+        inferred["norm_layer"] = functools.partial(nn.BatchNorm2d, eps=0.001, momentum=0.01)
+    return inferred
+
+
 def from_torchvision(state_dict: Any, name: str, **kwargs: Any) -> nn.Module:
     """Build zoo model ``name`` with the weights of a torchvision classifier.
 
@@ -130,17 +147,7 @@ def from_torchvision(state_dict: Any, name: str, **kwargs: Any) -> nn.Module:
     head = {k: v for k, v in theirs.items() if any(k.startswith(p + ".") for p in head_map)}
     body = [(k, v) for k, v in theirs.items() if k not in head]
 
-    inferred: dict[str, Any] = {}
-    last_prefix = next(p for p, ours in head_map.items() if ours in ("fc", "output"))
-    if f"{last_prefix}.weight" in theirs:
-        inferred["classes"] = int(theirs[f"{last_prefix}.weight"].shape[0])
-    first_conv = next((v for _, v in body if v.dim() == 4), None)
-    if first_conv is not None:
-        inferred["in_channels"] = int(first_conv.shape[1])
-    if arch.startswith("mobilenet_v3"):
-        if "classifier.0.weight" in theirs:
-            inferred["last_channels"] = int(theirs["classifier.0.weight"].shape[0])
-        inferred["norm_layer"] = functools.partial(nn.BatchNorm2d, eps=0.001, momentum=0.01)
+    inferred = _builder_kwargs(theirs, arch, head_map, body)
     model = get_model(key, **{**inferred, **kwargs})
 
     ours_head = {ours for ours in head_map.values()}
@@ -163,3 +170,108 @@ def from_torchvision(state_dict: Any, name: str, **kwargs: Any) -> nn.Module:
         prefix = next(p for p in head_map if tk.startswith(p + "."))
         state[head_map[prefix] + tk[len(prefix):]] = tv
     return assign_state(model, state, source)
+
+
+# ----------------------------------------------------------------------------- pretrained="torchvision"
+def _torchvision_weights(arch: str, spec: str):
+    import torchvision
+
+    enum = torchvision.models.get_model_weights(arch)
+    if spec in ("", "DEFAULT"):
+        return enum.DEFAULT
+    try:
+        return enum[spec]
+    except KeyError:
+        raise WeightsError(f"torchvision publishes no weights {spec!r} for {arch}; "
+                           f"choose from {', '.join(enum.__members__)}") from None
+
+
+def _check_outputs(model: nn.Module, state: dict[str, torch.Tensor], arch: str) -> None:
+    """The converted model's eval logits equal torchvision's own model with the same state dict."""
+    import torchvision
+
+    x = torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    was_training = model.training
+    with torch.no_grad():
+        got = model.eval()(x)
+        reference = getattr(torchvision.models, arch)(weights=None, num_classes=got.shape[1])
+        reference.load_state_dict(state)
+        want = reference.eval()(x)
+    model.train(was_training)
+    err = (got - want).abs().max().item()
+    if err > 1e-3 * max(1.0, want.abs().max().item()):
+        raise WeightsError(f"converted torchvision {arch} weights disagree with torchvision by {err:.3g}")
+
+
+def load_torchvision_weights(name: str, spec: str = "", **kwargs: Any) -> tuple[nn.Module, dict[str, Any]]:
+    """Zoo model ``name`` with torchvision's published weights ``spec`` (default: torchvision's ``DEFAULT``).
+
+    The checkpoint comes through torchvision's own weights API and cache
+    (``$TORCH_HOME/hub/checkpoints``; torchvision downloads it there when
+    missing and checks its hash prefix). It is converted with
+    :func:`from_torchvision` and checked output for output against
+    torchvision's model. This is the loader behind
+    ``get_model(name, pretrained="torchvision")`` and ``"torchvision:IMAGENET1K_V2"``.
+
+    Returns
+    -------
+    (torch.nn.Module, dict)
+        The model in training mode (as ``get_model`` returns), and what the
+        zoo records as ``metadata["weights"]``: torchvision's weights name,
+        URL and published metrics (``weights.meta["_metrics"]``, numbers of
+        torchvision, not measured here).
+    """
+    key = name.lower()
+    if key not in TORCHVISION_NAMES:
+        raise WeightsError(f"torchvision publishes no weights for {name!r}")
+    arch, _ = TORCHVISION_NAMES[key]
+    weights = _torchvision_weights(arch, spec)
+    try:
+        state = weights.get_state_dict(progress=False, check_hash=True)
+    except Exception as err:  # urllib/OSError offline, or a corrupt cached file
+        from torch.hub import get_dir
+
+        raise WeightsError(f"cannot load torchvision weights {weights} (cache {get_dir()}/checkpoints, "
+                           f"set by $TORCH_HOME): {err}") from err
+    model = from_torchvision(state, key, **kwargs)
+    _check_outputs(model, dict(state), arch)
+    model.train()
+    preset = weights.transforms()
+    crop, resize = int(preset.crop_size[0]), int(preset.resize_size[0])
+    categories = list(weights.meta.get("categories") or [])
+    metadata = {
+        "dataset": "imagenet", "input_shape": [3, crop, crop], "classes": categories, "num_classes": len(categories),
+        "preprocessing": {"type": "image", "layout": "NCHW", "color": "RGB", "resize": resize, "crop": [crop, crop],
+                          "interpolation": preset.interpolation.value, "scale": 255.0,
+                          "mean": [float(m) for m in preset.mean], "std": [float(v) for v in preset.std]},
+    }
+    model.metadata.update(metadata)
+    # What a model with another classifier needs to hold the same body (fine-tuning).
+    theirs = _in_torchvision_order(_load_state(dict(state)), arch)
+    head_map = TORCHVISION_NAMES[key][1]
+    body = [(k, v) for k, v in theirs.items() if not any(k.startswith(p + ".") for p in head_map)]
+    inferred = {**_builder_kwargs(theirs, arch, head_map, body), **kwargs}
+    inferred.pop("classes", None)
+    info = {"name": str(weights), "url": weights.url, "metrics": weights.meta.get("_metrics", {}),
+            "metadata": metadata, "kwargs": inferred}
+    return model, info
+
+
+def torchvision_catalog(name: str) -> list[dict[str, Any]]:
+    """torchvision's published weights for zoo ``name`` with the numbers torchvision publishes
+    (``weights.meta["_metrics"]``, in the torchvision package: no download)."""
+    import torchvision
+
+    arch, _ = TORCHVISION_NAMES[name.lower()]
+    enum = torchvision.models.get_model_weights(arch)
+    rows = []
+    for member in enum:
+        for dataset, metrics in member.meta.get("_metrics", {}).items():
+            rows.append({"pretrained": f"torchvision:{member.name}", "default": member is enum.DEFAULT,
+                         "dataset": dataset, "metrics": {"top1": metrics.get("acc@1"), "top5": metrics.get("acc@5")},
+                         "num_params": member.meta.get("num_params"), "source": str(member)})
+    return rows
+
+
+for _name in TORCHVISION_NAMES:
+    register_source("torchvision", _name, load_torchvision_weights, catalog=torchvision_catalog)

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ...zoo import register_model
+from ...zoo import ModelFamily, Weights
 from .._blocks import (
     CIFAR10_CLASSES,
     ImageClassifier,
@@ -166,41 +166,55 @@ def _cifar_resnet(version: int, depth: int, **kwargs: Any) -> _CIFARNet:
     return cls([n] * 3, [16, 16, 32, 64], **kwargs)
 
 
-_V1 = {"family": "cifar_resnet_v1", "paper": "https://arxiv.org/abs/1512.03385"}
-_V2 = {"family": "cifar_resnet_v2", "paper": "https://arxiv.org/abs/1603.05027"}
+_FASHION_MNIST = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+_V1 = ModelFamily(
+    task="classification",
+    metadata={"family": "cifar_resnet_v1", "paper": "https://arxiv.org/abs/1512.03385"},
+    # Numbers and metadata as written by the run in model_zoo_logs/<log>/ (tests compare them).
+    weights={"cifar_resnet20_v1": [Weights(
+        sha256="14b14c4191a4b838a47fa67b9f54a8ec6dbd4b50ab5f52d64045cef960188519",
+        metrics={"top1": 94.58, "top5": 99.98},
+        log="classification/cifar_resnet20_v1-fashion-mnist",
+        kwargs={"classes": 10, "in_channels": 1},
+        metadata={"dataset": "fashion-mnist", "input_shape": [1, 28, 28], "classes": _FASHION_MNIST,
+                  "preprocessing": {"type": "image", "layout": "NCHW", "color": "L", "resize": 0, "crop": [28, 28],
+                                    "interpolation": "bilinear", "scale": 255.0, "mean": [0.286], "std": [0.353]}},
+    )]},
+)
+_V2 = ModelFamily(task="classification", metadata={"family": "cifar_resnet_v2", "paper": "https://arxiv.org/abs/1603.05027"})
 
 
-@register_model(task="classification", metadata=_V1)
+@_V1.register
 def cifar_resnet20_v1(**kwargs: Any) -> CIFARResNetV1:
     """CIFAR ResNet-20 v1. Keyword arguments go to :class:`CIFARResNetV1`."""
     return _cifar_resnet(1, 20, **kwargs)
 
 
-@register_model(task="classification", metadata=_V1)
+@_V1.register
 def cifar_resnet56_v1(**kwargs: Any) -> CIFARResNetV1:
     """CIFAR ResNet-56 v1."""
     return _cifar_resnet(1, 56, **kwargs)
 
 
-@register_model(task="classification", metadata=_V1)
+@_V1.register
 def cifar_resnet110_v1(**kwargs: Any) -> CIFARResNetV1:
     """CIFAR ResNet-110 v1."""
     return _cifar_resnet(1, 110, **kwargs)
 
 
-@register_model(task="classification", metadata=_V2)
+@_V2.register
 def cifar_resnet20_v2(**kwargs: Any) -> CIFARResNetV2:
     """CIFAR ResNet-20 v2. Keyword arguments go to :class:`CIFARResNetV2`."""
     return _cifar_resnet(2, 20, **kwargs)
 
 
-@register_model(task="classification", metadata=_V2)
+@_V2.register
 def cifar_resnet56_v2(**kwargs: Any) -> CIFARResNetV2:
     """CIFAR ResNet-56 v2."""
     return _cifar_resnet(2, 56, **kwargs)
 
 
-@register_model(task="classification", metadata=_V2)
+@_V2.register
 def cifar_resnet110_v2(**kwargs: Any) -> CIFARResNetV2:
     """CIFAR ResNet-110 v2."""
     return _cifar_resnet(2, 110, **kwargs)

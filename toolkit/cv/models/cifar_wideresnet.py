@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ...zoo import register_model
+from ...zoo import ModelFamily
 from .._blocks import (
     CIFAR10_CLASSES,
     ImageClassifier,
@@ -114,22 +114,22 @@ def _wide_resnet(depth: int, width: int, **kwargs: Any) -> CIFARWideResNet:
     return CIFARWideResNet([n] * 3, [16, 16 * width, 32 * width, 64 * width], **kwargs)
 
 
-_META = {"family": "cifar_wideresnet", "paper": "https://arxiv.org/abs/1605.07146"}
+_META = ModelFamily(task="classification", metadata={"family": "cifar_wideresnet", "paper": "https://arxiv.org/abs/1605.07146"})
 
 
-@register_model(task="classification", metadata=_META)
+@_META.register
 def cifar_wideresnet16_10(**kwargs: Any) -> CIFARWideResNet:
     """WRN-16-10 for CIFAR. Keyword arguments go to :class:`CIFARWideResNet` (``dropout`` ...)."""
     return _wide_resnet(16, 10, **kwargs)
 
 
-@register_model(task="classification", metadata=_META)
+@_META.register
 def cifar_wideresnet28_10(**kwargs: Any) -> CIFARWideResNet:
     """WRN-28-10 for CIFAR."""
     return _wide_resnet(28, 10, **kwargs)
 
 
-@register_model(task="classification", metadata=_META)
+@_META.register
 def cifar_wideresnet40_8(**kwargs: Any) -> CIFARWideResNet:
     """WRN-40-8 for CIFAR."""
     return _wide_resnet(40, 8, **kwargs)

@@ -24,7 +24,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ...zoo import register_model
+from ...zoo import ModelFamily
 from .._blocks import (
     ImageClassifier,
     NormLayer,
@@ -135,53 +135,53 @@ class MobileNetV2(ImageClassifier):
         return self.output(x)
 
 
-_V1 = {"family": "mobilenet", "paper": "https://arxiv.org/abs/1704.04861"}
-_V2 = {"family": "mobilenetv2", "paper": "https://arxiv.org/abs/1801.04381"}
+_V1 = ModelFamily(task="classification", metadata={"family": "mobilenet", "paper": "https://arxiv.org/abs/1704.04861"})
+_V2 = ModelFamily(task="classification", metadata={"family": "mobilenetv2", "paper": "https://arxiv.org/abs/1801.04381"})
 
 
-@register_model(name="mobilenet1.0", task="classification", metadata=_V1)
+@_V1.register(name="mobilenet1.0")
 def mobilenet1_0(**kwargs: Any) -> MobileNet:
     """MobileNet v1, width 1.0. Keyword arguments go to :class:`MobileNet`."""
     return MobileNet(1.0, **kwargs)
 
 
-@register_model(name="mobilenet0.75", task="classification", metadata=_V1)
+@_V1.register(name="mobilenet0.75")
 def mobilenet0_75(**kwargs: Any) -> MobileNet:
     """MobileNet v1, width 0.75."""
     return MobileNet(0.75, **kwargs)
 
 
-@register_model(name="mobilenet0.5", task="classification", metadata=_V1)
+@_V1.register(name="mobilenet0.5")
 def mobilenet0_5(**kwargs: Any) -> MobileNet:
     """MobileNet v1, width 0.5."""
     return MobileNet(0.5, **kwargs)
 
 
-@register_model(name="mobilenet0.25", task="classification", metadata=_V1)
+@_V1.register(name="mobilenet0.25")
 def mobilenet0_25(**kwargs: Any) -> MobileNet:
     """MobileNet v1, width 0.25."""
     return MobileNet(0.25, **kwargs)
 
 
-@register_model(name="mobilenetv2_1.0", task="classification", metadata=_V2)
+@_V2.register(name="mobilenetv2_1.0")
 def mobilenet_v2_1_0(**kwargs: Any) -> MobileNetV2:
     """MobileNet v2, width 1.0 (torchvision's ``mobilenet_v2``). Keyword arguments go to :class:`MobileNetV2`."""
     return MobileNetV2(1.0, **kwargs)
 
 
-@register_model(name="mobilenetv2_0.75", task="classification", metadata=_V2)
+@_V2.register(name="mobilenetv2_0.75")
 def mobilenet_v2_0_75(**kwargs: Any) -> MobileNetV2:
     """MobileNet v2, width 0.75."""
     return MobileNetV2(0.75, **kwargs)
 
 
-@register_model(name="mobilenetv2_0.5", task="classification", metadata=_V2)
+@_V2.register(name="mobilenetv2_0.5")
 def mobilenet_v2_0_5(**kwargs: Any) -> MobileNetV2:
     """MobileNet v2, width 0.5."""
     return MobileNetV2(0.5, **kwargs)
 
 
-@register_model(name="mobilenetv2_0.25", task="classification", metadata=_V2)
+@_V2.register(name="mobilenetv2_0.25")
 def mobilenet_v2_0_25(**kwargs: Any) -> MobileNetV2:
     """MobileNet v2, width 0.25."""
     return MobileNetV2(0.25, **kwargs)

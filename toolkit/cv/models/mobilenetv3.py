@@ -32,7 +32,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ...zoo import register_model
+from ...zoo import ModelFamily
 from .._blocks import (
     ImageClassifier,
     NormLayer,
@@ -191,17 +191,17 @@ class MobileNetV3(ImageClassifier):
         return self.output(self.head(self.features(data)))
 
 
-_META = {"family": "mobilenetv3", "paper": "https://arxiv.org/abs/1905.02244"}
+_META = ModelFamily(task="classification", metadata={"family": "mobilenetv3", "paper": "https://arxiv.org/abs/1905.02244"})
 
 
-@register_model(task="classification", metadata=_META)
+@_META.register
 def mobilenetv3_large(**kwargs: Any) -> MobileNetV3:
     """MobileNetV3-Large. Keyword arguments go to :class:`MobileNetV3` (``multiplier``, ``dropout`` ...)."""
     kwargs.setdefault("last_channels", 1280)
     return MobileNetV3(LARGE_CONFIG, 960, **kwargs)
 
 
-@register_model(task="classification", metadata=_META)
+@_META.register
 def mobilenetv3_small(**kwargs: Any) -> MobileNetV3:
     """MobileNetV3-Small (head width 1024 as in the paper; GluonCV used 1280)."""
     kwargs.setdefault("last_channels", 1024)

@@ -28,7 +28,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ...zoo import register_model
+from ...zoo import ModelFamily
 from .._blocks import (
     ImageClassifier,
     NormLayer,
@@ -358,127 +358,127 @@ def _resnet(version: int, depth: int, use_se: bool = False, **kwargs: Any) -> Im
     return cls(_BLOCKS[version][kind], layers, channels, use_se=use_se, **kwargs)
 
 
-_V1 = {"family": "resnet_v1", "paper": "https://arxiv.org/abs/1512.03385"}
-_V2 = {"family": "resnet_v2", "paper": "https://arxiv.org/abs/1603.05027"}
-_SE1 = {"family": "se_resnet_v1", "paper": "https://arxiv.org/abs/1709.01507"}
-_SE2 = {"family": "se_resnet_v2", "paper": "https://arxiv.org/abs/1709.01507"}
+_V1 = ModelFamily(task="classification", metadata={"family": "resnet_v1", "paper": "https://arxiv.org/abs/1512.03385"})
+_V2 = ModelFamily(task="classification", metadata={"family": "resnet_v2", "paper": "https://arxiv.org/abs/1603.05027"})
+_SE1 = ModelFamily(task="classification", metadata={"family": "se_resnet_v1", "paper": "https://arxiv.org/abs/1709.01507"})
+_SE2 = ModelFamily(task="classification", metadata={"family": "se_resnet_v2", "paper": "https://arxiv.org/abs/1709.01507"})
 
 
-@register_model(task="classification", metadata=_V1)
+@_V1.register
 def resnet18_v1(**kwargs: Any) -> ResNetV1:
     """ResNet-18 v1. Keyword arguments go to :class:`ResNetV1` (``classes``, ``in_channels``, ``norm_layer`` ...)."""
     return _resnet(1, 18, **kwargs)
 
 
-@register_model(task="classification", metadata=_V1)
+@_V1.register
 def resnet34_v1(**kwargs: Any) -> ResNetV1:
     """ResNet-34 v1."""
     return _resnet(1, 34, **kwargs)
 
 
-@register_model(task="classification", metadata=_V1)
+@_V1.register
 def resnet50_v1(**kwargs: Any) -> ResNetV1:
     """ResNet-50 v1 (stride on the bottleneck's first 1x1 convolution)."""
     return _resnet(1, 50, **kwargs)
 
 
-@register_model(task="classification", metadata=_V1)
+@_V1.register
 def resnet101_v1(**kwargs: Any) -> ResNetV1:
     """ResNet-101 v1."""
     return _resnet(1, 101, **kwargs)
 
 
-@register_model(task="classification", metadata=_V1)
+@_V1.register
 def resnet152_v1(**kwargs: Any) -> ResNetV1:
     """ResNet-152 v1."""
     return _resnet(1, 152, **kwargs)
 
 
-@register_model(task="classification", metadata=_V2)
+@_V2.register
 def resnet18_v2(**kwargs: Any) -> ResNetV2:
     """ResNet-18 v2 (pre-activation). Keyword arguments go to :class:`ResNetV2`."""
     return _resnet(2, 18, **kwargs)
 
 
-@register_model(task="classification", metadata=_V2)
+@_V2.register
 def resnet34_v2(**kwargs: Any) -> ResNetV2:
     """ResNet-34 v2."""
     return _resnet(2, 34, **kwargs)
 
 
-@register_model(task="classification", metadata=_V2)
+@_V2.register
 def resnet50_v2(**kwargs: Any) -> ResNetV2:
     """ResNet-50 v2."""
     return _resnet(2, 50, **kwargs)
 
 
-@register_model(task="classification", metadata=_V2)
+@_V2.register
 def resnet101_v2(**kwargs: Any) -> ResNetV2:
     """ResNet-101 v2."""
     return _resnet(2, 101, **kwargs)
 
 
-@register_model(task="classification", metadata=_V2)
+@_V2.register
 def resnet152_v2(**kwargs: Any) -> ResNetV2:
     """ResNet-152 v2."""
     return _resnet(2, 152, **kwargs)
 
 
-@register_model(task="classification", metadata=_SE1)
+@_SE1.register
 def se_resnet18_v1(**kwargs: Any) -> ResNetV1:
     """SE-ResNet-18 v1."""
     return _resnet(1, 18, use_se=True, **kwargs)
 
 
-@register_model(task="classification", metadata=_SE1)
+@_SE1.register
 def se_resnet34_v1(**kwargs: Any) -> ResNetV1:
     """SE-ResNet-34 v1."""
     return _resnet(1, 34, use_se=True, **kwargs)
 
 
-@register_model(task="classification", metadata=_SE1)
+@_SE1.register
 def se_resnet50_v1(**kwargs: Any) -> ResNetV1:
     """SE-ResNet-50 v1."""
     return _resnet(1, 50, use_se=True, **kwargs)
 
 
-@register_model(task="classification", metadata=_SE1)
+@_SE1.register
 def se_resnet101_v1(**kwargs: Any) -> ResNetV1:
     """SE-ResNet-101 v1."""
     return _resnet(1, 101, use_se=True, **kwargs)
 
 
-@register_model(task="classification", metadata=_SE1)
+@_SE1.register
 def se_resnet152_v1(**kwargs: Any) -> ResNetV1:
     """SE-ResNet-152 v1."""
     return _resnet(1, 152, use_se=True, **kwargs)
 
 
-@register_model(task="classification", metadata=_SE2)
+@_SE2.register
 def se_resnet18_v2(**kwargs: Any) -> ResNetV2:
     """SE-ResNet-18 v2."""
     return _resnet(2, 18, use_se=True, **kwargs)
 
 
-@register_model(task="classification", metadata=_SE2)
+@_SE2.register
 def se_resnet34_v2(**kwargs: Any) -> ResNetV2:
     """SE-ResNet-34 v2."""
     return _resnet(2, 34, use_se=True, **kwargs)
 
 
-@register_model(task="classification", metadata=_SE2)
+@_SE2.register
 def se_resnet50_v2(**kwargs: Any) -> ResNetV2:
     """SE-ResNet-50 v2."""
     return _resnet(2, 50, use_se=True, **kwargs)
 
 
-@register_model(task="classification", metadata=_SE2)
+@_SE2.register
 def se_resnet101_v2(**kwargs: Any) -> ResNetV2:
     """SE-ResNet-101 v2."""
     return _resnet(2, 101, use_se=True, **kwargs)
 
 
-@register_model(task="classification", metadata=_SE2)
+@_SE2.register
 def se_resnet152_v2(**kwargs: Any) -> ResNetV2:
     """SE-ResNet-152 v2."""
     return _resnet(2, 152, use_se=True, **kwargs)

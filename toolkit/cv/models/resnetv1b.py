@@ -25,7 +25,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ...zoo import register_model
+from ...zoo import ModelFamily
 from .._blocks import (
     ImageClassifier,
     NormLayer,
@@ -241,107 +241,107 @@ def _resnet_v1x(depth: int, variant: str, **kwargs: Any) -> ResNetV1b:
     return ResNetV1b(block, _LAYERS[depth], **{**_VARIANTS[variant], **kwargs})
 
 
-def _meta(variant: str) -> dict[str, Any]:
-    return {"family": f"resnet_v1{variant}", "paper": "https://arxiv.org/abs/1812.01187"}
+_V1X = {v: ModelFamily(task="classification", metadata={"family": f"resnet_v1{v}", "paper": "https://arxiv.org/abs/1812.01187"})
+        for v in "bcdes"}
 
 
-@register_model(task="classification", metadata=_meta("b"))
+@_V1X["b"].register
 def resnet18_v1b(**kwargs: Any) -> ResNetV1b:
     """ResNet-18 v1b (torchvision's ResNet-18). Keyword arguments go to :class:`ResNetV1b`."""
     return _resnet_v1x(18, "b", **kwargs)
 
 
-@register_model(task="classification", metadata=_meta("b"))
+@_V1X["b"].register
 def resnet34_v1b(**kwargs: Any) -> ResNetV1b:
     """ResNet-34 v1b."""
     return _resnet_v1x(34, "b", **kwargs)
 
 
-@register_model(task="classification", metadata=_meta("b"))
+@_V1X["b"].register
 def resnet50_v1b(**kwargs: Any) -> ResNetV1b:
     """ResNet-50 v1b (stride on the 3x3 convolution)."""
     return _resnet_v1x(50, "b", **kwargs)
 
 
-@register_model(task="classification", metadata=_meta("b"))
+@_V1X["b"].register
 def resnet101_v1b(**kwargs: Any) -> ResNetV1b:
     """ResNet-101 v1b."""
     return _resnet_v1x(101, "b", **kwargs)
 
 
-@register_model(task="classification", metadata=_meta("b"))
+@_V1X["b"].register
 def resnet152_v1b(**kwargs: Any) -> ResNetV1b:
     """ResNet-152 v1b."""
     return _resnet_v1x(152, "b", **kwargs)
 
 
-@register_model(task="classification", metadata=_meta("c"))
+@_V1X["c"].register
 def resnet50_v1c(**kwargs: Any) -> ResNetV1b:
     """ResNet-50 v1c: deep stem (width 32)."""
     return _resnet_v1x(50, "c", **kwargs)
 
 
-@register_model(task="classification", metadata=_meta("c"))
+@_V1X["c"].register
 def resnet101_v1c(**kwargs: Any) -> ResNetV1b:
     """ResNet-101 v1c."""
     return _resnet_v1x(101, "c", **kwargs)
 
 
-@register_model(task="classification", metadata=_meta("c"))
+@_V1X["c"].register
 def resnet152_v1c(**kwargs: Any) -> ResNetV1b:
     """ResNet-152 v1c."""
     return _resnet_v1x(152, "c", **kwargs)
 
 
-@register_model(task="classification", metadata=_meta("d"))
+@_V1X["d"].register
 def resnet50_v1d(**kwargs: Any) -> ResNetV1b:
     """ResNet-50 v1d: deep stem (width 32) and average-pool downsampling."""
     return _resnet_v1x(50, "d", **kwargs)
 
 
-@register_model(task="classification", metadata=_meta("d"))
+@_V1X["d"].register
 def resnet101_v1d(**kwargs: Any) -> ResNetV1b:
     """ResNet-101 v1d."""
     return _resnet_v1x(101, "d", **kwargs)
 
 
-@register_model(task="classification", metadata=_meta("d"))
+@_V1X["d"].register
 def resnet152_v1d(**kwargs: Any) -> ResNetV1b:
     """ResNet-152 v1d."""
     return _resnet_v1x(152, "d", **kwargs)
 
 
-@register_model(task="classification", metadata=_meta("e"))
+@_V1X["e"].register
 def resnet50_v1e(**kwargs: Any) -> ResNetV1b:
     """ResNet-50 v1e: deep stem (width 64) and average-pool downsampling."""
     return _resnet_v1x(50, "e", **kwargs)
 
 
-@register_model(task="classification", metadata=_meta("e"))
+@_V1X["e"].register
 def resnet101_v1e(**kwargs: Any) -> ResNetV1b:
     """ResNet-101 v1e."""
     return _resnet_v1x(101, "e", **kwargs)
 
 
-@register_model(task="classification", metadata=_meta("e"))
+@_V1X["e"].register
 def resnet152_v1e(**kwargs: Any) -> ResNetV1b:
     """ResNet-152 v1e."""
     return _resnet_v1x(152, "e", **kwargs)
 
 
-@register_model(task="classification", metadata=_meta("s"))
+@_V1X["s"].register
 def resnet50_v1s(**kwargs: Any) -> ResNetV1b:
     """ResNet-50 v1s: deep stem (width 64)."""
     return _resnet_v1x(50, "s", **kwargs)
 
 
-@register_model(task="classification", metadata=_meta("s"))
+@_V1X["s"].register
 def resnet101_v1s(**kwargs: Any) -> ResNetV1b:
     """ResNet-101 v1s."""
     return _resnet_v1x(101, "s", **kwargs)
 
 
-@register_model(task="classification", metadata=_meta("s"))
+@_V1X["s"].register
 def resnet152_v1s(**kwargs: Any) -> ResNetV1b:
     """ResNet-152 v1s."""
     return _resnet_v1x(152, "s", **kwargs)
@@ -352,14 +352,14 @@ def group_norm32(channels: int) -> nn.GroupNorm:
     return nn.GroupNorm(32, channels)
 
 
-@register_model(task="classification", metadata=_meta("b"))
+@_V1X["b"].register
 def resnet50_v1b_gn(**kwargs: Any) -> ResNetV1b:
     """ResNet-50 v1b with GroupNorm (32 groups) in place of BatchNorm."""
     kwargs.setdefault("norm_layer", group_norm32)
     return _resnet_v1x(50, "b", **kwargs)
 
 
-@register_model(task="classification", metadata=_meta("b"))
+@_V1X["b"].register
 def resnet101_v1b_gn(**kwargs: Any) -> ResNetV1b:
     """ResNet-101 v1b with GroupNorm (32 groups)."""
     kwargs.setdefault("norm_layer", group_norm32)

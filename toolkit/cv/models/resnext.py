@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ...zoo import register_model
+from ...zoo import ModelFamily
 from .._blocks import (
     ImageClassifier,
     NormLayer,
@@ -165,41 +165,41 @@ class ResNeXt(ImageClassifier):
 
 
 _LAYERS = {50: [3, 4, 6, 3], 101: [3, 4, 23, 3]}
-_META = {"family": "resnext", "paper": "https://arxiv.org/abs/1611.05431"}
-_SE = {"family": "se_resnext", "paper": "https://arxiv.org/abs/1709.01507"}
+_META = ModelFamily(task="classification", metadata={"family": "resnext", "paper": "https://arxiv.org/abs/1611.05431"})
+_SE = ModelFamily(task="classification", metadata={"family": "se_resnext", "paper": "https://arxiv.org/abs/1709.01507"})
 
 
-@register_model(task="classification", metadata=_META)
+@_META.register
 def resnext50_32x4d(**kwargs: Any) -> ResNeXt:
     """ResNeXt-50 32x4d. Keyword arguments go to :class:`ResNeXt`."""
     return ResNeXt(_LAYERS[50], 32, 4, **kwargs)
 
 
-@register_model(task="classification", metadata=_META)
+@_META.register
 def resnext101_32x4d(**kwargs: Any) -> ResNeXt:
     """ResNeXt-101 32x4d."""
     return ResNeXt(_LAYERS[101], 32, 4, **kwargs)
 
 
-@register_model(task="classification", metadata=_META)
+@_META.register
 def resnext101_64x4d(**kwargs: Any) -> ResNeXt:
     """ResNeXt-101 64x4d."""
     return ResNeXt(_LAYERS[101], 64, 4, **kwargs)
 
 
-@register_model(task="classification", metadata=_SE)
+@_SE.register
 def se_resnext50_32x4d(**kwargs: Any) -> ResNeXt:
     """SE-ResNeXt-50 32x4d."""
     return ResNeXt(_LAYERS[50], 32, 4, use_se=True, **kwargs)
 
 
-@register_model(task="classification", metadata=_SE)
+@_SE.register
 def se_resnext101_32x4d(**kwargs: Any) -> ResNeXt:
     """SE-ResNeXt-101 32x4d."""
     return ResNeXt(_LAYERS[101], 32, 4, use_se=True, **kwargs)
 
 
-@register_model(task="classification", metadata=_SE)
+@_SE.register
 def se_resnext101_64x4d(**kwargs: Any) -> ResNeXt:
     """SE-ResNeXt-101 64x4d."""
     return ResNeXt(_LAYERS[101], 64, 4, use_se=True, **kwargs)

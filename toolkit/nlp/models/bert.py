@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from ...nn import HybridBlock
-from ...zoo import register_model
+from ...zoo import ModelFamily
 from ..layers import TransformerEncoderLayer, get_activation, init_bert_weights
 from .config import Config, ConfigRegistry
 
@@ -72,6 +72,14 @@ def bert_4_256_4() -> Config:
 def bert_2_128_2() -> Config:
     cfg = _base_cfg()
     cfg.update(units=128, hidden_size=512, num_layers=2, num_heads=2)
+    return cfg
+
+
+@bert_cfg_reg.register
+def bert_6_384_12() -> Config:
+    """MiniLM-L6-H384's sizes (e.g. sentence-transformers' all-MiniLM-L6-v2)."""
+    cfg = _base_cfg()
+    cfg.update(units=384, hidden_size=1536, num_layers=6, num_heads=12)
     return cfg
 
 
@@ -355,14 +363,5 @@ def build_bert(name: str, head: str | None = None, **kwargs: Any) -> HybridBlock
     return _HEADS[head](cfg, **head_kwargs)
 
 
-def _register(name: str) -> None:
-    def builder(head: str | None = None, **kwargs: Any) -> HybridBlock:
-        return build_bert(name, head=head, **kwargs)
-
-    builder.__name__ = name
-    builder.__doc__ = f"BERT {name} (see :func:`build_bert` for ``head`` and overrides)."
-    register_model(builder, task="bert")
-
-
-for _name in bert_cfg_reg.list():
-    _register(_name)
+BERT_FAMILY = ModelFamily(task="bert").register_configs(
+    build_bert, bert_cfg_reg.list(), doc="BERT {name} (see :func:`{build}` for ``head`` and overrides).")

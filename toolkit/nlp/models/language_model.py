@@ -21,7 +21,7 @@ from torch import nn
 from torch.func import functional_call
 
 from ...nn import HybridBlock
-from ...zoo import Weights, register_model
+from ...zoo import ModelFamily
 from .config import Config, ConfigRegistry
 
 __all__ = ["lm_cfg_reg", "LSTMLanguageModel", "StandardRNN", "AWDRNN", "build_language_model"]
@@ -190,29 +190,5 @@ def build_language_model(name: str, **kwargs: Any) -> LSTMLanguageModel:
     return (AWDRNN if cfg.awd else StandardRNN)(cfg)
 
 
-#: Weights trained by the reference script; each row's folder under
-#: ``model_zoo_logs/`` holds the command, config, log, metrics and the vocabulary.
-_PUBLISHED: dict[str, list[Weights]] = {
-    "standard_lstm_lm_200": [
-        Weights(
-            sha256="6f5d33cd8b88787fdacea596278e3a836fdb0dc39d60928a171f89866aff1715",
-            metrics={"perplexity": 37.54},
-            log="nlp/standard_lstm_lm_200-bible-en",
-            kwargs={"vocab_size": 8966},
-            metadata={"dataset": "English Bible (WEB), chapter-hash test split", "vocab_file": "vocab.json"},
-        )
-    ],
-}
-
-
-def _register(name: str) -> None:
-    def builder(**kwargs: Any) -> LSTMLanguageModel:
-        return build_language_model(name, **kwargs)
-
-    builder.__name__ = name
-    builder.__doc__ = f"LSTM language model {name} (see :func:`build_language_model`)."
-    register_model(builder, task="language_model", weights=_PUBLISHED.get(name, []))
-
-
-for _name in lm_cfg_reg.list():
-    _register(_name)
+LANGUAGE_MODEL_FAMILY = ModelFamily(task="language_model").register_configs(
+    build_language_model, lm_cfg_reg.list(), doc="LSTM language model {name} (see :func:`{build}`).")

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ...nn import HybridBlock
-from ...zoo import register_model
+from ...zoo import ModelFamily
 from .config import Config, ConfigRegistry
 
 __all__ = ["textcnn_cfg_reg", "TextCNN", "build_textcnn"]
@@ -103,14 +103,5 @@ def build_textcnn(name: str = "textcnn_rand", **kwargs: Any) -> TextCNN:
     return TextCNN(textcnn_cfg_reg.get(name).clone(**kwargs))
 
 
-def _register(name: str) -> None:
-    def builder(**kwargs: Any) -> TextCNN:
-        return build_textcnn(name, **kwargs)
-
-    builder.__name__ = name
-    builder.__doc__ = f"TextCNN {name} (see :func:`build_textcnn`)."
-    register_model(builder, task="text_classification")
-
-
-for _name in textcnn_cfg_reg.list():
-    _register(_name)
+TEXTCNN_FAMILY = ModelFamily(task="text_classification").register_configs(
+    build_textcnn, textcnn_cfg_reg.list(), doc="TextCNN {name} (see :func:`{build}`).")

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ...nn import HybridBlock
-from ...zoo import Weights, register_model
+from ...zoo import ModelFamily
 from ..layers import (
     SinusoidalPositionalEmbedding,
     TransformerDecoderLayer,
@@ -221,30 +221,5 @@ def build_transformer(name: str, **kwargs: Any) -> TransformerModel:
     return TransformerModel(transformer_cfg_reg.get(name).clone(**kwargs))
 
 
-#: Weights trained by the reference script; each row's folder under
-#: ``model_zoo_logs/`` holds the command, config, log, metrics and the vocabulary.
-_PUBLISHED: dict[str, list[Weights]] = {
-    "transformer_tiny": [
-        Weights(
-            sha256="4b02eac50047843dcf1516d94b2e4d8e680e6c7cde0a7f9bc3565325cefe2340",
-            metrics={"bleu": 13.43},
-            log="nlp/transformer_tiny-bible-en-es",
-            kwargs={"src_vocab_size": 8000, "tgt_vocab_size": 8000, "pad_id": 1, "bos_id": 2, "eos_id": 3, "max_length": 256},
-            metadata={"dataset": "Bible en->es (WEB -> RV1909), chapter-hash test split",
-                      "tokenizer": "tokenizer/ (SentencePiece, joint en+es)"},
-        )
-    ],
-}
-
-
-def _register(name: str) -> None:
-    def builder(**kwargs: Any) -> TransformerModel:
-        return build_transformer(name, **kwargs)
-
-    builder.__name__ = name
-    builder.__doc__ = f"Transformer {name} (see :func:`build_transformer`)."
-    register_model(builder, task="translation", weights=_PUBLISHED.get(name, []))
-
-
-for _name in transformer_cfg_reg.list():
-    _register(_name)
+TRANSFORMER_FAMILY = ModelFamily(task="translation").register_configs(
+    build_transformer, transformer_cfg_reg.list(), doc="Transformer {name} (see :func:`{build}`).")
