@@ -1,0 +1,57 @@
+"""torchvision segmentation checkpoints -> zoo models: same logits (random weights, no downloads)."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from toolkit.cv.convert import from_torchvision
+from toolkit.zoo import WeightsError
+
+tvseg = pytest.importorskip("torchvision.models.segmentation")
+
+
+def _randomize(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
+    """Random weights *and* norm statistics, so a misplaced tensor changes the output."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.copy_(torch.randn(m.num_features, generator=g) * 0.1)
+                m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)
+                m.weight.copy_(torch.rand(m.num_features, generator=g) + 0.5)
+                m.bias.copy_(torch.randn(m.num_features, generator=g) * 0.1)
+    return model.eval()
+
+
+CASES = [
+    # ResNet-50 pairs take ~20 s each on a loaded 2-core machine.
+    pytest.param("fcn_resnet50", "fcn_resnet50_voc", {"aux_loss": True}, marks=pytest.mark.slow, id="fcn_resnet50"),
+    pytest.param("deeplabv3_resnet50", "deeplabv3_resnet50", {"aux_loss": False}, marks=pytest.mark.slow,
+                 id="deeplabv3_resnet50"),
+    pytest.param("deeplabv3_mobilenet_v3_large", "deeplabv3_mobilenet_v3_large", {"aux_loss": True},
+                 id="deeplabv3_mobilenet_v3_large"),
+    pytest.param("lraspp_mobilenet_v3_large", "lraspp_mobilenet_v3_large", {}, id="lraspp_mobilenet_v3_large"),
+]
+
+
+@pytest.mark.parametrize("arch,name,extra", CASES)
+def test_from_torchvision_same_logits(arch, name, extra):
+    torch.manual_seed(0)
+    theirs = _randomize(getattr(tvseg, arch)(weights=None, weights_backbone=None, num_classes=5, **extra))
+    ours = from_torchvision(theirs.state_dict(), name).eval()
+    assert ours.nclass == 5
+    assert ours.aux == bool(extra.get("aux_loss", False))
+    x = torch.randn(1, 3, 48, 56)
+    with torch.no_grad():
+        want = theirs(x)["out"]
+        got = ours(x)
+    assert got.shape == want.shape == (1, 5, 48, 56)
+    torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
+    if "resnet" in arch:
+        assert ours.metadata["backbone"].endswith("_v1b")  # torchvision's ResNet is v1b
+
+
+def test_from_torchvision_segmentation_rejects_other_checkpoint():
+    theirs = tvseg.lraspp_mobilenet_v3_large(weights=None, weights_backbone=None, num_classes=3)
+    with pytest.raises(WeightsError, match="not a torchvision fcn_resnet50 checkpoint"):
+        from_torchvision(theirs.state_dict(), "fcn_resnet50")
