@@ -4,5 +4,6 @@
 them from here (as GluonCV users import ``gluoncv.utils.metrics``).
 """
 from .classification import TopKAccuracy, topk_accuracy, topk_correct
+from .segmentation import SegmentationMetric
 
-__all__ = ["TopKAccuracy", "topk_accuracy", "topk_correct"]
+__all__ = ["SegmentationMetric", "TopKAccuracy", "topk_accuracy", "topk_correct"]
