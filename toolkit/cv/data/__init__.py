@@ -8,8 +8,12 @@ from ._base import DatasetFormatError, MissingDatasetError
 from .cifar import CIFAR10, CIFAR100
 from .folder import ImageDecodeError, ImageFolderDataset, ImageNet, read_image
 from .mnist import MNIST, FashionMNIST, read_idx
+from .segmentation import (ADE20KSegmentation, CitySegmentation, COCOSegmentation, FashionScenesSegmentation,  # noqa: E501
+                           VOCAugSegmentation, VOCSegmentation)
 
 __all__ = [
     "MNIST", "FashionMNIST", "CIFAR10", "CIFAR100", "ImageNet", "ImageFolderDataset",
     "DatasetFormatError", "ImageDecodeError", "MissingDatasetError", "read_idx", "read_image",
+    "VOCSegmentation", "VOCAugSegmentation", "ADE20KSegmentation", "CitySegmentation", "COCOSegmentation",
+    "FashionScenesSegmentation",
 ]
