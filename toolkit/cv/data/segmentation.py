@@ -401,7 +401,7 @@ class COCOSegmentation(SegmentationDataset):
         else:
             cat_list, default_names = tuple(int(c) for c in cat_list), None
         unknown = [c for c in cat_list[1:] if c not in cats]
-        if unknown:
+        if unknown and default_names is None:  # GluonCV's list on a COCO subset: absent classes stay empty
             raise DatasetFormatError(f"{root / ann} has no categories {unknown[:10]}")
         self.cat_list = tuple(cat_list)
         names = classes or default_names or ("background", *(cats[c] for c in self.cat_list[1:]))

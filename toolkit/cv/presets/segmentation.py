@@ -39,6 +39,13 @@ def _size(flat_inputs: list[Any]) -> tuple[int, int]:
     return tuple(v2.query_size(flat_inputs))  # type: ignore[return-value]
 
 
+def _resize(t: v2.Transform, inpt: Any, size: list[int]) -> Any:
+    # Masks: "nearest-exact" samples pixel centres as the bilinear image resize does (plain "nearest",
+    # v2's default for masks, is shifted by half a pixel, which misaligns masks by one pixel when shrinking).
+    mode = v2.InterpolationMode.NEAREST_EXACT if isinstance(inpt, tv_tensors.Mask) else v2.InterpolationMode.BILINEAR
+    return t._call_kernel(TF.resize, inpt, size=size, interpolation=mode, antialias=True)
+
+
 class RandomScaleLongSide(v2.Transform):
     """Resize so the long side is a random integer in ``[low, high]``, keeping the aspect ratio (GluonCV's rounding)."""
 
@@ -58,8 +65,7 @@ class RandomScaleLongSide(v2.Transform):
         return {"size": [max(oh, 1), max(ow, 1)]}
 
     def transform(self, inpt: Any, params: dict[str, Any]) -> Any:
-        return self._call_kernel(TF.resize, inpt, size=params["size"], interpolation=v2.InterpolationMode.BILINEAR,
-                                 antialias=True)
+        return _resize(self, inpt, params["size"])
 
 
 class ResizeShortSide(v2.Transform):
@@ -76,8 +82,7 @@ class ResizeShortSide(v2.Transform):
         return {"size": [int(1.0 * h * self.size / w), self.size]}
 
     def transform(self, inpt: Any, params: dict[str, Any]) -> Any:
-        return self._call_kernel(TF.resize, inpt, size=params["size"], interpolation=v2.InterpolationMode.BILINEAR,
-                                 antialias=True)
+        return _resize(self, inpt, params["size"])
 
 
 class PadBottomRight(v2.Transform):

@@ -69,6 +69,14 @@ def dilated_resnet(backbone: str, norm_layer: NormLayer | None = None, **kwargs:
         extra.pop("pretrained", None)
         net = _resnet_v1x(int(small.group(1)), small.group(2), dilated=True, **extra)
     else:
+        from ....zoo import get_entry
+
+        family = str(get_entry(backbone).metadata.get("family", ""))
+        if not family.startswith("resnet_v1") or family == "resnet_v1":
+            raise ValueError(
+                f"backbone {backbone!r} ({family or 'unknown family'}) cannot be dilated; FCN/PSPNet/DeepLabV3 take "
+                "a ResNet v1b-family backbone (resnet18_v1s, resnet50_v1s, resnet101_v1b ...)"
+            )
         net = get_model(backbone, dilated=True, **extra)
     if not isinstance(net, ResNetV1b):
         raise ValueError(
