@@ -416,3 +416,21 @@ def test_palettes_and_overlay(tmp_path):
         get_color_pallete(mask, "mars")
     plot_mask(torch.from_numpy(image).permute(2, 0, 1), mask, tmp_path / "o.png", classes=["bg", "thing"])
     assert (tmp_path / "o.png").stat().st_size > 0
+
+
+def test_scenes_segmentation_agrees_with_detection_view(tmp_path):
+    """The real builder's set: the class mask is background 0 and label + 1 on each instance's visible pixels."""
+    from toolkit.cv.data import FashionScenes, build_fashion_scenes
+
+    folder = build_fashion_scenes(tmp_path / "fashion_scenes", num_train=4, num_val=3, image_size=48, seed=1)
+    seg = FashionScenesSegmentation("val", root=folder)
+    det = FashionScenes("val", root=folder, with_masks=True)
+    assert len(seg) == len(det) == 3 and seg.num_class == 11
+    for i in range(len(seg)):
+        image, mask = seg[i]
+        dimg, target = det[i]
+        assert torch.equal(image, dimg)
+        want = torch.zeros(mask.shape, dtype=torch.int64)
+        for m, label in zip(target["masks"], target["labels"]):
+            want = torch.where((want == 0) & m.bool(), int(label) + 1, want)
+        assert torch.equal(mask.as_subclass(torch.Tensor), want)

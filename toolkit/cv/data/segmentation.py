@@ -473,13 +473,14 @@ class FashionScenesSegmentation(COCOSegmentation):
 
     def __init__(self, split: str = "train", root: str | os.PathLike | None = None,
                  transform: Callable | None = None, **build_kwargs: Any) -> None:
-        folder = Path(root).expanduser() if root is not None else data_root() / "fashion_scenes"
+        from .scenes import SCENES_CLASSES, build_fashion_scenes, scenes_root
+
+        if split not in ("train", "val"):
+            raise ValueError(f"split must be 'train' or 'val', got {split!r}")
+        folder = scenes_root(root)
+        # Same rule as the detection view (FashionScenes): build when asked to or when nothing is there.
         if build_kwargs or not (folder / "annotations" / f"instances_{split}.json").is_file():
-            try:
-                from . import build_fashion_scenes  # the detection work's builder
-            except ImportError as err:
-                raise MissingDatasetError(
-                    "fashion-scenes", folder, {f"annotations/instances_{split}.json": "COCO instances", split: "images"},
-                    "build it with toolkit.cv.data.build_fashion_scenes()") from err
             build_fashion_scenes(folder, **build_kwargs)
         super().__init__(folder, split, year="", cat_list="all", transform=transform)
+        if self.classes[1:] != tuple(SCENES_CLASSES):
+            raise DatasetFormatError(f"{folder}: categories {self.classes[1:]} are not the Fashion-MNIST classes")
