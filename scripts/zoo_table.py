@@ -38,7 +38,8 @@ REQUIRED = ("command.txt", "config.json", "log.jsonl", "metrics.json", "weights.
 NON_METRICS = {"model", "dataset", "hardware", "wall_time_s", "num_params", "sha256", "weights", "epochs",
                "kwargs", "samples", "steps", "notes"}
 # Preferred column order of known metrics; other numeric keys follow alphabetically.
-METRIC_ORDER = ["top1", "top5", "bleu", "sacrebleu", "ppl", "em", "f1", "accuracy", "mcc", "loss"]
+METRIC_ORDER = ["top1", "top5", "pixAcc", "mIoU", "ss_pixAcc", "ss_mIoU", "ms_pixAcc", "ms_mIoU", "bleu", "sacrebleu",
+                "ppl", "em", "f1", "accuracy", "mcc", "loss"]
 WEIGHTS_COMMIT_LIMIT = 3 * 1024 * 1024  # bytes; larger weight files are published by sha256 only
 TABLE_MD = "MODEL_ZOO.md"
 TABLE_CSV = "MODEL_ZOO.csv"
