@@ -112,3 +112,18 @@ def test_tutorial_runs_tiny(tmp_path):
     assert png.startswith(b"\x89PNG") and len(png) > 5_000
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert 0.0 <= result["mIoU"] <= 100.0 and 0.0 <= result["pixAcc"] <= 100.0
+
+
+@pytest.mark.slow
+def test_torchrun_two_processes(scenes, tmp_path):
+    """DDP on CPU (gloo): 2 processes train, rank 0 writes the outputs once."""
+    env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE", "OMP_NUM_THREADS": "1",
+           "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    args = _args(scenes, tmp_path / "ddp", "--epochs", "1", "--batch-size", "2")
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                           str(TRAIN), *args], env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    metrics = json.loads((tmp_path / "ddp" / "metrics.json").read_text())
+    assert "x2 processes" in metrics["hardware"]
+    config = json.loads((tmp_path / "ddp" / "config.json").read_text())
+    assert config["world_size"] == 2 and config["steps_per_epoch"] == 2  # 8 images / (2 processes x 2)
