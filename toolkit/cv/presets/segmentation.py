@@ -104,6 +104,15 @@ class PadBottomRight(v2.Transform):
         return self._call_kernel(TF.pad, inpt, padding=params["padding"], fill=fill, padding_mode="constant")
 
 
+def _as_tensor(x: Any) -> torch.Tensor:
+    """A tensor from a tensor, a PIL image ((C,) H, W) or an array."""
+    if isinstance(x, torch.Tensor):
+        return x
+    if hasattr(x, "mode") and hasattr(x, "size"):  # PIL image
+        return TF.pil_to_tensor(x)
+    return torch.as_tensor(x)
+
+
 class SegmentationPreset:
     """``(image, mask) -> (normalised float image, int64 target with -1 ignored)`` around a joint v2 pipeline.
 
@@ -120,13 +129,9 @@ class SegmentationPreset:
                                   v2.Normalize(list(mean), list(std))])
 
     def __call__(self, image: Any, mask: Any) -> tuple[torch.Tensor, torch.Tensor]:
-        if not isinstance(image, tv_tensors.Image):
-            image = tv_tensors.Image(TF.pil_to_tensor(image) if not isinstance(image, torch.Tensor) else image)
-        if not isinstance(mask, tv_tensors.Mask):
-            mask = tv_tensors.Mask(torch.as_tensor(mask if isinstance(mask, torch.Tensor) else TF.pil_to_tensor(mask)
-                                                   if hasattr(mask, "mode") else torch.as_tensor(mask)))
-        if mask.dim() == 3 and mask.shape[0] == 1:
-            mask = tv_tensors.Mask(mask[0])
+        image = tv_tensors.Image(_as_tensor(image))
+        mask = _as_tensor(mask)
+        mask = tv_tensors.Mask(mask[0] if mask.dim() == 3 and mask.shape[0] == 1 else mask)
         if tuple(image.shape[-2:]) != tuple(mask.shape[-2:]):
             raise ValueError(f"mask of size {tuple(mask.shape[-2:])} (H, W) does not match its image of size "
                              f"{tuple(image.shape[-2:])}")

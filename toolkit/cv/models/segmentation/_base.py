@@ -179,5 +179,5 @@ class ResNetSegModel(SegBaseModel):
 
 def _out_channels(stage: nn.Sequential) -> int:
     last = stage[-1]
-    norm = getattr(last, "bn3", None) or getattr(last, "bn2")
+    norm = last.bn3 if hasattr(last, "bn3") else last.bn2  # bottleneck or basic block
     return int(norm.num_features if hasattr(norm, "num_features") else norm.num_channels)
