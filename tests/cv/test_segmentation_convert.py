@@ -55,3 +55,46 @@ def test_from_torchvision_segmentation_rejects_other_checkpoint():
     theirs = tvseg.lraspp_mobilenet_v3_large(weights=None, weights_backbone=None, num_classes=3)
     with pytest.raises(WeightsError, match="not a torchvision fcn_resnet50 checkpoint"):
         from_torchvision(theirs.state_dict(), "fcn_resnet50")
+
+
+# ----------------------------------------------------------------------------- GluonCV (MXNet-made fixtures)
+import json  # noqa: E402
+import lzma  # noqa: E402
+import shutil  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+from toolkit.cv.convert import from_gluoncv  # noqa: E402
+
+SEG_FIXTURES = Path(__file__).resolve().parent / "fixtures" / "segmentation"
+SEG_INDEX = json.loads((SEG_FIXTURES / "gluoncv_segmentation_fixtures.json").read_text())
+
+
+def _unpack_params(name: str, tmp_path: Path) -> Path:
+    out = tmp_path / f"{name}.params"
+    with lzma.open(SEG_FIXTURES / SEG_INDEX["models"][name]["params"], "rb") as src, open(out, "wb") as dst:
+        shutil.copyfileobj(src, dst)
+    return out
+
+
+@pytest.mark.parametrize("name", sorted(SEG_INDEX["models"]))
+def test_from_gluoncv_same_logits(name, tmp_path):
+    """GluonCV's (MXNet's) logits, every other pixel, and its argmax everywhere; built with other crop sizes."""
+    entry = SEG_INDEX["models"][name]
+    io = np.load(SEG_FIXTURES / entry["io"])
+    model = from_gluoncv(_unpack_params(name, tmp_path), name).eval()
+    assert model.aux and model.metadata["backbone"] == "resnet50_v1s"
+    with torch.no_grad():
+        got = model(torch.from_numpy(io["x"])).numpy()
+    want = io["y_sub"]
+    assert got[:, :, ::2, ::2].shape == want.shape and np.abs(want).max() > 0.5
+    diff = np.abs(got[:, :, ::2, ::2] - want).max()
+    assert diff < 1e-4 * max(1.0, float(np.abs(want).max())), diff
+    agree = (got.argmax(1) == io["pred"]).mean()
+    assert agree > 0.999, agree  # exact up to near-ties of float rounding
+
+
+def test_from_gluoncv_segmentation_wrong_family(tmp_path):
+    with pytest.raises(WeightsError):
+        from_gluoncv(_unpack_params("fcn_resnet50_voc", tmp_path), "psp_resnet50_ade")
