@@ -1,10 +1,16 @@
-"""torchvision segmentation checkpoints -> zoo models: same logits (random weights, no downloads)."""
+"""torchvision and GluonCV segmentation weights -> zoo models: same logits (random weights, no downloads)."""
 from __future__ import annotations
 
+import json
+import lzma
+import shutil
+from pathlib import Path
+
+import numpy as np
 import pytest
 import torch
 
-from toolkit.cv.convert import from_torchvision
+from toolkit.cv.convert import from_gluoncv, from_torchvision
 from toolkit.zoo import WeightsError
 
 tvseg = pytest.importorskip("torchvision.models.segmentation")
@@ -58,15 +64,6 @@ def test_from_torchvision_segmentation_rejects_other_checkpoint():
 
 
 # ----------------------------------------------------------------------------- GluonCV (MXNet-made fixtures)
-import json  # noqa: E402
-import lzma  # noqa: E402
-import shutil  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-import numpy as np  # noqa: E402
-
-from toolkit.cv.convert import from_gluoncv  # noqa: E402
-
 SEG_FIXTURES = Path(__file__).resolve().parent / "fixtures" / "segmentation"
 SEG_INDEX = json.loads((SEG_FIXTURES / "gluoncv_segmentation_fixtures.json").read_text())
 
