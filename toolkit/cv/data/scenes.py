@@ -34,6 +34,8 @@ Scene rules (what a detector has to learn):
 """
 from __future__ import annotations
 
+import contextlib
+import functools
 import hashlib
 import json
 import os
@@ -52,7 +54,7 @@ from .mnist import FashionMNIST
 __all__ = ["build_fashion_scenes", "FashionScenes", "SCENES_VERSION", "SCENES_CLASSES", "scenes_root"]
 
 #: Bumped whenever the generated pixels or annotations change for the same arguments.
-SCENES_VERSION = 1
+SCENES_VERSION = 2
 SCENES_CLASSES: tuple[str, ...] = tuple(FashionMNIST.classes)
 _SPLITS = ("train", "val")
 _MASK_LEVEL = 0.2  # grey level (0-1) from which an item pixel belongs to its mask
@@ -72,7 +74,7 @@ def _background(rng: np.random.Generator, size: int) -> np.ndarray:
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / size
     if kind == 0:  # flat colour + strong noise
         img = np.broadcast_to(c1, (size, size, 3)).astype(np.float32)
-        img = img + rng.normal(0, rng.uniform(15, 45), (size, size, 3))
+        img = img + rng.standard_normal((size, size, 3), dtype=np.float32) * rng.uniform(15, 45)
     elif kind == 1:  # linear gradient in a random direction
         a = rng.uniform(0, 2 * np.pi)
         t = np.cos(a) * xx + np.sin(a) * yy
@@ -89,7 +91,7 @@ def _background(rng: np.random.Generator, size: int) -> np.ndarray:
         g = int(rng.integers(3, 9))
         coarse = rng.uniform(0, 255, (g, g, 3)).astype(np.uint8)
         img = np.asarray(Image.fromarray(coarse).resize((size, size), Image.BILINEAR), dtype=np.float32)
-    img = img + rng.normal(0, 8, (size, size, 3))
+    img = img + rng.standard_normal((size, size, 3), dtype=np.float32) * 8
     return np.clip(img, 0, 255).astype(np.float32)
 
 
@@ -111,9 +113,17 @@ def _item(rng: np.random.Generator, grey: np.ndarray, size: int, min_scale: floa
     return np.asarray(out, dtype=np.float32) / 255.0
 
 
-def _render(args: tuple) -> tuple[np.ndarray, list[tuple[int, np.ndarray]]]:
+_SOURCE: dict[str, np.ndarray] = {}  # the Fashion-MNIST split being rendered (set once per worker process)
+
+
+def _set_source(images: np.ndarray, labels: np.ndarray) -> None:
+    _SOURCE["images"], _SOURCE["labels"] = images, labels
+
+
+def _render(seed: int, split_id: int, index: int, size: int, min_items: int, max_items: int, min_scale: float,
+            max_scale: float, min_visible: float) -> tuple[np.ndarray, list[tuple[int, np.ndarray]]]:
     """Render canvas ``index`` of split ``split_id``: (uint8 image (S, S, 3), [(label, visible mask)])."""
-    (seed, split_id, index, images, labels, size, min_items, max_items, min_scale, max_scale, min_visible) = args
+    images, labels = _SOURCE["images"], _SOURCE["labels"]
     rng = np.random.default_rng((seed, split_id, index))
     canvas = _background(rng, size)
     owner = np.full((size, size), -1, dtype=np.int32)  # which item is on top of each mask pixel
@@ -157,6 +167,25 @@ def _render(args: tuple) -> tuple[np.ndarray, list[tuple[int, np.ndarray]]]:
     return np.clip(np.rint(canvas), 0, 255).astype(np.uint8), objects
 
 
+def _render_and_save(job: tuple) -> tuple[str, list[dict[str, Any]]]:
+    """Render one canvas, write its PNG; return its pixels' sha256 and its annotations (RLE masks)."""
+    from PIL import Image
+    from pycocotools import mask as mask_utils
+
+    path, params = job[0], job[1:]
+    img, objects = _render(*params)
+    Image.fromarray(img).save(path, compress_level=1)
+    anns = []
+    for label, m in objects:
+        ys, xs = np.nonzero(m)
+        rle = mask_utils.encode(np.asfortranarray(m.astype(np.uint8)))
+        rle["counts"] = rle["counts"].decode("ascii")
+        x1, y1 = int(xs.min()), int(ys.min())
+        anns.append({"category_id": label + 1, "bbox": [x1, y1, int(xs.max()) + 1 - x1, int(ys.max()) + 1 - y1],
+                     "area": int(m.sum()), "iscrowd": 0, "segmentation": rle})
+    return hashlib.sha256(img.tobytes()).hexdigest(), anns
+
+
 # ----------------------------------------------------------------------------- writing
 def _sha256(path: Path) -> str:
     h = hashlib.sha256()
@@ -168,16 +197,13 @@ def _sha256(path: Path) -> str:
 
 def _write_split(folder: Path, split: str, split_id: int, count: int, source: FashionMNIST,
                  params: dict[str, Any], workers: int) -> str:
-    """Render and write one split; returns the sha256 of its pixels (independent of the PNG encoder)."""
-    from PIL import Image
-    from pycocotools import mask as mask_utils
-
+    """Render and write one split; returns a sha256 of its pixels (independent of the PNG encoder)."""
     (folder / split).mkdir(parents=True)
-    images = source.data.numpy()
-    labels = source.targets.numpy()
+    images, labels = source.data.numpy(), source.targets.numpy()
     size = params["image_size"]
-    jobs = ((params["seed"], split_id, i, images, labels, size, params["min_items"], params["max_items"],
-             params["min_scale"], params["max_scale"], params["min_visible"]) for i in range(count))
+    jobs = [(folder / split / f"{i:06d}.png", params["seed"], split_id, i, size, params["min_items"],
+             params["max_items"], params["min_scale"], params["max_scale"], params["min_visible"])
+            for i in range(count)]
     coco: dict[str, Any] = {
         "info": {"description": "fashion-scenes: Fashion-MNIST items on textured canvases (toolkit)",
                  "version": str(SCENES_VERSION)},
@@ -185,37 +211,33 @@ def _write_split(folder: Path, split: str, split_id: int, count: int, source: Fa
         "categories": [{"id": k + 1, "name": n, "supercategory": "fashion"} for k, n in enumerate(SCENES_CLASSES)],
     }
     pixels = hashlib.sha256()
-    ann_id = 1
     if workers > 1:
-        pool = ProcessPoolExecutor(workers)
-        results = pool.map(_render, jobs, chunksize=64)
+        # The source arrays reach the workers once, through the initializer, not with every job.
+        pool = ProcessPoolExecutor(workers, initializer=_set_source, initargs=(images, labels))
+        results = pool.map(_render_and_save, jobs, chunksize=32)
     else:
-        pool, results = None, map(_render, jobs)
+        _set_source(images, labels)
+        pool, results = None, map(_render_and_save, jobs)
     try:
-        for i, (img, objects) in enumerate(results):
-            name = f"{i:06d}.png"
-            Image.fromarray(img).save(folder / split / name, compress_level=1)
-            pixels.update(img.tobytes())
-            image_id = i + 1
-            coco["images"].append({"id": image_id, "file_name": name, "width": size, "height": size})
-            for label, m in objects:
-                ys, xs = np.nonzero(m)
-                rle = mask_utils.encode(np.asfortranarray(m.astype(np.uint8)))
-                rle["counts"] = rle["counts"].decode("ascii")
-                x1, y1 = int(xs.min()), int(ys.min())
-                coco["annotations"].append({
-                    "id": ann_id, "image_id": image_id, "category_id": label + 1,
-                    "bbox": [x1, y1, int(xs.max()) + 1 - x1, int(ys.max()) + 1 - y1],
-                    "area": int(m.sum()), "iscrowd": 0, "segmentation": rle,
-                })
-                ann_id += 1
+        for i, (digest, anns) in enumerate(results):
+            pixels.update(bytes.fromhex(digest))
+            coco["images"].append({"id": i + 1, "file_name": jobs[i][0].name, "width": size, "height": size})
+            for ann in anns:
+                coco["annotations"].append({"id": len(coco["annotations"]) + 1, "image_id": i + 1, **ann})
     finally:
         if pool is not None:
             pool.shutdown()
+        _SOURCE.clear()
     (folder / "annotations").mkdir(exist_ok=True)
     with open(folder / "annotations" / f"instances_{split}.json", "w") as f:
         json.dump(coco, f, separators=(",", ":"))
     return pixels.hexdigest()
+
+
+@functools.lru_cache(maxsize=2)
+def _source(source_root: str | None, train: bool) -> FashionMNIST:
+    """Fashion-MNIST split, kept for the next build in this process (decompressing it costs ~1 s)."""
+    return FashionMNIST(source_root, train=train)
 
 
 def _check_args(params: dict[str, Any]) -> None:
@@ -298,6 +320,31 @@ def build_fashion_scenes(root: str | os.PathLike | None = None, *, num_train: in
     _check_args(params)
     if not force and _is_current(folder, params):
         return folder
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with _build_lock(folder):  # several processes (DDP ranks, test workers): one builds, the others wait
+        if not force and _is_current(folder, params):
+            return folder
+        return _build(folder, params, source_root, num_workers)
+
+
+@contextlib.contextmanager
+def _build_lock(folder: Path):
+    try:
+        import fcntl
+    except ImportError:  # no flock (Windows): builds are still atomic, just not serialised
+        yield
+        return
+    with open(folder.with_name(f".{folder.name}.lock"), "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _build(folder: Path, params: dict[str, Any], source_root: str | os.PathLike | None,
+           num_workers: int | None) -> Path:
+    num_train, num_val = params["num_train"], params["num_val"]
     workers = num_workers if num_workers is not None else min(4, os.cpu_count() or 1)
     workers = 1 if num_train + num_val < 256 else max(1, int(workers))  # a pool costs more than tiny sets
     start = time.perf_counter()
@@ -307,7 +354,7 @@ def build_fashion_scenes(root: str | os.PathLike | None = None, *, num_train: in
     try:
         pixel_sha = {}
         for split_id, (split, count) in enumerate((("train", num_train), ("val", num_val))):
-            source = FashionMNIST(source_root, train=(split == "train"))
+            source = _source(None if source_root is None else str(source_root), split == "train")
             pixel_sha[split] = _write_split(tmp, split, split_id, count, source, params, workers)
         meta = {
             "name": "fashion-scenes", "generator": "toolkit.cv.data.scenes", "version": SCENES_VERSION,

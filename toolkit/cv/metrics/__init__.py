@@ -4,6 +4,8 @@
 them from here (as GluonCV users import ``gluoncv.utils.metrics``).
 """
 from .classification import TopKAccuracy, topk_accuracy, topk_correct
+from .detection import COCODetectionMetric, VOC07MApMetric, VOCMApMetric
 from .segmentation import SegmentationMetric
 
-__all__ = ["SegmentationMetric", "TopKAccuracy", "topk_accuracy", "topk_correct"]
+__all__ = ["TopKAccuracy", "topk_accuracy", "topk_correct", "VOCMApMetric", "VOC07MApMetric", "COCODetectionMetric",
+           "SegmentationMetric"]
