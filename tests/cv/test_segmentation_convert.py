@@ -95,3 +95,31 @@ def test_from_gluoncv_same_logits(name, tmp_path):
 def test_from_gluoncv_segmentation_wrong_family(tmp_path):
     with pytest.raises(WeightsError):
         from_gluoncv(_unpack_params("fcn_resnet50_voc", tmp_path), "psp_resnet50_ade")
+
+
+def test_multieval_matches_gluoncv(tmp_path):
+    """GluonCV's MultiEvalModel (MXNet) on the FCN fixture: padded and sliding-window scales, with flips."""
+    from toolkit.cv.models.segmentation import MultiEvalModel
+
+    spec = SEG_INDEX["multieval"]
+    data = np.load(SEG_FIXTURES / spec["file"])
+    model = from_gluoncv(_unpack_params(spec["model"], tmp_path), spec["model"], base_size=56, crop_size=48).eval()
+    scores = MultiEvalModel(model, 21, flip=spec["flip"], scales=spec["scales"])(torch.from_numpy(data["image"])[None])
+    got = scores.log().numpy()
+    assert got[:, :, ::2, ::2].shape == data["log_scores_sub"].shape
+    np.testing.assert_allclose(got[:, :, ::2, ::2], data["log_scores_sub"], rtol=0, atol=2e-4)
+    assert (scores.argmax(1).numpy() == data["pred"]).mean() > 0.999
+
+
+def test_metric_matches_gluoncv():
+    """toolkit's SegmentationMetric gives GluonCV's (pixAcc, mIoU) on the recorded updates."""
+    from toolkit.cv.metrics import SegmentationMetric
+
+    spec = SEG_INDEX["metric"]
+    data = np.load(SEG_FIXTURES / spec["file"])
+    metric = SegmentationMetric(spec["nclass"])
+    metric.update(torch.from_numpy(data["labels"][0]), torch.from_numpy(data["logits"][0]))
+    metric.update(list(data["labels"][1:]), list(data["logits"][1:]))  # GluonCV's per-device lists, numpy
+    pix_acc, miou = metric.get()
+    assert pix_acc == pytest.approx(spec["pixAcc"], abs=1e-7)
+    assert miou == pytest.approx(spec["mIoU"], abs=1e-7)

@@ -67,10 +67,44 @@ def main(out_dir: str) -> None:
         index["models"][name] = {"kwargs": kwargs, "input_shape": list(shape), "params": stem + ".params.xz",
                                  "io": stem + ".npz", "output_abs_max": float(np.abs(y).max()),
                                  "output_std": float(y.std())}
+        if name == "fcn_resnet50_voc":
+            index["multieval"] = multieval(net, out_dir, rng)
         print(f"{name}: output {y.shape}, max |y| {np.abs(y).max():.3g}, std {y.std():.3g}")
+    index["metric"] = metric(out_dir)
     with open(os.path.join(out_dir, "gluoncv_segmentation_fixtures.json"), "w") as f:
         json.dump(index, f, indent=2)
         f.write("\n")
+
+
+def multieval(net, out_dir: str, rng: np.random.RandomState) -> dict:
+    """GluonCV's MultiEvalModel on the FCN fixture: whole-image, padded and sliding-window scales, with flips."""
+    from gluoncv.model_zoo.segbase import MultiEvalModel
+
+    scales = [0.75, 1.0, 1.25]  # base_size 56, crop_size 48: long sides 42 (padded), 56 and 70 (windows)
+    image = rng.standard_normal((3, 40, 60)).astype(np.float32)
+    evaluator = MultiEvalModel(net, 21, ctx_list=[mx.cpu()], flip=True, scales=scales)
+    scores = evaluator(mx.nd.array(image)).asnumpy()  # (1, 21, 40, 60), sums of exp(logits)
+    np.savez_compressed(os.path.join(out_dir, "fcn_multieval.npz"), image=image, log_scores_sub=np.log(scores)[:, :, ::2, ::2],
+                        pred=scores.argmax(1).astype(np.uint8))
+    print(f"multieval: scores {scores.shape}")
+    return {"file": "fcn_multieval.npz", "model": "fcn_resnet50_voc", "scales": scales, "flip": True}
+
+
+def metric(out_dir: str) -> dict:
+    """GluonCV's SegmentationMetric on random logits and labels (-1 ignored), two updates, one a list."""
+    from gluoncv.utils.metrics.segmentation import SegmentationMetric
+
+    rng = np.random.RandomState(SEED + 200)
+    nclass = 6
+    labels = [rng.randint(-1, nclass - 1, (2, 9, 7)).astype(np.float32) for _ in range(3)]  # class 5 never labelled
+    logits = [rng.standard_normal((2, nclass, 9, 7)).astype(np.float32) for _ in range(3)]
+    m = SegmentationMetric(nclass)
+    m.update(mx.nd.array(labels[0]), mx.nd.array(logits[0]))
+    m.update([mx.nd.array(x) for x in labels[1:]], [mx.nd.array(x) for x in logits[1:]])
+    pix_acc, miou = m.get()
+    np.savez_compressed(os.path.join(out_dir, "metric.npz"), labels=np.stack(labels), logits=np.stack(logits))
+    print(f"metric: pixAcc {pix_acc:.6f} mIoU {miou:.6f}")
+    return {"file": "metric.npz", "nclass": nclass, "pixAcc": float(pix_acc), "mIoU": float(miou)}
 
 
 if __name__ == "__main__":
