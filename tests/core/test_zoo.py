@@ -464,7 +464,7 @@ def _tiny_mnist(root):
 
 @pytest.mark.slow
 def test_train_script_use_pretrained_starts_from_the_weights(tmp_path):
-    """GluonCV's --use-pretrained: with lr 0 the trained parameters are still the published ones."""
+    """GluonCV's --use-pretrained: with lr 1e-12 (the script refuses 0) the trained parameters are still the published ones."""
     import importlib.util
 
     from safetensors.torch import load_file
@@ -476,7 +476,7 @@ def test_train_script_use_pretrained_starts_from_the_weights(tmp_path):
 
     def run(save, *extra):
         train.main(["--model", "cifar_resnet20_v1", "--dataset", "mnist", "--data-dir", str(data), "--batch-size", "32",
-                    "--num-epochs", "1", "--lr", "0", "--wd", "0", "--warmup-epochs", "0", "--no-progress",
+                    "--num-epochs", "1", "--lr", "1e-12", "--wd", "0", "--warmup-epochs", "0", "--no-progress",
                     "--num-threads", "1", "--save-dir", str(save), *extra])
         return load_file(str(save / "cifar_resnet20_v1.safetensors"))
 
