@@ -18,7 +18,8 @@ import torch
 from torch import nn
 
 from .autotune import MARGIN as AUTOTUNE_MARGIN
-from .autotune import ChannelsLastInputs, Choice, autotune_convolutions, channels_last_inputs, fastest
+from .autotune import (ChannelsLastInputs, Choice, autotune_convolutions, cached_layout, channels_last_inputs,
+                       fastest, layout_key, store_layout)
 from .fold import FoldedGraph, fold_for_inference
 
 __all__ = ["HybridBlock", "HybridizeError"]
@@ -310,21 +311,44 @@ class HybridBlock(nn.Module):
         kw_specs = {k: spec(-1, k, v) for k, v in kwargs.items()}
         return arg_specs, kw_specs
 
+    def _tunes_backward(self, args: tuple, kwargs: dict) -> bool:
+        """Whether autotuning times backward kernels too: only for a graph that will train, i.e. with
+        gradients enabled and the block in training mode or an input asking for its gradient. An
+        eval-mode block outside ``no_grad`` (feature extraction, a quick check) runs forward only."""
+        if not torch.is_grad_enabled():
+            return False
+        return self.training or any(isinstance(v, torch.Tensor) and v.requires_grad
+                                    for v in torch.utils._pytree.tree_leaves((args, kwargs)))
+
     def _capture(self, args: tuple, kwargs: dict) -> _Graph:
-        graph = self._capture_as_given(args, kwargs)
-        converted = channels_last_inputs(args, kwargs) if graph.kernels and not self._hybrid_compile else None
-        if converted is None:
+        backward = self._tunes_backward(args, kwargs)
+        converted = (channels_last_inputs(args, kwargs)
+                     if self._hybrid_autotune and not self._hybrid_compile else None)
+        # A layout race decided on this machine before (same structure, inputs and mode) is not run
+        # again, and the graph it lost is not captured at all (see toolkit.nn.autotune.disk_cache).
+        key = layout_key(self, args, kwargs, backward) if converted is not None else None
+        known = cached_layout(key) if key is not None else None
+        if known == "channels_last":
+            return self._capture_channels_last(converted, backward)
+        graph = self._capture_as_given(args, kwargs, backward)
+        if converted is None or not graph.kernels or known == "as_given":
             return graph
         # The best memory layout is a property of the whole network and the machine (see
         # toolkit.nn.autotune): capture and tune a channels-last graph as well and keep the
         # faster. torch.compile makes layout choices of its own.
-        alt = self._capture_as_given(*converted)
+        alt = self._capture_channels_last(converted, backward)
+        _, (t_given, t_alt) = fastest([graph.runner, alt.runner], args, kwargs, self, backward=backward)
+        best = alt if t_alt < AUTOTUNE_MARGIN * t_given else graph
+        store_layout(key, best.memory_format, (t_given, t_alt))
+        return best
+
+    def _capture_channels_last(self, converted: tuple[tuple, dict], backward: bool) -> _Graph:
+        alt = self._capture_as_given(*converted, backward)
         alt.runner = ChannelsLastInputs(alt.runner)
         alt.memory_format = "channels_last"
-        _, (t_given, t_alt) = fastest([graph.runner, alt.runner], args, kwargs, self)
-        return alt if t_alt < AUTOTUNE_MARGIN * t_given else graph
+        return alt
 
-    def _capture_as_given(self, args: tuple, kwargs: dict) -> _Graph:
+    def _capture_as_given(self, args: tuple, kwargs: dict, backward: bool | None = None) -> _Graph:
         arg_specs, kw_specs = self.dynamic_shapes_for(args, kwargs)
         dynamic_shapes = (arg_specs, kw_specs) if kwargs else arg_specs
         if kwargs:
@@ -341,7 +365,9 @@ class HybridBlock(nn.Module):
         kernels: list[Choice] = []
         if self._hybrid_autotune:
             graph_module = runner.module if isinstance(runner, FoldedGraph) else runner
-            kernels = autotune_convolutions(graph_module, backward=torch.is_grad_enabled())
+            if backward is None:
+                backward = self._tunes_backward(args, kwargs)
+            kernels = autotune_convolutions(graph_module, backward=backward)
         if self._hybrid_compile:
             if isinstance(runner, FoldedGraph):
                 runner.module = torch.compile(runner.module, dynamic=True)
