@@ -170,3 +170,46 @@ def test_training_block_tunes_backward(monkeypatch):
     calls = _fake_measure(monkeypatch)
     Bottleneck().train().hybridize()(torch.randn(2, 6, 9, 9))
     assert _workload_kinds(calls) == {"forward_backward"}
+
+
+def _count_exports(monkeypatch) -> list[int]:
+    from toolkit.nn import HybridBlock
+
+    exports: list[int] = []
+    real = HybridBlock._export_program
+
+    def counting(self, *args, **kwargs):
+        exports.append(1)
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(HybridBlock, "_export_program", counting)
+    return exports
+
+
+def test_first_no_grad_call_reuses_the_eval_capture(monkeypatch):
+    _fake_measure(monkeypatch)
+    exports = _count_exports(monkeypatch)
+    torch.manual_seed(0)
+    net = Bottleneck().eval().hybridize(autotune=False)
+    x = torch.randn(2, 6, 9, 9)
+    with_grad = net(x)
+    with torch.no_grad():
+        without = net(x)
+    assert len(exports) == 1, "the no_grad graph must come from the grad-enabled eval capture"
+    assert with_grad.requires_grad and not without.requires_grad
+    torch.testing.assert_close(without, with_grad.detach(), rtol=1e-4, atol=1e-5)  # folded BN, same answer
+    net.train()
+    net(x)  # a training graph is never taken from an eval capture
+    assert len(exports) == 2
+
+
+def test_export_of_a_hybridized_block_captures_no_graph_for_its_reference(monkeypatch, tmp_path):
+    from .test_hybridize import SmallCNN
+
+    torch.manual_seed(0)
+    net = SmallCNN().eval().hybridize()
+    exports = _count_exports(monkeypatch)
+    calls = _fake_measure(monkeypatch)
+    net.export(str(tmp_path / "cnn"))
+    assert exports == [] and calls == [], "export's eager reference must not capture or autotune a graph"
+    assert (tmp_path / "cnn.onnx").is_file()

@@ -142,7 +142,7 @@ def export_block(
     """
     import inspect
 
-    from ..nn.block import HybridBlock
+    from ..nn.block import HybridBlock, _capture_scope
 
     prefix = Path(prefix)
     prefix.parent.mkdir(parents=True, exist_ok=True)
@@ -170,7 +170,9 @@ def export_block(
             axes_per_input = [{0: "batch"} for _ in example_inputs]
             dynamic_shapes = tuple({0: torch.export.Dim("batch")} for _ in example_inputs)
 
-        with torch.no_grad():
+        # The reference is eager PyTorch: a hybridized block without a graph for these inputs
+        # would otherwise capture and autotune one here, work the export never uses.
+        with torch.no_grad(), _capture_scope():
             eager_out = _flatten_outputs(block(*example_inputs))
         output_names = list(output_names or getattr(block, "output_names", None) or (["output"] if len(eager_out) == 1 else [f"output{i}" for i in range(len(eager_out))]))
         if len(output_names) != len(eager_out):

@@ -119,6 +119,12 @@ def _key(training: bool, args: tuple, kwargs: dict) -> tuple:
     return (training, torch.is_grad_enabled(), one(args), one(kwargs))
 
 
+def _channels_last_flag(v: Any) -> bool | None:
+    if not isinstance(v, torch.Tensor) or v.dim() != 4:
+        return None
+    return v.is_contiguous(memory_format=torch.channels_last) and not v.is_contiguous()
+
+
 def _sym_range(program: torch.export.ExportedProgram, size) -> int | tuple[int, float]:
     if isinstance(size, int):
         return size
@@ -226,6 +232,7 @@ class HybridBlock(nn.Module):
     def _clear_graphs(self) -> None:
         self._graphs = {}
         self._last_graph = None
+        self._eval_programs = {}
 
     def _apply(self, fn, *args, **kwargs):
         # .to(), .half(), .cuda() replace parameter tensors: captured graphs would
@@ -357,7 +364,17 @@ class HybridBlock(nn.Module):
 
             names = list(inspect.signature(self.forward).parameters)
             dynamic_shapes = {names[i]: s for i, s in enumerate(arg_specs)} | kw_specs
-        program = self._export_program(args, kwargs, dynamic_shapes)
+        # An evaluation graph is the same with and without gradients recording (checked on ResNets):
+        # the first no_grad call after a grad-enabled one reuses that capture instead of exporting again.
+        reuse_key = None
+        if not self.training:
+            layouts = tuple(_channels_last_flag(v) for v in torch.utils._pytree.tree_leaves((args, kwargs)))
+            reuse_key = (_key(False, args, kwargs)[2:], layouts)
+        program = self.__dict__.get("_eval_programs", {}).get(reuse_key) if reuse_key is not None else None
+        if program is None:
+            program = self._export_program(args, kwargs, dynamic_shapes)
+            if reuse_key is not None:  # looked up after export, which puts back copies of the module's attributes
+                self.__dict__.setdefault("_eval_programs", {})[reuse_key] = program
         runner = program.module()
         if not self.training and not torch.is_grad_enabled():
             # inference graph: batch norms folded into their convolutions (refolded when weights change)
