@@ -369,7 +369,8 @@ class HybridBlock(nn.Module):
         reuse_key = None
         if not self.training:
             layouts = tuple(_channels_last_flag(v) for v in torch.utils._pytree.tree_leaves((args, kwargs)))
-            reuse_key = (_key(False, args, kwargs)[2:], layouts)
+            # exact shapes: a new capture for other sizes (a guard the first one failed) must be a new export
+            reuse_key = (_key(False, args, kwargs)[2:], layouts, _shapes(torch.utils._pytree.tree_leaves((args, kwargs))))
         program = self.__dict__.get("_eval_programs", {}).get(reuse_key) if reuse_key is not None else None
         if program is None:
             program = self._export_program(args, kwargs, dynamic_shapes)
