@@ -6,8 +6,10 @@ For each pair (our ``resnet50_v1b`` vs ``torchvision.models.resnet50``, our
 * a training step (forward + backward + SGD update) and
 * inference (``inference_mode``, eval mode)
 
-for torchvision eager, ours eager, ours hybridized (captured graph, with the
-per-convolution kernel autotuning that ``hybridize()`` does by default), ours
+for torchvision eager, torchvision eager in channels-last memory (model and input
+converted with ``memory_format=torch.channels_last``: the strongest plain-PyTorch
+setting on CPU, oneDNN's NHWC kernels), ours eager, ours hybridized (captured graph,
+with the per-convolution kernel autotuning that ``hybridize()`` does by default), ours
 hybridized with ``autotune=False`` (the captured graph alone) and ours hybridized
 with ``compile=True``. Variants run interleaved, in forward and reverse order in
 turn (A, B, C, D, D, C, B, A, ...), so that the load of a shared machine hits them
@@ -43,6 +45,8 @@ def _variants(name: str, train: bool) -> dict[str, torch.nn.Module]:
     ours_name, tv_builder = PAIRS[name]
     torch.manual_seed(0)
     out = {"torchvision eager": tv_builder(num_classes=1000)}
+    torch.manual_seed(0)
+    out["torchvision channels-last"] = tv_builder(num_classes=1000).to(memory_format=torch.channels_last)
     variants = {"ours eager": None, "ours hybridized": {}, "ours hybridize(autotune=0)": {"autotune": False},
                 "ours hybridize(compile)": {"compile": True}}
     for label, options in variants.items():
@@ -55,7 +59,9 @@ def _variants(name: str, train: bool) -> dict[str, torch.nn.Module]:
     return out
 
 
-def _step_fn(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, train: bool):
+def _step_fn(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, train: bool, channels_last: bool = False):
+    if channels_last:  # the input converted once, as a channels-last data pipeline would hand it over
+        x = x.contiguous(memory_format=torch.channels_last)
     if not train:
         def infer():
             with torch.inference_mode():
@@ -73,7 +79,7 @@ def _step_fn(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, train: bo
 def bench(name: str, train: bool, batch: int, size: int, repeats: int, warmup: int) -> dict[str, float]:
     x = torch.randn(batch, 3, size, size)
     y = torch.randint(0, 1000, (batch,))
-    fns = {k: _step_fn(m, x, y, train) for k, m in _variants(name, train).items()}
+    fns = {k: _step_fn(m, x, y, train, channels_last="channels-last" in k) for k, m in _variants(name, train).items()}
     for fn in fns.values():  # warmup: graph capture / compilation happen here, not in the timings
         for _ in range(warmup):
             fn()

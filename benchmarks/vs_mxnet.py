@@ -253,6 +253,8 @@ def _ours_child(cfg: dict, warmup: int, steps: int, threads: int) -> dict[str, f
         b, s = cfg["batch"], cfg["size"]
         net = get_model(cfg["model"], classes=1000).eval()
         net.metadata["input_shape"] = [3, s, s]
+        if s != 224:  # --small: calibration images go through the metadata's preprocessing
+            net.metadata["preprocessing"] = dict(net.metadata["preprocessing"], resize=s, crop=[s, s])
         with tempfile.TemporaryDirectory() as d:
             prefix = Path(d) / "model"
             net.export(str(prefix), example_inputs=(torch.randn(2, 3, s, s),))
@@ -419,7 +421,9 @@ def main() -> None:
         for r in range(args.rounds):
             for side in (("mxnet", "ours") if r % 2 == 0 else ("ours", "mxnet")):
                 runs[side].append(_run_side(side, row, args))
-        title = ROWS[row]["title"] + (" [small]" if args.small else "")
+        cfg = _small(ROWS[row]) if args.small else ROWS[row]
+        title = ROWS[row]["title"] + (" [SMOKE: " + ", ".join(f"{k} {cfg[k]}" for k in ("batch", "size", "seq", "buckets")
+                                                               if k in cfg) + "]" if args.small else "")
 
         def summary(results: list) -> tuple[dict[str, float], str]:
             good = [x for x in results if isinstance(x, dict)]
