@@ -41,7 +41,11 @@ PAIRS = {
 }
 
 
-def _variants(name: str, train: bool) -> dict[str, torch.nn.Module]:
+VARIANTS = ("torchvision eager", "torchvision channels-last", "ours eager", "ours hybridized",
+            "ours hybridize(autotune=0)", "ours hybridize(compile)")
+
+
+def _variants(name: str, train: bool, only: set[str] | None = None) -> dict[str, torch.nn.Module]:
     ours_name, tv_builder = PAIRS[name]
     torch.manual_seed(0)
     out = {"torchvision eager": tv_builder(num_classes=1000)}
@@ -54,6 +58,7 @@ def _variants(name: str, train: bool) -> dict[str, torch.nn.Module]:
         if options is not None:
             m.hybridize(**options)
         out[label] = m
+    out = {k: m for k, m in out.items() if only is None or k in only or k == "torchvision eager"}
     for m in out.values():
         m.train(train)
     return out
@@ -76,10 +81,11 @@ def _step_fn(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, train: bo
     return step
 
 
-def bench(name: str, train: bool, batch: int, size: int, repeats: int, warmup: int) -> dict[str, float]:
+def bench(name: str, train: bool, batch: int, size: int, repeats: int, warmup: int,
+          only: set[str] | None = None) -> dict[str, float]:
     x = torch.randn(batch, 3, size, size)
     y = torch.randint(0, 1000, (batch,))
-    fns = {k: _step_fn(m, x, y, train, channels_last="channels-last" in k) for k, m in _variants(name, train).items()}
+    fns = {k: _step_fn(m, x, y, train, channels_last="channels-last" in k) for k, m in _variants(name, train, only).items()}
     for fn in fns.values():  # warmup: graph capture / compilation happen here, not in the timings
         for _ in range(warmup):
             fn()
@@ -102,7 +108,12 @@ def main() -> None:
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--models", default=",".join(PAIRS), help=f"comma-separated subset of {list(PAIRS)}")
+    p.add_argument("--variants", default=",".join(VARIANTS),
+                   help=f"comma-separated subset of {list(VARIANTS)} (torchvision eager, the reference, always runs)")
     args = p.parse_args()
+    only = set(args.variants.split(","))
+    if only - set(VARIANTS):
+        p.error(f"unknown variants {sorted(only - set(VARIANTS))}")
     torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, torchvision {torchvision.__version__}, {args.threads} threads, batch "
           f"{args.batch_size}, {args.size}x{args.size}, median of {args.repeats} interleaved repeats; "
@@ -110,7 +121,7 @@ def main() -> None:
     print(f"{'model':<18} {'mode':<10} {'variant':<26} {'ms/batch':>9} {'img/s':>8} {'vs torchvision':>15}")
     for name in args.models.split(","):
         for train in (True, False):
-            res = bench(name, train, args.batch_size, args.size, args.repeats, args.warmup)
+            res = bench(name, train, args.batch_size, args.size, args.repeats, args.warmup, only)
             ref = res["torchvision eager"]
             for k, t in res.items():
                 print(f"{name:<18} {'train' if train else 'inference':<10} {k:<26} {t * 1e3:9.1f} "
