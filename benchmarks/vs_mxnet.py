@@ -417,7 +417,7 @@ def main() -> None:
           f"{versions[2] if len(versions) > 2 else '?'}; load average at start {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}")
     print(f"median of {args.steps} steps after {args.warmup} warm-up per process, {args.rounds} alternating rounds"
           + ("; SMOKE RUN (--small shapes): not a benchmark" if args.small else ""))
-    print(f"| row | MXNet/GluonCV s | ours s | MXNet time / ours |\n|---|---|---|---|", flush=True)
+    print("| row | MXNet/GluonCV s | ours s | MXNet time / ours |\n|---|---|---|---|", flush=True)
     for row in rows:
         runs: dict[str, list] = {"mxnet": [], "ours": []}
         for r in range(args.rounds):
