@@ -6,8 +6,10 @@ For each pair (our ``resnet50_v1b`` vs ``torchvision.models.resnet50``, our
 * a training step (forward + backward + SGD update) and
 * inference (``inference_mode``, eval mode)
 
-for torchvision eager, ours eager, ours hybridized (captured graph, with the
-per-convolution kernel autotuning that ``hybridize()`` does by default), ours
+for torchvision eager, torchvision eager in channels-last memory (model and input
+converted with ``memory_format=torch.channels_last``: the strongest plain-PyTorch
+setting on CPU, oneDNN's NHWC kernels), ours eager, ours hybridized (captured graph,
+with the per-convolution kernel autotuning that ``hybridize()`` does by default), ours
 hybridized with ``autotune=False`` (the captured graph alone) and ours hybridized
 with ``compile=True``. Variants run interleaved, in forward and reverse order in
 turn (A, B, C, D, D, C, B, A, ...), so that the load of a shared machine hits them
@@ -39,10 +41,16 @@ PAIRS = {
 }
 
 
-def _variants(name: str, train: bool) -> dict[str, torch.nn.Module]:
+VARIANTS = ("torchvision eager", "torchvision channels-last", "ours eager", "ours hybridized",
+            "ours hybridize(autotune=0)", "ours hybridize(compile)")
+
+
+def _variants(name: str, train: bool, only: set[str] | None = None) -> dict[str, torch.nn.Module]:
     ours_name, tv_builder = PAIRS[name]
     torch.manual_seed(0)
     out = {"torchvision eager": tv_builder(num_classes=1000)}
+    torch.manual_seed(0)
+    out["torchvision channels-last"] = tv_builder(num_classes=1000).to(memory_format=torch.channels_last)
     variants = {"ours eager": None, "ours hybridized": {}, "ours hybridize(autotune=0)": {"autotune": False},
                 "ours hybridize(compile)": {"compile": True}}
     for label, options in variants.items():
@@ -50,12 +58,15 @@ def _variants(name: str, train: bool) -> dict[str, torch.nn.Module]:
         if options is not None:
             m.hybridize(**options)
         out[label] = m
+    out = {k: m for k, m in out.items() if only is None or k in only or k == "torchvision eager"}
     for m in out.values():
         m.train(train)
     return out
 
 
-def _step_fn(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, train: bool):
+def _step_fn(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, train: bool, channels_last: bool = False):
+    if channels_last:  # the input converted once, as a channels-last data pipeline would hand it over
+        x = x.contiguous(memory_format=torch.channels_last)
     if not train:
         def infer():
             with torch.inference_mode():
@@ -70,10 +81,11 @@ def _step_fn(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, train: bo
     return step
 
 
-def bench(name: str, train: bool, batch: int, size: int, repeats: int, warmup: int) -> dict[str, float]:
+def bench(name: str, train: bool, batch: int, size: int, repeats: int, warmup: int,
+          only: set[str] | None = None) -> dict[str, float]:
     x = torch.randn(batch, 3, size, size)
     y = torch.randint(0, 1000, (batch,))
-    fns = {k: _step_fn(m, x, y, train) for k, m in _variants(name, train).items()}
+    fns = {k: _step_fn(m, x, y, train, channels_last="channels-last" in k) for k, m in _variants(name, train, only).items()}
     for fn in fns.values():  # warmup: graph capture / compilation happen here, not in the timings
         for _ in range(warmup):
             fn()
@@ -96,7 +108,12 @@ def main() -> None:
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--models", default=",".join(PAIRS), help=f"comma-separated subset of {list(PAIRS)}")
+    p.add_argument("--variants", default=",".join(VARIANTS),
+                   help=f"comma-separated subset of {list(VARIANTS)} (torchvision eager, the reference, always runs)")
     args = p.parse_args()
+    only = set(args.variants.split(","))
+    if only - set(VARIANTS):
+        p.error(f"unknown variants {sorted(only - set(VARIANTS))}")
     torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, torchvision {torchvision.__version__}, {args.threads} threads, batch "
           f"{args.batch_size}, {args.size}x{args.size}, median of {args.repeats} interleaved repeats; "
@@ -104,7 +121,7 @@ def main() -> None:
     print(f"{'model':<18} {'mode':<10} {'variant':<26} {'ms/batch':>9} {'img/s':>8} {'vs torchvision':>15}")
     for name in args.models.split(","):
         for train in (True, False):
-            res = bench(name, train, args.batch_size, args.size, args.repeats, args.warmup)
+            res = bench(name, train, args.batch_size, args.size, args.repeats, args.warmup, only)
             ref = res["torchvision eager"]
             for k, t in res.items():
                 print(f"{name:<18} {'train' if train else 'inference':<10} {k:<26} {t * 1e3:9.1f} "

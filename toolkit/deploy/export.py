@@ -11,6 +11,8 @@ The C++ and Java runners in ``deploy/`` read the same two files.
 """
 from __future__ import annotations
 
+import contextlib
+
 import os
 import tempfile
 from pathlib import Path
@@ -126,7 +128,10 @@ def export_block(
             axes_per_input = [{0: "batch"} for _ in example_inputs]
             dynamic_shapes = tuple({0: torch.export.Dim("batch")} for _ in example_inputs)
 
-        with torch.no_grad():
+        # The reference is eager PyTorch: a hybridized block without a graph for these inputs
+        # would otherwise capture and autotune one here, work the export never uses.
+        eager_scope = getattr(block, "eager_scope", None)
+        with torch.no_grad(), (eager_scope() if eager_scope is not None else contextlib.nullcontext()):
             eager_out = _flatten_outputs(block(*example_inputs))
         output_names = list(output_names or getattr(block, "output_names", None) or (["output"] if len(eager_out) == 1 else [f"output{i}" for i in range(len(eager_out))]))
         if len(output_names) != len(eager_out):

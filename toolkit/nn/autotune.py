@@ -17,7 +17,11 @@ graph that records gradients) on random tensors of the node's shape and strides,
 interleaved, and rewrites the node to call the fastest. Each kernel returns the
 same values as ``aten.conv2d`` up to float rounding, in the layout aten would
 return, so a choice only ever changes speed. Decisions are cached per shape for
-the process.
+the process and on disk (:class:`DecisionCache`, one JSON file per CPU model, ISA,
+torch version and thread count under ``$TOOLKIT_HOME/autotune``), so that a
+second process skips the timing: the first hybridized call of a ResNet-50 spent
+most of its time measuring. ``TOOLKIT_AUTOTUNE_CACHE=0`` turns the disk cache off;
+a path there moves it.
 
 Which memory layout suits a network as a whole is a decision of its own (eager
 channels-last training ran MobileNetV3 1.08x and ResNet-50 0.92x as fast as NCHW
@@ -27,10 +31,16 @@ channels-last inputs and keeps whichever :func:`fastest` finds faster.
 """
 from __future__ import annotations
 
+import hashlib
+import json
+import os
+import platform
 import statistics
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -39,8 +49,8 @@ from torch import fx
 
 from .fold import get_attr_tensor
 
-__all__ = ["KERNELS", "Choice", "autotune_convolutions", "clear_cache", "conv2d_channels_last", "conv2d_contiguous",
-           "conv2d_gemm", "fastest"]
+__all__ = ["KERNELS", "Choice", "DecisionCache", "autotune_convolutions", "clear_cache", "conv2d_channels_last",
+           "conv2d_contiguous", "conv2d_gemm", "disk_cache", "fastest", "machine_fingerprint"]
 
 _aten = torch.ops.aten
 
@@ -157,10 +167,129 @@ class Choice:
 
 _cache: dict[tuple, tuple[str, dict[str, float]]] = {}
 
+#: Layout of the decision files; a file of another version is ignored (and rewritten).
+CACHE_VERSION = 1
+#: ``0``/``off``/``false`` disables the disk cache; any other non-empty value is its folder.
+CACHE_ENV = "TOOLKIT_AUTOTUNE_CACHE"
+#: CPU flags that change which kernel oneDNN runs, hence which candidate wins.
+_ISA_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16", "avx_vnni")
+
+
+def _cpu_model_and_flags() -> tuple[str, list[str]]:
+    model, flags = "", set()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                key = key.strip()
+                if key == "model name" and not model:
+                    model = value.strip()
+                elif key == "flags" and not flags:
+                    flags = set(value.split())
+    except OSError:  # not Linux: the platform's description, no flags
+        pass
+    return model or platform.processor() or platform.machine(), sorted(f for f in _ISA_FLAGS if f in flags)
+
+
+def machine_fingerprint() -> dict[str, Any]:
+    """What a kernel decision depends on besides the operation: CPU model, ISA, torch, threads."""
+    model, flags = _cpu_model_and_flags()
+    return {"cpu": model, "isa": flags, "torch_capability": torch.backends.cpu.get_cpu_capability(),
+            "torch": torch.__version__, "threads": torch.get_num_threads()}
+
+
+def _cache_folder() -> Path | None:
+    setting = os.environ.get(CACHE_ENV, "").strip()
+    if setting.lower() in ("0", "off", "false", "no"):
+        return None
+    if setting:
+        return Path(setting).expanduser()
+    return Path(os.environ.get("TOOLKIT_HOME", Path.home() / ".toolkit")).expanduser() / "autotune"
+
+
+class DecisionCache:
+    """Kernel and layout decisions of one machine fingerprint, kept in one JSON file.
+
+    The file is read once per process and rewritten atomically (temporary file, then
+    rename) after new decisions, merged with what another process may have written
+    meanwhile. A file that cannot be read, or of another :data:`CACHE_VERSION` or
+    fingerprint, is ignored with a warning: the decisions are measured again.
+    """
+
+    def __init__(self, path: Path, fingerprint: dict[str, Any]) -> None:
+        self.path = path
+        self.fingerprint = fingerprint
+        self.entries: dict[str, dict[str, Any]] = self._read(warn=True)
+
+    def _read(self, warn: bool) -> dict[str, dict[str, Any]]:
+        try:
+            text = self.path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return {}
+        except OSError as err:
+            if warn:
+                warnings.warn(f"autotune cache {self.path} unreadable ({err}); measuring again", stacklevel=3)
+            return {}
+        try:
+            data = json.loads(text)
+            ok = (isinstance(data, dict) and data.get("version") == CACHE_VERSION
+                  and data.get("machine") == self.fingerprint and isinstance(data.get("decisions"), dict))
+        except ValueError:
+            ok = False
+        if not ok:
+            if warn:
+                warnings.warn(f"ignoring autotune cache {self.path}: corrupt or written by another version; "
+                              "its decisions will be measured again", stacklevel=3)
+            return {}
+        return {k: v for k, v in data["decisions"].items() if isinstance(v, dict)}
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        return self.entries.get(key)
+
+    def put(self, new: dict[str, dict[str, Any]]) -> None:
+        """Add decisions and write the file (best effort: a read-only home only costs the speed-up)."""
+        if not new:
+            return
+        self.entries.update(new)
+        merged = self._read(warn=False) | self.entries
+        data = {"version": CACHE_VERSION, "machine": self.fingerprint, "decisions": merged}
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.path.with_name(f"{self.path.name}.{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(data, indent=0, sort_keys=True) + "\n", encoding="utf-8")
+            os.replace(tmp, self.path)
+        except OSError as err:
+            warnings.warn(f"cannot write autotune cache {self.path}: {err}", stacklevel=3)
+
+
+_disk: dict[Path, DecisionCache] = {}
+
+
+def disk_cache() -> DecisionCache | None:
+    """The decision file of this machine under the current ``$TOOLKIT_HOME`` (``None`` when disabled)."""
+    folder = _cache_folder()
+    if folder is None:
+        return None
+    fingerprint = machine_fingerprint()
+    digest = hashlib.sha256(json.dumps(fingerprint, sort_keys=True).encode()).hexdigest()[:16]
+    path = folder / f"v{CACHE_VERSION}-{digest}.json"
+    if path not in _disk:
+        _disk[path] = DecisionCache(path, fingerprint)
+    return _disk[path]
+
 
 def clear_cache() -> None:
-    """Forget all decisions (the next capture measures again)."""
+    """Forget all decisions, in memory and this machine's file on disk (the next capture measures again)."""
     _cache.clear()
+    cache = disk_cache()
+    _disk.clear()
+    if cache is not None:
+        cache.path.unlink(missing_ok=True)
+
+
+def _key_text(key: tuple) -> str:
+    """A decision key as stable text (dtypes by name) for the JSON file."""
+    return repr(key)
 
 
 def _hint(size: Any) -> int:
@@ -214,7 +343,8 @@ def _workload(kernel: _Kernel, x, w, b, conv_args, grad_out) -> Callable[[], Any
     return forward_backward
 
 
-def _decide(x_meta, w_meta, b_meta, conv_args, backward: bool) -> tuple[str, dict[str, float]]:
+def _decide(x_meta, w_meta, b_meta, conv_args, backward: bool,
+            disk: DecisionCache | None = None, new: dict | None = None) -> tuple[str, dict[str, float]]:
     stride, padding, dilation, groups = conv_args
     # sizes and strides as captured: a channels-last input or weight is measured as one
     layouts = tuple(None if t is None else (tuple(_hint(s) for s in t.shape), tuple(_hint(s) for s in t.stride()))
@@ -223,19 +353,32 @@ def _decide(x_meta, w_meta, b_meta, conv_args, backward: bool) -> tuple[str, dic
     key = (layouts, tuple(conv_args), x_meta.dtype, grads, torch.get_num_threads())
     if key in _cache:
         return _cache[key]
+    text = "conv2d " + _key_text(key)
+    stored = disk.get(text) if disk is not None else None
+    if stored is not None and stored.get("kernel") in KERNELS:
+        _cache[key] = (stored["kernel"], {k: float(v) for k, v in stored.get("times", {}).items()})
+        return _cache[key]
+    decision = _measure_decision(layouts, grads, x_meta.dtype, conv_args)
+    _cache[key] = decision
+    if new is not None:
+        new[text] = {"kernel": decision[0], "times": decision[1]}
+    return decision
+
+
+def _measure_decision(layouts, grads, dtype, conv_args) -> tuple[str, dict[str, float]]:
+    stride, padding, dilation, groups = conv_args
     gen = torch.Generator().manual_seed(0)
 
     def tensor(layout, needs_grad):
         if layout is None:
             return None
-        t = torch.empty_strided(*layout, dtype=x_meta.dtype).normal_(generator=gen)
+        t = torch.empty_strided(*layout, dtype=dtype).normal_(generator=gen)
         return t.requires_grad_(needs_grad)
 
     x, w, b = (tensor(layout, g) for layout, g in zip(layouts, grads))
     candidates = {name: k for name, k in KERNELS.items() if k.applies(x, w, padding, groups)}
     if len(candidates) == 1:
-        _cache[key] = ("aten", {})
-        return _cache[key]
+        return ("aten", {})
     grad_out = None
     if any(grads):
         with torch.no_grad():
@@ -244,8 +387,7 @@ def _decide(x_meta, w_meta, b_meta, conv_args, backward: bool) -> tuple[str, dic
     best = min(times, key=times.__getitem__)
     if times[best] >= MARGIN * times["aten"]:
         best = "aten"
-    _cache[key] = (best, times)
-    return _cache[key]
+    return (best, times)
 
 
 def _conv_args(node: fx.Node) -> tuple | None:
@@ -261,7 +403,7 @@ def _conv_args(node: fx.Node) -> tuple | None:
     return tuple(values)
 
 
-def autotune_convolutions(gm: fx.GraphModule, backward: bool) -> list[Choice]:
+def autotune_convolutions(gm: fx.GraphModule, backward: bool, cache: bool = True) -> list[Choice]:
     """Rewrite every CPU floating-point ``aten.conv2d`` in ``gm`` to its fastest kernel.
 
     Parameters
@@ -273,6 +415,9 @@ def autotune_convolutions(gm: fx.GraphModule, backward: bool) -> list[Choice]:
     backward : bool
         Time forward and backward (a graph that records gradients) instead of
         the forward alone.
+    cache : bool
+        Read and write decisions of this machine on disk (see :func:`disk_cache`);
+        ``False`` measures every shape not yet measured in this process.
 
     Returns
     -------
@@ -282,6 +427,8 @@ def autotune_convolutions(gm: fx.GraphModule, backward: bool) -> list[Choice]:
     """
     choices: list[Choice] = []
     changed = False
+    disk = disk_cache() if cache else None
+    new: dict[str, dict[str, Any]] = {}
     for node in gm.graph.nodes:
         if node.op != "call_function" or node.target is not _aten.conv2d.default:
             continue
@@ -293,7 +440,7 @@ def autotune_convolutions(gm: fx.GraphModule, backward: bool) -> list[Choice]:
                 or w_meta.dtype != x_meta.dtype):
             continue
         try:
-            kernel, times = _decide(x_meta, w_meta, b_meta, conv_args, backward)
+            kernel, times = _decide(x_meta, w_meta, b_meta, conv_args, backward, disk, new)
         except LookupError:  # a size without a concrete hint: leave the node as it is
             continue
         choices.append(Choice(node.name, kernel, times, tuple(_hint(size) for size in x_meta.shape)))
@@ -302,6 +449,8 @@ def autotune_convolutions(gm: fx.GraphModule, backward: bool) -> list[Choice]:
             changed = True
     if changed:
         gm.recompile()
+    if disk is not None:
+        disk.put(new)
     return choices
 
 
@@ -335,15 +484,18 @@ class ChannelsLastInputs:
 
 
 def fastest(runners: Sequence[Callable[..., Any]], args: tuple, kwargs: dict, module: torch.nn.Module,
-            budget_s: float = 1.0) -> tuple[int, list[float]]:
+            budget_s: float = 1.0, backward: bool | None = None) -> tuple[int, list[float]]:
     """The index of the fastest of several graphs of ``module``, and their median seconds.
 
-    Each graph runs on the capture's own inputs; with gradients enabled, forward and
-    backward (through ``torch.autograd.grad``, so no ``.grad`` is touched). The
-    module's buffers (running statistics that a training graph updates) and the
-    random number generator are restored afterwards: timing leaves no trace.
+    Each graph runs on the capture's own inputs; with ``backward`` (default: when
+    gradients are enabled), forward and backward (through ``torch.autograd.grad``, so
+    no ``.grad`` is touched). The module's buffers (running statistics that a training
+    graph updates) and the random number generator are restored afterwards: timing
+    leaves no trace.
     """
-    params = [p for p in module.parameters() if p.requires_grad] if torch.is_grad_enabled() else []
+    if backward is None:
+        backward = torch.is_grad_enabled()
+    params = [p for p in module.parameters() if p.requires_grad] if backward and torch.is_grad_enabled() else []
 
     def workload(runner: Callable[..., Any]) -> Callable[[], None]:
         def run() -> None:
@@ -364,3 +516,36 @@ def fastest(runners: Sequence[Callable[..., Any]], args: tuple, kwargs: dict, mo
                 buffer.copy_(value)
     medians = [times[str(i)] for i in range(len(runners))]
     return min(range(len(runners)), key=medians.__getitem__), medians
+
+
+def layout_key(module: torch.nn.Module, args: tuple, kwargs: dict, backward: bool) -> str:
+    """What the whole-graph layout race of :class:`~toolkit.nn.HybridBlock` depends on, as text:
+    the module's structure (class, printed configuration, parameter and buffer shapes), its
+    mode, the inputs' shapes, strides and dtypes, and whether backward is timed."""
+
+    def leaf(v: Any) -> Any:
+        if isinstance(v, torch.Tensor):
+            return ("T", tuple(v.shape), tuple(v.stride()), str(v.dtype), v.device.type, v.requires_grad)
+        return ("V", type(v).__name__, repr(v)[:200])
+
+    structure = hashlib.sha256()
+    structure.update(f"{type(module).__module__}.{type(module).__qualname__}\n{module!r}".encode())
+    for name, t in list(module.named_parameters()) + list(module.named_buffers()):
+        structure.update(f"{name}{tuple(t.shape)}{t.dtype}{t.requires_grad}".encode())
+    inputs = [leaf(v) for v in torch.utils._pytree.tree_leaves((args, kwargs))]
+    return f"layout {structure.hexdigest()[:24]} {module.training} {bool(backward)} {inputs!r}"
+
+
+def cached_layout(key: str) -> str | None:
+    """The memory format (``"as_given"``/``"channels_last"``) stored for ``key`` on this machine, if any."""
+    disk = disk_cache()
+    entry = disk.get(key) if disk is not None else None
+    layout = None if entry is None else entry.get("memory_format")
+    return layout if layout in ("as_given", "channels_last") else None
+
+
+def store_layout(key: str, memory_format: str, times: Sequence[float]) -> None:
+    """Remember the outcome of a layout race (see :func:`cached_layout`)."""
+    disk = disk_cache()
+    if disk is not None:
+        disk.put({key: {"memory_format": memory_format, "times": [float(t) for t in times]}})

@@ -18,7 +18,8 @@ import torch
 from torch import nn
 
 from .autotune import MARGIN as AUTOTUNE_MARGIN
-from .autotune import ChannelsLastInputs, Choice, autotune_convolutions, channels_last_inputs, fastest
+from .autotune import (ChannelsLastInputs, Choice, autotune_convolutions, cached_layout, channels_last_inputs,
+                       fastest, layout_key, store_layout)
 from .fold import FoldedGraph, fold_for_inference
 
 __all__ = ["ExportSpec", "HybridBlock", "HybridizeError"]
@@ -134,6 +135,12 @@ def _key(training: bool, args: tuple, kwargs: dict) -> tuple:
     return (training, torch.is_grad_enabled(), one(args), one(kwargs))
 
 
+def _channels_last_flag(v: Any) -> bool | None:
+    if not isinstance(v, torch.Tensor) or v.dim() != 4:
+        return None
+    return v.is_contiguous(memory_format=torch.channels_last) and not v.is_contiguous()
+
+
 def _sym_range(program: torch.export.ExportedProgram, size) -> int | tuple[int, float]:
     if isinstance(size, int):
         return size
@@ -241,6 +248,7 @@ class HybridBlock(nn.Module):
     def _clear_graphs(self) -> None:
         self._graphs = {}
         self._last_graph = None
+        self._eval_programs = {}
 
     def _apply(self, fn, *args, **kwargs):
         # .to(), .half(), .cuda() replace parameter tensors: captured graphs would
@@ -326,21 +334,44 @@ class HybridBlock(nn.Module):
         kw_specs = {k: spec(-1, k, v) for k, v in kwargs.items()}
         return arg_specs, kw_specs
 
+    def _tunes_backward(self, args: tuple, kwargs: dict) -> bool:
+        """Whether autotuning times backward kernels too: only for a graph that will train, i.e. with
+        gradients enabled and the block in training mode or an input asking for its gradient. An
+        eval-mode block outside ``no_grad`` (feature extraction, a quick check) runs forward only."""
+        if not torch.is_grad_enabled():
+            return False
+        return self.training or any(isinstance(v, torch.Tensor) and v.requires_grad
+                                    for v in torch.utils._pytree.tree_leaves((args, kwargs)))
+
     def _capture(self, args: tuple, kwargs: dict) -> _Graph:
-        graph = self._capture_as_given(args, kwargs)
-        converted = channels_last_inputs(args, kwargs) if graph.kernels and not self._hybrid_compile else None
-        if converted is None:
+        backward = self._tunes_backward(args, kwargs)
+        converted = (channels_last_inputs(args, kwargs)
+                     if self._hybrid_autotune and not self._hybrid_compile else None)
+        # A layout race decided on this machine before (same structure, inputs and mode) is not run
+        # again, and the graph it lost is not captured at all (see toolkit.nn.autotune.disk_cache).
+        key = layout_key(self, args, kwargs, backward) if converted is not None else None
+        known = cached_layout(key) if key is not None else None
+        if known == "channels_last":
+            return self._capture_channels_last(converted, backward)
+        graph = self._capture_as_given(args, kwargs, backward)
+        if converted is None or not graph.kernels or known == "as_given":
             return graph
         # The best memory layout is a property of the whole network and the machine (see
         # toolkit.nn.autotune): capture and tune a channels-last graph as well and keep the
         # faster. torch.compile makes layout choices of its own.
-        alt = self._capture_as_given(*converted)
+        alt = self._capture_channels_last(converted, backward)
+        _, (t_given, t_alt) = fastest([graph.runner, alt.runner], args, kwargs, self, backward=backward)
+        best = alt if t_alt < AUTOTUNE_MARGIN * t_given else graph
+        store_layout(key, best.memory_format, (t_given, t_alt))
+        return best
+
+    def _capture_channels_last(self, converted: tuple[tuple, dict], backward: bool) -> _Graph:
+        alt = self._capture_as_given(*converted, backward)
         alt.runner = ChannelsLastInputs(alt.runner)
         alt.memory_format = "channels_last"
-        _, (t_given, t_alt) = fastest([graph.runner, alt.runner], args, kwargs, self)
-        return alt if t_alt < AUTOTUNE_MARGIN * t_given else graph
+        return alt
 
-    def _capture_as_given(self, args: tuple, kwargs: dict) -> _Graph:
+    def _capture_as_given(self, args: tuple, kwargs: dict, backward: bool | None = None) -> _Graph:
         arg_specs, kw_specs = self.dynamic_shapes_for(args, kwargs)
         dynamic_shapes = (arg_specs, kw_specs) if kwargs else arg_specs
         if kwargs:
@@ -349,7 +380,18 @@ class HybridBlock(nn.Module):
 
             names = list(inspect.signature(self.forward).parameters)
             dynamic_shapes = {names[i]: s for i, s in enumerate(arg_specs)} | kw_specs
-        program = self._export_program(args, kwargs, dynamic_shapes)
+        # An evaluation graph is the same with and without gradients recording (checked on ResNets):
+        # the first no_grad call after a grad-enabled one reuses that capture instead of exporting again.
+        reuse_key = None
+        if not self.training:
+            layouts = tuple(_channels_last_flag(v) for v in torch.utils._pytree.tree_leaves((args, kwargs)))
+            # exact shapes: a new capture for other sizes (a guard the first one failed) must be a new export
+            reuse_key = (_key(False, args, kwargs)[2:], layouts, _shapes(torch.utils._pytree.tree_leaves((args, kwargs))))
+        program = self.__dict__.get("_eval_programs", {}).get(reuse_key) if reuse_key is not None else None
+        if program is None:
+            program = self._export_program(args, kwargs, dynamic_shapes)
+            if reuse_key is not None:  # looked up after export, which puts back copies of the module's attributes
+                self.__dict__.setdefault("_eval_programs", {})[reuse_key] = program
         runner = program.module()
         if not self.training and not torch.is_grad_enabled():
             # inference graph: batch norms folded into their convolutions (refolded when weights change)
@@ -357,7 +399,9 @@ class HybridBlock(nn.Module):
         kernels: list[Choice] = []
         if self._hybrid_autotune:
             graph_module = runner.module if isinstance(runner, FoldedGraph) else runner
-            kernels = autotune_convolutions(graph_module, backward=torch.is_grad_enabled())
+            if backward is None:
+                backward = self._tunes_backward(args, kwargs)
+            kernels = autotune_convolutions(graph_module, backward=backward)
         if self._hybrid_compile:
             if isinstance(runner, FoldedGraph):
                 runner.module = torch.compile(runner.module, dynamic=True)
@@ -408,6 +452,14 @@ class HybridBlock(nn.Module):
             h2.remove()
 
     # ------------------------------------------------------------------ export
+    def eager_scope(self) -> contextlib.AbstractContextManager:
+        """A context in which calls run the eager module: no graph is captured, tuned or used.
+
+        :func:`toolkit.deploy.export.export_block` computes its reference output in it, so
+        exporting a hybridized block does not capture a graph the export never uses.
+        """
+        return _capture_scope()
+
     def export_spec(self, example_inputs: Sequence[torch.Tensor]) -> "ExportSpec":
         """What :func:`toolkit.deploy.export.export_block` needs to know about the dynamic dimensions.
 
