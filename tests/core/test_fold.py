@@ -4,6 +4,7 @@ import torch
 from torch import nn
 
 from toolkit.nn import HybridBlock
+from toolkit.nn.autotune import ChannelsLastInputs
 from toolkit.nn.fold import FoldedGraph
 
 _aten = torch.ops.aten
@@ -54,6 +55,16 @@ def net() -> ConvNet:
     return model.eval().hybridize()
 
 
+def _graph_runner(model: HybridBlock):
+    """The last graph's runner, unwrapped from the channels-last input conversion.
+
+    Autotune races the graph on channels-last inputs and keeps whichever is faster, which
+    depends on the machine's load: the folding under test is the same either way.
+    """
+    runner = model._last_graph.runner
+    return runner.runner if isinstance(runner, ChannelsLastInputs) else runner
+
+
 def _norm_count(runner) -> int:
     module = runner.module if isinstance(runner, FoldedGraph) else runner
     return sum(n.op == "call_function" and n.target is _aten.batch_norm.default for n in module.graph.nodes)
@@ -65,7 +76,7 @@ def test_inference_graph_folds_conv_norm_pairs(net, context):
     with context():
         out = net(x)
         ref = _eager(net, x)
-    runner = net._last_graph.runner
+    runner = _graph_runner(net)
     assert isinstance(runner, FoldedGraph) and len(runner.folds) == 2
     assert _norm_count(runner) == 1  # only the norm after the ReLU is left
     torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-5)
@@ -74,8 +85,8 @@ def test_inference_graph_folds_conv_norm_pairs(net, context):
 def test_graph_with_gradients_is_not_folded(net):
     x = torch.randn(2, 3, 10, 10, requires_grad=True)
     out = net(x)
-    assert not isinstance(net._last_graph.runner, FoldedGraph)
-    assert _norm_count(net._last_graph.runner) == 3
+    assert not isinstance(_graph_runner(net), FoldedGraph)
+    assert _norm_count(_graph_runner(net)) == 3
     out.sum().backward()
     assert x.grad is not None
 
@@ -110,6 +121,6 @@ def test_double_precision_and_channels_last(net):
     with torch.no_grad():
         out = model(x)
         ref = _eager(model, x)
-    assert isinstance(model._last_graph.runner, FoldedGraph)
+    assert isinstance(_graph_runner(model), FoldedGraph)
     assert out.dtype == torch.float64
     torch.testing.assert_close(out, ref, rtol=1e-10, atol=1e-10)
