@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-from torchvision.ops import batched_nms, box_convert
+from torchvision.ops import box_convert, nms
 
 __all__ = [
     "NormalizedBoxCenterCoder",
@@ -133,9 +133,13 @@ def fixed_detections(
     image = torch.arange(batch, device=scores.device).repeat_interleave(k)
     keep = torch.nonzero(cand_scores > score_thresh).squeeze(1)
     if 0.0 < nms_thresh < 1.0:
-        # one NMS call for the whole batch: every (image, class) pair is its own group
-        kept = batched_nms(cand_boxes[keep].float(), cand_scores[keep].float(), image[keep] * num_classes + cand_cls[keep],
-                           nms_thresh)
+        # One NMS call for the whole batch, every (image, class) pair shifted to a region of its own
+        # (the offset trick torchvision's batched_nms uses; called directly because batched_nms picks
+        # its strategy by a data-dependent size test that torch.export cannot capture).
+        group = (image * num_classes + cand_cls).to(cand_boxes.dtype)
+        span = cand_boxes.max() - cand_boxes.min() + 1
+        shifted = (cand_boxes - cand_boxes.min()) + (group * span)[:, None]
+        kept = nms(shifted[keep].float(), cand_scores[keep].float(), nms_thresh)
         keep = keep[kept]
     else:
         keep = keep[torch.argsort(cand_scores[keep], descending=True, stable=True)]
