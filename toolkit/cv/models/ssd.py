@@ -403,8 +403,10 @@ class SSDLite(SSD):
         from torchvision.models.detection.image_list import ImageList
         from .detection._boxes import corner_to_center
 
-        h, w = (int(image.shape[-2]), int(image.shape[-1])) if image is not None else (320, 320)
-        boxes = self.anchor_generator(ImageList(feats[0][:1], [(h, w)]), list(feats))[0]
+        if image is None:
+            raise ValueError("SSDLite.anchors needs the input image (its size scales the default boxes)")
+        # DefaultBoxGenerator reads the image size from the tensor itself
+        boxes = self.anchor_generator(ImageList(image[:1], [tuple(image.shape[-2:])]), list(feats))[0]
         return corner_to_center(boxes).unsqueeze(0)
 
     def forward(self, data: torch.Tensor):
