@@ -29,7 +29,7 @@ CORE_REQUIRES = [
     "onnxruntime>=1.18",
     "tqdm>=4.60",
 ]
-CV_REQUIRES = ["torchvision>=0.24", "pillow>=9"]
+CV_REQUIRES = ["torchvision>=0.24", "pillow>=9", "pycocotools>=2.0.7"]
 NLP_REQUIRES = ["sentencepiece>=0.2", "tokenizers>=0.19", "sacrebleu>=2.3", "scipy>=1.10"]
 EXTRAS = {
     # OpenVINO runs exported graphs natively and ships the C/C++ headers the

@@ -4,5 +4,6 @@
 them from here (as GluonCV users import ``gluoncv.utils.metrics``).
 """
 from .classification import TopKAccuracy, topk_accuracy, topk_correct
+from .detection import COCODetectionMetric, VOC07MApMetric, VOCMApMetric
 
-__all__ = ["TopKAccuracy", "topk_accuracy", "topk_correct"]
+__all__ = ["TopKAccuracy", "topk_accuracy", "topk_correct", "VOCMApMetric", "VOC07MApMetric", "COCODetectionMetric"]

@@ -1,0 +1,131 @@
+"""Detection presets (SSD, YOLOv3, Faster R-CNN) and batchify: shapes, box geometry, empty targets."""
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+import torch
+from torchvision import tv_tensors
+
+from toolkit.cv.data.detection import detection_batchify, make_target
+from toolkit.cv.presets.rcnn import FasterRCNNDefaultTrainTransform, FasterRCNNDefaultValTransform
+from toolkit.cv.presets.ssd import SSDDefaultTrainTransform, SSDDefaultValTransform
+from toolkit.cv.presets.yolo import Letterbox, YOLO3DefaultTrainTransform, YOLO3DefaultValTransform
+
+MEAN = torch.tensor([0.485, 0.456, 0.406]).view(3, 1, 1)
+STD = torch.tensor([0.229, 0.224, 0.225]).view(3, 1, 1)
+
+
+def _sample(h=60, w=80, n=4, seed=0, masks=True):
+    g = torch.Generator().manual_seed(seed)
+    img = tv_tensors.Image(torch.randint(0, 256, (3, h, w), dtype=torch.uint8, generator=g))
+    boxes, m = [], np.zeros((n, h, w), np.uint8)
+    for k in range(n):
+        x1, y1 = int(torch.randint(0, w - 20, (1,), generator=g)), int(torch.randint(0, h - 20, (1,), generator=g))
+        boxes.append([x1, y1, x1 + 15, y1 + 12])
+        m[k, y1:y1 + 12, x1:x1 + 15] = 1
+    labels = np.arange(n)
+    return img, make_target(boxes, labels, h, w, 1, difficult=labels % 2 == 1, masks=m if masks else None)
+
+
+def _unnormalise(x):
+    return (x * STD + MEAN) * 255
+
+
+@pytest.mark.parametrize("preset", [SSDDefaultTrainTransform(64, 48), YOLO3DefaultTrainTransform(64, 48),
+                                    YOLO3DefaultTrainTransform(64, 48, letterbox=True)])
+def test_train_presets_keep_boxes_and_flags_together(preset):
+    torch.manual_seed(0)
+    seen = 0
+    for seed in range(25):
+        img, target = _sample(seed=seed)
+        x, y = preset(img, target)
+        assert x.dtype == torch.float32 and x.shape == (3, 48, 64) and type(x) is torch.Tensor
+        assert y.dtype == torch.float32 and y.ndim == 2 and y.shape[1] == 6
+        assert (y[:, 0] >= 0).all() and (y[:, 2] <= 64).all() and (y[:, 1] >= 0).all() and (y[:, 3] <= 48).all()
+        assert (y[:, 2] > y[:, 0]).all() and (y[:, 3] > y[:, 1]).all()
+        # labels were 0..3 with difficult = odd label; filtering must drop both together
+        assert set(y[:, 4].tolist()) <= {0, 1, 2, 3}
+        assert y[:, 5].tolist() == [float(c % 2) for c in y[:, 4].tolist()]
+        seen += len(y)
+    assert seen > 25  # augmentation keeps most objects
+
+
+def test_val_presets_scale_boxes_exactly():
+    img, target = _sample(h=60, w=80)
+    for preset in (SSDDefaultValTransform(40, 30), YOLO3DefaultValTransform(40, 30)):
+        x, y = preset(img, target)
+        assert x.shape == (3, 30, 40)
+        np.testing.assert_allclose(y[:, :4].numpy(), target["boxes"].numpy() / 2, atol=1e-5)
+        assert y[:, 4].tolist() == [0, 1, 2, 3] and y[:, 5].tolist() == [0, 1, 0, 1]
+    # normalisation: un-normalising gives the resized pixels back
+    x, _ = SSDDefaultValTransform(80, 60)(img, target)
+    np.testing.assert_allclose(_unnormalise(x).numpy(), img.float().numpy(), atol=0.01)
+
+
+def test_letterbox_keeps_aspect_and_pads():
+    img, target = _sample(h=40, w=80)
+    x, y = YOLO3DefaultValTransform(64, 64, letterbox=True)(img, target)
+    assert x.shape == (3, 64, 64)
+    # 80x40 -> 64x32, centred: 16 rows of padding above and below
+    exp = target["boxes"].numpy() * 0.8 + np.array([0, 16, 0, 16])
+    np.testing.assert_allclose(y[:, :4].numpy(), exp, atol=1e-4)
+    pad = _unnormalise(x)[:, :16]
+    np.testing.assert_allclose(pad.numpy(), 114, atol=0.01)
+    t = Letterbox((64, 64))(img, target)[1]
+    assert t["masks"].shape == (4, 64, 64) and t["masks"][:, :16].sum() == 0
+
+
+def test_rcnn_shorter_side_and_max_size():
+    img, target = _sample(h=60, w=80)
+    x, y = FasterRCNNDefaultValTransform(short=30, max_size=100)(img, target)
+    assert x.shape == (3, 30, 40)
+    np.testing.assert_allclose(y[:, :4].numpy(), target["boxes"].numpy() / 2, atol=1e-4)
+    x, y = FasterRCNNDefaultValTransform(short=90, max_size=100)(img, target)
+    assert x.shape == (3, 75, 100)  # longer side capped
+    torch.manual_seed(0)
+    shapes = {FasterRCNNDefaultTrainTransform(short=(30, 36), max_size=200)(img, target)[0].shape[1]
+              for _ in range(20)}
+    assert shapes <= set(range(30, 37)) and len(shapes) > 1
+    with pytest.raises(ValueError, match="short"):
+        FasterRCNNDefaultTrainTransform(short=(1, 2, 3))
+    with pytest.raises(ValueError, match="max_size"):
+        FasterRCNNDefaultValTransform(short=600, max_size=100)
+
+
+def test_flip_mirrors_boxes():
+    img, target = _sample(h=40, w=50, n=1, masks=False)
+    preset = FasterRCNNDefaultTrainTransform(short=40, max_size=100, flip_p=1.0)
+    x, y = preset(img, target)
+    b = target["boxes"][0].tolist()
+    assert y[0, :4].tolist() == [50 - b[2], b[1], 50 - b[0], b[3]]
+    np.testing.assert_allclose(_unnormalise(x).numpy(), img.flip(-1).float().numpy(), atol=0.01)
+
+
+@pytest.mark.parametrize("preset", [SSDDefaultTrainTransform(32, 32), YOLO3DefaultTrainTransform(32, 32),
+                                    FasterRCNNDefaultTrainTransform(32, 64), SSDDefaultValTransform(32, 32)])
+def test_images_without_objects(preset):
+    img = tv_tensors.Image(torch.zeros(3, 20, 30, dtype=torch.uint8))
+    x, y = preset(img, make_target(np.zeros((0, 4)), [], 20, 30))
+    assert y.shape == (0, 6) and x.shape[0] == 3
+    with pytest.raises(ValueError, match="H, W > 0"):
+        preset(tv_tensors.Image(torch.zeros(3, 0, 30, dtype=torch.uint8)), make_target(np.zeros((0, 4)), [], 0, 30))
+    with pytest.raises(TypeError, match="target dict"):
+        preset(img, np.zeros((0, 6)))
+
+
+def test_presets_pickle_and_batchify_with_loader():
+    preset = pickle.loads(pickle.dumps(SSDDefaultTrainTransform(32, 32)))
+    samples = [preset(*_sample(seed=s, n=1 + s % 3)) for s in range(4)]
+    samples.append(preset(tv_tensors.Image(torch.zeros(3, 20, 20, dtype=torch.uint8)),
+                          make_target(np.zeros((0, 4)), [], 20, 20)))
+    x, y = detection_batchify()(samples)
+    assert x.shape == (5, 3, 32, 32) and y.shape[0] == 5 and y.shape[2] == 6 and (y[4] == -1).all()
+    rc = FasterRCNNDefaultValTransform(short=30, max_size=100)
+    a = rc(*_sample(h=60, w=80))
+    b = rc(*_sample(h=80, w=60))
+    imgs, labels, sizes = pickle.loads(pickle.dumps(detection_batchify(pad_images=True, size_divisible=32)))([a, b])
+    assert imgs.shape == (2, 3, 64, 64) and sizes.tolist() == [[30, 40], [40, 30]]
+    assert torch.equal(imgs[0, :, :30, :40], a[0]) and (imgs[0, :, 30:] == 0).all()
+    assert labels.shape == (2, 4, 6)
