@@ -164,6 +164,7 @@ class YOLOV3TargetGenerator:
     holding its center: objectness 1, center offsets within the cell, log size ratios, a weight
     ``2 - w*h / image area`` and its one-hot class (label-smoothed if asked). Other anchors whose decoded
     prediction overlaps a ground truth by more than ``ignore_iou_thresh`` are ignored (objectness -1).
+    A 7th label column is a mixup weight: positives get it as objectness target and loss weight.
     """
 
     def __init__(self, num_class: int, ignore_iou_thresh: float = 0.7, label_smooth: bool = False) -> None:
@@ -214,10 +215,11 @@ class YOLOV3TargetGenerator:
                 cx = min(max(int(gc[g, 0] // stride), 0), w_cells - 1)
                 cy = min(max(int(gc[g, 1] // stride), 0), h_cells - 1)
                 idx = start + (cy * w_cells + cx) * num_a + a
-                obj_t[b, idx] = 1.0
+                mix = float(gt[g, 6]) if gt.shape[1] > 6 else 1.0
+                obj_t[b, idx] = mix
                 center_t[b, idx] = gc[g] / stride - torch.tensor([cx, cy], device=dev, dtype=torch.float32)
                 scale_t[b, idx] = torch.log(gwh[g] / shapes_t[int(best[g])])
-                weight_t[b, idx] = 2.0 - gwh[g, 0] * gwh[g, 1] / float(w_img * h_img)
+                weight_t[b, idx] = (2.0 - gwh[g, 0] * gwh[g, 1] / float(w_img * h_img)) * mix
                 class_t[b, idx] = 0.0
                 class_t[b, idx, int(gt[g, 4])] = 1.0
             ious = box_iou(outputs.bboxes[b].detach().float(), gt[:, :4]).max(1).values
@@ -225,7 +227,7 @@ class YOLOV3TargetGenerator:
         if self.label_smooth:
             eps = min(1.0 / self.num_class, 1.0 / 40)
             class_t = torch.where(class_t > 0.5, class_t - eps, torch.full_like(class_t, eps))
-        class_mask = (obj_t > 0).float().expand_as(class_t)
+        class_mask = obj_t.clamp(min=0).expand_as(class_t).contiguous()
         return obj_t, center_t, scale_t, weight_t, class_t, class_mask
 
 
@@ -241,10 +243,11 @@ class YOLOV3Loss(nn.Module):
 
     def forward(self, outputs: YOLOV3Outputs, obj_t, center_t, scale_t, weight_t, class_t, class_mask):
         pos = (obj_t > 0).float()
-        obj_weight = (obj_t >= 0).float()
+        # positives weigh their mixup ratio (1 without mixup), negatives 1, ignored anchors 0
+        obj_weight = torch.where(obj_t > 0, obj_t, (obj_t >= 0).float())
         obj_loss = (F.binary_cross_entropy_with_logits(outputs.objness, (obj_t > 0).float(), reduction="none")
                     * obj_weight).sum((1, 2))
-        w = weight_t * pos
+        w = weight_t * pos  # weight_t carries the mixup ratio already
         center_loss = (F.binary_cross_entropy_with_logits(outputs.centers, center_t, reduction="none") * w).sum((1, 2))
         scale_loss = ((outputs.scales - scale_t).abs() * w).sum((1, 2))
         cls_loss = (F.binary_cross_entropy_with_logits(outputs.cls_preds, class_t, reduction="none")
