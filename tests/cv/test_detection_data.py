@@ -1,6 +1,7 @@
 """Detection data: the offline fashion-scenes set, COCO and VOC readers, GluonCV labels, batchify, bad input."""
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -40,7 +41,6 @@ def test_scenes_layout_and_version(scenes):
     assert meta["classes"] == list(SCENES_CLASSES) and len(SCENES_CLASSES) == 10
     for split, n in (("train", 12), ("val", 6)):
         ann = scenes / "annotations" / f"instances_{split}.json"
-        import hashlib
         assert meta["sha256"][f"annotations/instances_{split}.json"] == hashlib.sha256(ann.read_bytes()).hexdigest()
         assert len(list((scenes / split).glob("*.png"))) == n
 
@@ -93,6 +93,25 @@ def test_scenes_deterministic_and_idempotent(scenes, tmp_path):
     ann.write_text("{}")
     build_fashion_scenes(tmp_path / "s", **{**SMALL, "seed": 4})
     assert json.loads(ann.read_text())["annotations"]
+
+
+def _build_small(root):
+    build_fashion_scenes(root, **SMALL)
+
+
+def test_scenes_concurrent_builds(tmp_path):
+    """Two processes (DDP ranks) asking for the set at once: both get it whole, nothing is left behind."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("fork")
+    procs = [ctx.Process(target=_build_small, args=(tmp_path / "fashion_scenes",)) for _ in range(2)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+    assert [p.exitcode for p in procs] == [0, 0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".fashion_scenes.lock", "fashion_scenes"]
+    assert len(FashionScenes("train", tmp_path / "fashion_scenes")) == 12
 
 
 def test_scenes_built_on_first_use(tmp_path, monkeypatch):
@@ -187,6 +206,9 @@ def test_coco_bad_input(tmp_path):
     ann = _coco_fixture(tmp_path, [(8, 8)], [_ann(1, 10, 99, [0, 0, 4, 4])])
     with pytest.raises(DatasetFormatError, match="category_id 99"):
         COCODetection(tmp_path, "mini")
+    _coco_fixture(tmp_path, [(8, 8)], [_ann(1, 10, 3, [0, 0, 4, 4]) | {"bbox": [0, "a", 4, 4]}])
+    with pytest.raises(DatasetFormatError, match=r"annotation 1 has bbox \[0, 'a', 4, 4\]"):
+        COCODetection(tmp_path, "mini")
     ann.write_text('{"images": [], "annotations": [')
     with pytest.raises(DatasetFormatError, match=r"instances_mini.json: not valid JSON"):
         COCODetection(tmp_path, "mini")
@@ -251,6 +273,12 @@ def test_voc_bad_input(tmp_path):
     _voc_fixture(tmp_path, 2007, "test", {"a": _voc_xml([("unicorn", 0, (1, 1, 5, 5))])})
     with pytest.raises(DatasetFormatError, match="a.xml: unknown class name 'unicorn'"):
         VOCDetection(tmp_path, splits=[(2007, "test")])
+    _voc_fixture(tmp_path, 2007, "test", {"a": _voc_xml([("dog", "yes", (1, 1, 5, 5))])})
+    with pytest.raises(DatasetFormatError, match="<difficult>yes</difficult>"):
+        VOCDetection(tmp_path, splits=[(2007, "test")])
+    _voc_fixture(tmp_path, 2007, "test", {"a": _voc_xml([("dog", 0, (1, 1, "x", 5))])})
+    with pytest.raises(DatasetFormatError, match="non-numeric <xmax>"):
+        VOCDetection(tmp_path, splits=[(2007, "test")])
     _voc_fixture(tmp_path, 2007, "test", {"a": "<annotation><size>"})
     with pytest.raises(DatasetFormatError, match="a.xml: XML does not parse"):
         VOCDetection(tmp_path, splits=[(2007, "test")])
@@ -274,3 +302,28 @@ def test_batchify_pads_labels_with_minus_one():
     assert (y[0] == -1).all() and (y[1, 1] == -1).all() and y[2].tolist() == labels[2].tolist()
     _, empty = fn([(imgs[0], labels[0]), (imgs[1], labels[0])])
     assert empty.shape == (2, 0, 6)
+
+
+# ----------------------------------------------------------------------------- end to end
+def test_scenes_through_preset_loader_and_metrics(scenes):
+    """The offline set flows through a preset, a worker DataLoader and both metrics (ground truth as
+    predictions scores 1.0 everywhere)."""
+    from torch.utils.data import DataLoader
+
+    from toolkit.cv.metrics import COCODetectionMetric, VOC07MApMetric
+    from toolkit.cv.presets.ssd import SSDDefaultValTransform
+
+    val = FashionScenes("val", scenes)
+    loader = DataLoader(val.transform(SSDDefaultValTransform(64, 64)), batch_size=4, num_workers=2,
+                        collate_fn=detection_batchify())
+    voc, coco = VOC07MApMetric(class_names=list(val.classes)), COCODetectionMetric(val)
+    seen = 0
+    for x, y in loader:
+        assert x.shape[1:] == (3, 64, 64) and y.shape[-1] == 6
+        voc.update(y[..., :4], y[..., 4], torch.ones_like(y[..., 4]), y[..., :4], y[..., 4], y[..., 5])
+        coco.update(y[..., :4], y[..., 4], torch.where(y[..., 4] >= 0, 1.0, -1.0))
+        seen += len(x)
+    assert seen == len(val)
+    assert voc.get()[1][-1] == pytest.approx(1.0)
+    names, values = coco.get()
+    assert names[0] == "mAP" and values[0] == pytest.approx(1.0) and values[1] == pytest.approx(1.0)

@@ -129,3 +129,29 @@ def test_presets_pickle_and_batchify_with_loader():
     assert imgs.shape == (2, 3, 64, 64) and sizes.tolist() == [[30, 40], [40, 30]]
     assert torch.equal(imgs[0, :, :30, :40], a[0]) and (imgs[0, :, 30:] == 0).all()
     assert labels.shape == (2, 4, 6)
+
+
+def test_mixup_detection_weights_flow_to_labels():
+    from toolkit.cv.data import MixupDetection
+
+    a = (tv_tensors.Image(torch.full((3, 20, 30), 100, dtype=torch.uint8)),
+         make_target([[1, 1, 10, 10]], [2], 20, 30, image_id=7))
+    b = (tv_tensors.Image(torch.full((3, 24, 16), 200, dtype=torch.uint8)),
+         make_target([[0, 0, 8, 8], [4, 4, 12, 20]], [0, 1], 24, 16, image_id=8, difficult=[False, True]))
+    np.random.seed(1)
+    mix = MixupDetection([a, b], lambda: 0.25)
+    img, t = mix[0]
+    assert img.shape == (3, 24, 30) and tuple(t["boxes"].canvas_size) == (24, 30)
+    other = 1 if t["labels"][1:].tolist() == [0, 1] else 0
+    assert other == 1  # seeded draw picked b
+    assert img[0, 0, 0] == 175 and img[0, 22, 5] == 150 and img[0, 5, 20] == 25  # overlap, b only, a only
+    assert t["mixup_weight"].tolist() == [0.25, 0.75, 0.75] and t["difficult"].tolist() == [False, False, True]
+    x, y = SSDDefaultValTransform(30, 24)(img, t)
+    assert y.shape == (3, 7) and y[:, 6].tolist() == [0.25, 0.75, 0.75] and y[:, 5].tolist() == [0, 0, 1]
+    _, y2 = SSDDefaultTrainTransform(32, 32)(img, t)  # boxes dropped by the crop take their weights along
+    assert y2.shape[1] == 7 and set(y2[:, 6].tolist()) <= {0.25, 0.75}
+    _, labels = detection_batchify()([(x, y), (x, y[:1])])
+    assert labels.shape == (2, 3, 7) and (labels[1, 1:] == -1).all()
+    mix.set_mixup(None)
+    img, t = mix[1]
+    assert torch.equal(img, b[0]) and t["mixup_weight"].tolist() == [1, 1]

@@ -41,7 +41,7 @@ from ._base import Dataset, DatasetFormatError, MissingDatasetError, data_root
 from .folder import read_image
 
 __all__ = [
-    "COCODetection", "VOCDetection", "VOC_CLASSES", "to_gluoncv_label", "detection_batchify",
+    "COCODetection", "VOCDetection", "VOC_CLASSES", "MixupDetection", "to_gluoncv_label", "detection_batchify",
     "make_target", "clip_boxes",
 ]
 
@@ -115,6 +115,10 @@ def make_target(boxes: Any, labels: Any, height: int, width: int, image_id: int 
 def to_gluoncv_label(target: dict[str, Any]) -> np.ndarray:
     """GluonCV's label array of a target: float32 (N, 6) ``[x1, y1, x2, y2, class_id, difficult]``.
 
+    A target made by :class:`MixupDetection` (key ``"mixup_weight"``) gives
+    (N, 7): the mixup weight of each box is appended, as GluonCV's
+    ``MixupDetection`` does.
+
     Parameters
     ----------
     target : dict
@@ -128,11 +132,70 @@ def to_gluoncv_label(target: dict[str, Any]) -> np.ndarray:
         raise ValueError(f"to_gluoncv_label: {len(boxes)} boxes but {len(labels)} labels")
     diff = target.get("difficult")
     diff = np.zeros(len(boxes)) if diff is None else torch.as_tensor(diff).detach().cpu().reshape(-1).numpy()
-    out = np.empty((len(boxes), 6), dtype=np.float32)
+    weight = target.get("mixup_weight")
+    out = np.empty((len(boxes), 6 if weight is None else 7), dtype=np.float32)
     out[:, :4] = boxes
     out[:, 4] = labels
     out[:, 5] = diff
+    if weight is not None:
+        out[:, 6] = torch.as_tensor(weight).detach().cpu().reshape(-1).numpy()
     return out
+
+
+class MixupDetection(Dataset):
+    """Mix every item with another random one (GluonCV's ``MixupDetection``, for ``--mixup`` training).
+
+    Item ``i`` becomes ``lam * image_i + (1 - lam) * image_j`` on a canvas of
+    the larger of both sizes (top-left aligned, zero elsewhere), with the boxes
+    of both and a per-box weight ``target["mixup_weight"]`` (``lam`` for
+    ``i``'s boxes, ``1 - lam`` for ``j``'s); presets carry the weight along,
+    so the GluonCV label gets a 7th column (:func:`to_gluoncv_label`). With no
+    mixup function (or ``lam == 1``) items pass through with weight 1.
+
+    Parameters
+    ----------
+    dataset : Dataset
+        Items ``(image, target)`` of the detection contract.
+    mixup : callable, optional
+        Draws ``lam``, called as ``mixup(*args)`` (e.g. ``numpy.random.beta``
+        with ``args=(1.5, 1.5)``, GluonCV's choice).
+    *args
+        Arguments of ``mixup``.
+    """
+
+    def __init__(self, dataset: Any, mixup: Callable | None = None, *args: Any) -> None:
+        self._dataset = dataset
+        self.set_mixup(mixup, *args)
+
+    def set_mixup(self, mixup: Callable | None = None, *args: Any) -> None:
+        """Change (or, with ``None``, switch off) the mixup distribution, e.g. for the last epochs."""
+        self._mixup, self._mixup_args = mixup, args
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        return self._dataset.classes
+
+    def __len__(self) -> int:
+        return len(self._dataset)
+
+    def __getitem__(self, idx: int) -> tuple[tv_tensors.Image, dict[str, Any]]:
+        image, target = self._dataset[idx]
+        lam = 1.0 if self._mixup is None else float(np.clip(self._mixup(*self._mixup_args), 0.0, 1.0))
+        if lam >= 1.0:
+            return image, {**target, "mixup_weight": torch.ones(len(target["labels"]))}
+        other, target2 = self._dataset[int(np.random.randint(len(self._dataset)))]
+        h = max(image.shape[-2], other.shape[-2])
+        w = max(image.shape[-1], other.shape[-1])
+        mixed = torch.zeros((3, h, w), dtype=torch.float32)
+        mixed[:, : image.shape[-2], : image.shape[-1]] += lam * image.float()
+        mixed[:, : other.shape[-2], : other.shape[-1]] += (1 - lam) * other.float()
+        n1, n2 = len(target["labels"]), len(target2["labels"])
+        out = make_target(
+            torch.cat([target["boxes"].as_subclass(torch.Tensor), target2["boxes"].as_subclass(torch.Tensor)]),
+            torch.cat([target["labels"], target2["labels"]]), h, w, target["image_id"],
+            torch.cat([target["difficult"], target2["difficult"]]))
+        out["mixup_weight"] = torch.cat([torch.full((n1,), lam), torch.full((n2,), 1 - lam)])
+        return tv_tensors.Image(mixed.round_().clamp_(0, 255).to(torch.uint8)), out
 
 
 def detection_batchify(pad_images: bool = False, size_divisible: int = 1) -> Callable:
@@ -241,7 +304,8 @@ def _load_json(path: Path) -> dict[str, Any]:
         with open(path, encoding="utf-8") as f:
             data = json.load(f)
     except json.JSONDecodeError as err:
-        raise DatasetFormatError(f"{path}: not valid JSON ({err.msg} at line {err.lineno}, column {err.colno})") from err
+        raise DatasetFormatError(
+            f"{path}: not valid JSON ({err.msg} at line {err.lineno}, column {err.colno})") from err
     except (OSError, UnicodeDecodeError) as err:
         raise DatasetFormatError(f"{path}: cannot read annotation file ({err})") from err
     if not isinstance(data, dict):
@@ -406,9 +470,11 @@ class COCODetection(_DetectionBase):
                     f"which is not among the categories {sorted(self.json_id_to_contiguous)}"
                 )
             bbox = ann.get("bbox")
-            if not isinstance(bbox, (list, tuple)) or len(bbox) != 4:
-                raise DatasetFormatError(f"{ann_file}: annotation {ann.get('id')} has bbox {bbox!r}, need [x, y, w, h]")
-            x, y, w, h = (float(v) for v in bbox)
+            try:
+                x, y, w, h = (float(v) for v in bbox)
+            except (TypeError, ValueError) as err:
+                raise DatasetFormatError(
+                    f"{ann_file}: annotation {ann.get('id')} has bbox {bbox!r}, need 4 numbers [x, y, w, h]") from err
             box, keep = clip_boxes(np.array([[x, y, x + w, y + h]]), width, height)
             area = float(ann.get("area", w * h))
             if not keep[0] or area <= 0 or area < self.min_object_area:
@@ -524,8 +590,11 @@ class VOCDetection(_DetectionBase):
             name = (name_el.text or "").strip() if name_el is not None else ""
             if name not in self.index_map:
                 raise DatasetFormatError(f"{xml_file}: unknown class name {name!r}; known: {sorted(self.index_map)}")
-            diff_el = obj.find("difficult")
-            diff = bool(int(diff_el.text)) if diff_el is not None and (diff_el.text or "").strip() else False
+            diff_text = (obj.findtext("difficult") or "0").strip() or "0"
+            if diff_text not in ("0", "1"):
+                raise DatasetFormatError(f"{xml_file}: object {name!r} has <difficult>{diff_text}</difficult>, "
+                                         "expected 0 or 1")
+            diff = diff_text == "1"
             bb = obj.find("bndbox")
             if bb is None:
                 raise DatasetFormatError(f"{xml_file}: object {name!r} has no <bndbox>")

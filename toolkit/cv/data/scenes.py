@@ -34,6 +34,7 @@ Scene rules (what a detector has to learn):
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
@@ -319,6 +320,31 @@ def build_fashion_scenes(root: str | os.PathLike | None = None, *, num_train: in
     _check_args(params)
     if not force and _is_current(folder, params):
         return folder
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with _build_lock(folder):  # several processes (DDP ranks, test workers): one builds, the others wait
+        if not force and _is_current(folder, params):
+            return folder
+        return _build(folder, params, source_root, num_workers)
+
+
+@contextlib.contextmanager
+def _build_lock(folder: Path):
+    try:
+        import fcntl
+    except ImportError:  # no flock (Windows): builds are still atomic, just not serialised
+        yield
+        return
+    with open(folder.with_name(f".{folder.name}.lock"), "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _build(folder: Path, params: dict[str, Any], source_root: str | os.PathLike | None,
+           num_workers: int | None) -> Path:
+    num_train, num_val = params["num_train"], params["num_val"]
     workers = num_workers if num_workers is not None else min(4, os.cpu_count() or 1)
     workers = 1 if num_train + num_val < 256 else max(1, int(workers))  # a pool costs more than tiny sets
     start = time.perf_counter()

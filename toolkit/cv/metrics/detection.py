@@ -160,7 +160,8 @@ class VOCMApMetric:
                                                          "gt_difficults", None)
         batch = pb.shape[0]
         for arr, name, k in ((pl, "pred_labels", pb.shape[1]), (ps, "pred_scores", pb.shape[1]),
-                             (gb, "gt_bboxes", None), (gl, "gt_labels", gb.shape[1]), (gd, "gt_difficults", gb.shape[1])):
+                             (gb, "gt_bboxes", None), (gl, "gt_labels", gb.shape[1]),
+                             (gd, "gt_difficults", gb.shape[1])):
             if arr is None:
                 continue
             if arr.shape[0] != batch or (k is not None and arr.shape[1] != k):

@@ -27,14 +27,14 @@ __all__ = ["DetectionPreset", "Letterbox", "box_labels", "IMAGENET_MEAN", "IMAGE
 def box_labels(inputs: Any) -> tuple[torch.Tensor, ...]:
     """``labels_getter`` for ``v2.SanitizeBoundingBoxes``: the per-box tensors of a target.
 
-    Labels and difficult flags are dropped together with the boxes they
+    Labels, difficult flags and mixup weights are dropped together with the boxes they
     belong to (masks are filtered by torchvision itself). A module-level
     function, so presets pickle into DataLoader workers.
     """
     target = inputs[1] if isinstance(inputs, (tuple, list)) and len(inputs) > 1 else inputs
     if not isinstance(target, dict):
         raise TypeError("detection presets expect (image, target dict) samples")
-    return tuple(target[k] for k in ("labels", "difficult") if k in target)
+    return tuple(target[k] for k in ("labels", "difficult", "mixup_weight") if k in target)
 
 
 class Letterbox(v2.Transform):
@@ -58,9 +58,7 @@ class Letterbox(v2.Transform):
         self.fill = fill
 
     def make_params(self, flat_inputs: list[Any]) -> dict[str, Any]:
-        from torchvision.transforms.v2._utils import query_size
-
-        h, w = query_size(flat_inputs)
+        h, w = v2.query_size(flat_inputs)
         oh, ow = self.size
         scale = min(oh / h, ow / w)
         nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
