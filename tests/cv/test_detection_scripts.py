@@ -87,3 +87,13 @@ def test_faster_rcnn_script(scenes, tmp_path):
     assert result["model"] == "faster_rcnn_fpn_resnet50_v1b_voc" and result["kwargs"]["backbone"] == "resnet18_v1b"
     records = [json.loads(line) for line in (tmp_path / "r" / "log.jsonl").read_text().splitlines()]
     assert {"rpn_conf", "rpn_smoothl1", "rcnn_ce", "rcnn_smoothl1"} <= records[-1].keys()
+
+
+def test_tutorial_runs_tiny(tmp_path):
+    spec = importlib.util.spec_from_file_location("det_tutorial", ROOT / "tutorials" / "detection_fashion_scenes.py")
+    tutorial = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tutorial)
+    out = tutorial.main(["--tiny", "--workdir", str(tmp_path)])
+    assert 0.0 <= out["voc07_map"] <= 100.0 and 0.0 <= out["coco_map"] <= 100.0
+    assert sum(out["losses"][-2:]) < sum(out["losses"][:2])  # it learns something
+    assert (tmp_path / "detections.png").stat().st_size > 1000
