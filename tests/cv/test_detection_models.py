@@ -377,3 +377,28 @@ def test_from_torchvision_detection_rejects_other_checkpoints():
     sd = torchvision.models.mobilenet_v3_large(weights=None).state_dict()
     with pytest.raises(WeightsError, match="not a torchvision ssdlite320_mobilenet_v3_large checkpoint"):
         from_torchvision(sd, "ssdlite320_mobilenet_v3_large")
+
+
+@pytest.mark.slow
+def test_vgg_and_darknet_join_the_classification_zoo():
+    from toolkit.cv.models.darknet import DarknetV3
+    from toolkit.cv.models.detection import BackboneFeatures
+
+    # VGG-16 (with/without BN) holds exactly torchvision's parameters
+    for ours, theirs in (("vgg16", "vgg16"), ("vgg16_bn", "vgg16_bn"), ("vgg11", "vgg11")):
+        with torch.device("meta"):
+            a = sum(p.numel() for p in get_model(ours).parameters())
+            b = sum(p.numel() for p in getattr(torchvision.models, theirs)(weights=None).parameters())
+        assert a == b, ours
+    # Darknet-53: 52 convolutions + the classifier; stride 8/16/32 stages end at features 14, 23, 28
+    net = get_model("darknet53", classes=10)
+    assert sum(isinstance(m, nn.Conv2d) for m in net.modules()) == 52
+    feats = BackboneFeatures(net, strides=(8, 16, 32))
+    assert feats.channels == [256, 512, 1024] and [len(s) for s in feats.stages] == [15, 9, 5]
+    small = DarknetV3((1, 1, 1, 1, 1), (8, 16, 32, 64, 128), classes=5).eval()
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        eager = small(x)
+        assert eager.shape == (2, 5)
+        small.hybridize(autotune=False)
+        torch.testing.assert_close(small(x), eager, atol=1e-5, rtol=1e-5)
