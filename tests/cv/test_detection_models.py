@@ -211,6 +211,13 @@ def test_reset_class_reuses_named_rows():
         net.eval()
         with torch.no_grad():
             _check_contract(net(x), 2, 2)
+    lite = get_model("ssdlite320_mobilenet_v3_large", classes=["a", "b", "c"]).train()
+    x = torch.randn(2, 3, 96, 96)
+    before = lite(x)[0]
+    lite.reset_class(["c", "a", "new"], reuse_weights=["a", "c"])
+    after = lite(x)[0]
+    assert after.shape[-1] == 4
+    torch.testing.assert_close(after[..., [0, 1, 2]], before[..., [0, 3, 1]])  # background, c, a kept
     net = get_model("faster_rcnn_fpn_resnet50_v1b_voc", backbone="resnet18_v1b", classes=["a", "b", "c"])
     old = net.roi_heads.box_predictor.bbox_pred.weight.detach().clone()
     net.reset_class(["c", "z"], reuse_weights=["c"])

@@ -391,9 +391,12 @@ class SSDLite(SSD):
 
         if not hasattr(self, "head"):
             self.head = SSDLiteHead(self.channels, self.num_anchors, num_classes + 1, self._norm)
-        else:
-            self.head.classification_head = SSDLiteClassificationHead(self.channels, self.num_anchors,
-                                                                      num_classes + 1, self._norm)
+            return
+        # only the last 1x1 convolution of each branch depends on the classes (the depthwise part is kept)
+        fresh = SSDLiteClassificationHead(self.channels, self.num_anchors, num_classes + 1, self._norm)
+        for branch, new in zip(self.head.classification_head.module_list, fresh.module_list):
+            branch[1] = new[1]
+        self.head.classification_head.num_columns = num_classes + 1
 
     def _class_layers(self) -> list[ClassLayer]:
         return [ClassLayer(f"head.classification_head.module_list.{i}.1", groups=a, extra=1)
