@@ -161,11 +161,11 @@ def build_model(args, family: str, classes: list[str]):
             raise SystemExit(f"--network {args.network!r}: neither {name!r} nor a zoo classifier named so exists")
         kwargs["backbone"] = args.network
         name = fallback
-    if args.syncbn:
-        kwargs["norm_layer"] = torch.nn.SyncBatchNorm if torch.distributed.is_initialized() else None
-    if kwargs.get("norm_layer", 1) is None:
-        kwargs.pop("norm_layer")
     model = get_model(name, **kwargs)
+    if args.syncbn:
+        if not torch.cuda.is_available():
+            raise SystemExit("--syncbn: torch's SyncBatchNorm runs on GPUs only, and this run is on CPU")
+        model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
     if family != "faster_rcnn":
         model.metadata["input_shape"] = [3, args.data_shape, args.data_shape]
         model.metadata["preprocessing"]["resize"] = [args.data_shape, args.data_shape]

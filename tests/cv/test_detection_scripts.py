@@ -73,6 +73,11 @@ def test_yolo3_options_and_eval_agree(scenes, tmp_path):
 def test_bad_flags_are_named(scenes, tmp_path):
     with pytest.raises(SystemExit, match="YOLOv3 only"):
         _load("train_ssd").main(_args(scenes, tmp_path / "s", "--mixup"))
+    import torch
+
+    if not torch.cuda.is_available():
+        with pytest.raises(SystemExit, match="GPUs only"):
+            _load("train_yolo3").main(_args(scenes, tmp_path / "u", "--syncbn"))
     with pytest.raises(SystemExit, match="no_such_net"):
         _load("train_yolo3").main(_args(scenes, tmp_path / "t", "--network", "no_such_net"))
 
