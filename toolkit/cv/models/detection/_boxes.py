@@ -142,11 +142,13 @@ def fixed_detections(
         kept = nms(shifted[keep].float(), cand_scores[keep].float(), nms_thresh)
         keep = keep[kept]
     else:
-        keep = keep[torch.argsort(cand_scores[keep], descending=True, stable=True)]
-    # group by image, best first inside each image, then rank within the image
-    keep = keep[torch.sort(image[keep], stable=True).indices]
+        keep = keep[torch.argsort(cand_scores[keep], descending=True)]
+    # group by image keeping the score order inside each image (unique sort keys, so no stable sort is
+    # needed: ONNX has none), then rank within the image
+    position = torch.arange(keep.shape[0], device=scores.device)
+    keep = keep[torch.argsort(image[keep] * keep.shape[0] + position)]
     img = image[keep]
-    counts = torch.bincount(img, minlength=batch)
+    counts = (img.unsqueeze(1) == torch.arange(batch, device=scores.device)).sum(0)
     starts = torch.cumsum(counts, 0) - counts
     rank = torch.arange(keep.shape[0], device=scores.device) - starts[img]
     sel = torch.nonzero(rank < post_nms).squeeze(1)
