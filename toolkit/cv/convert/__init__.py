@@ -6,12 +6,14 @@
   (:func:`read_params`), no MXNet needed.
 
 Importing this package also registers ``get_model(name, pretrained="torchvision")``
-for every name of :data:`TORCHVISION_NAMES` (:func:`toolkit.zoo.register_source`);
-a converter for another family (detection, segmentation) registers its names
-the same way, with a loader and a catalog of torchvision's published numbers.
+for every name of :data:`TORCHVISION_NAMES` and of :data:`TORCHVISION_DENSE`
+(torchvision's detectors and segmentation models) with
+:func:`toolkit.zoo.register_source`, each with a loader and a catalog of
+torchvision's published numbers.
 """
 from ._gluoncv import from_gluoncv, gluoncv_state
 from ._torchvision import TORCHVISION_NAMES, from_torchvision
+from ._torchvision_dense import TORCHVISION_DENSE
 from ...zoo.mxnet_params import ParamsFormatError, read_params
 
-__all__ = ["TORCHVISION_NAMES", "ParamsFormatError", "from_gluoncv", "from_torchvision", "gluoncv_state", "read_params"]
+__all__ = ["TORCHVISION_DENSE", "TORCHVISION_NAMES", "ParamsFormatError", "from_gluoncv", "from_torchvision", "gluoncv_state", "read_params"]

@@ -192,6 +192,18 @@ def _torchvision_weights(arch: str, spec: str):
                            f"choose from {', '.join(enum.__members__)}") from None
 
 
+def torchvision_state_dict(weights: Any) -> dict[str, torch.Tensor]:
+    """The state dict of torchvision ``weights`` through torchvision's own API and cache
+    (``$TORCH_HOME/hub/checkpoints``; it downloads there when missing and checks the hash prefix)."""
+    try:
+        return weights.get_state_dict(progress=False, check_hash=True)
+    except Exception as err:  # urllib/OSError offline, or a corrupt cached file
+        from torch.hub import get_dir
+
+        raise WeightsError(f"cannot load torchvision weights {weights} (cache {get_dir()}/checkpoints, "
+                           f"set by $TORCH_HOME): {err}") from err
+
+
 def _check_outputs(model: nn.Module, state: dict[str, torch.Tensor], arch: str) -> None:
     """The converted model's eval logits equal torchvision's own model with the same state dict."""
     import torchvision
@@ -232,13 +244,7 @@ def load_torchvision_weights(name: str, spec: str = "", **kwargs: Any) -> tuple[
         raise WeightsError(f"torchvision publishes no weights for {name!r}")
     arch, _ = TORCHVISION_NAMES[key]
     weights = _torchvision_weights(arch, spec)
-    try:
-        state = weights.get_state_dict(progress=False, check_hash=True)
-    except Exception as err:  # urllib/OSError offline, or a corrupt cached file
-        from torch.hub import get_dir
-
-        raise WeightsError(f"cannot load torchvision weights {weights} (cache {get_dir()}/checkpoints, "
-                           f"set by $TORCH_HOME): {err}") from err
+    state = torchvision_state_dict(weights)
     model = from_torchvision(state, key, **kwargs)
     _check_outputs(model, dict(state), arch)
     model.train()
