@@ -125,6 +125,9 @@ def from_gluoncv(params_path: str | os.PathLike, name: str, **kwargs: Any) -> nn
             f"{params_path} is a symbol checkpoint (names start with arg:/aux:); from_gluoncv reads files "
             "written by net.save_parameters(), whose names follow the network's structure"
         )
+    if get_entry(name).task == "segmentation":
+        from ._gluoncv_segmentation import from_gluoncv_segmentation
+        return from_gluoncv_segmentation(arrays, str(name).lower(), f"GluonCV file {os.fspath(params_path)}", **kwargs)
     raw = {_rename(k): to_tensor(v) for k, v in arrays.items()}
     model = get_model(name, **{**_infer_kwargs(name, raw), **kwargs})
     state = gluoncv_state(model, name, arrays)

@@ -140,6 +140,9 @@ def from_torchvision(state_dict: Any, name: str, **kwargs: Any) -> nn.Module:
         If the checkpoint does not fit the model.
     """
     key = str(name).lower()
+    from ._torchvision_segmentation import TORCHVISION_SEGMENTATION_NAMES, from_torchvision_segmentation
+    if key in TORCHVISION_SEGMENTATION_NAMES:
+        return from_torchvision_segmentation(_load_state(state_dict), key, **kwargs)
     if key not in TORCHVISION_NAMES:
         raise ValueError(f"no torchvision counterpart known for {name!r}; supported: {', '.join(TORCHVISION_NAMES)}")
     arch, head_map = TORCHVISION_NAMES[key]

@@ -5,5 +5,7 @@ them from here (as GluonCV users import ``gluoncv.utils.metrics``).
 """
 from .classification import TopKAccuracy, topk_accuracy, topk_correct
 from .detection import COCODetectionMetric, VOC07MApMetric, VOCMApMetric
+from .segmentation import SegmentationMetric
 
-__all__ = ["TopKAccuracy", "topk_accuracy", "topk_correct", "VOCMApMetric", "VOC07MApMetric", "COCODetectionMetric"]
+__all__ = ["TopKAccuracy", "topk_accuracy", "topk_correct", "VOCMApMetric", "VOC07MApMetric", "COCODetectionMetric",
+           "SegmentationMetric"]

@@ -12,6 +12,7 @@ from . import (  # noqa: F401
     resnet,
     resnetv1b,
     resnext,
+    segmentation,
 )
 from .cifar_resnet import CIFARResNetV1, CIFARResNetV2
 from .cifar_wideresnet import CIFARWideResNet

@@ -1,0 +1,49 @@
+"""Zoo registration of the segmentation families under GluonCV's names (``fcn_resnet50_voc`` ...)."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from ....zoo import register_model
+
+__all__ = ["DATASET_CLASSES", "META", "register_segmentation", "resolve_nclass"]
+
+#: Classes (background included) of the datasets GluonCV's names end with.
+DATASET_CLASSES = {"voc": 21, "coco": 21, "ade": 150, "citys": 19, "fashion-scenes": 11}
+# GluonCV's base/crop sizes per dataset (Cityscapes images are 2048x1024).
+_SIZES = {"citys": {"base_size": 2048, "crop_size": 768}}
+META = {"family": "segmentation"}
+_DATASET_NAMES = {"voc": "Pascal VOC", "coco": "COCO (VOC's 21 classes)", "ade": "ADE20K", "citys": "Cityscapes"}
+
+
+def resolve_nclass(kwargs: dict[str, Any], default: int) -> int:
+    """Pop the class count from ``kwargs``: ``nclass`` (GluonCV) or ``classes`` (the zoo's usual name)."""
+    nclass = kwargs.pop("nclass", None)
+    classes = kwargs.pop("classes", None)
+    if nclass is not None and classes is not None and int(nclass) != int(classes):
+        raise ValueError(f"nclass={nclass} and classes={classes} disagree; give one")
+    return int(nclass if nclass is not None else classes if classes is not None else default)
+
+
+def _builder(cls: type, name: str, depth: str, dataset: str):
+    def build(**kwargs: Any):
+        kwargs.setdefault("backbone", f"{depth}_v1s")
+        for k, v in _SIZES.get(dataset, {}).items():
+            kwargs.setdefault(k, v)
+        return cls(resolve_nclass(kwargs, DATASET_CLASSES[dataset]), **kwargs)
+
+    build.__name__ = build.__qualname__ = name
+    build.__doc__ = (
+        f"{cls.__name__} on a dilated {depth} v1s for {_DATASET_NAMES[dataset]} ({DATASET_CLASSES[dataset]} classes), "
+        f"GluonCV's ``{name}``. Keyword arguments go to :class:`{cls.__name__}` (``backbone=``, ``aux=``, "
+        "``classes=``, ``crop_size=`` ...)."
+    )
+    return build
+
+
+def register_segmentation(prefix: str, cls: type, combos: Sequence[tuple[str, str]]) -> None:
+    """Register ``{prefix}_{depth}_{dataset}`` for each ``(depth, dataset)``."""
+    for depth, dataset in combos:
+        name = f"{prefix}_{depth}_{dataset}"
+        register_model(_builder(cls, name, depth, dataset), name=name, task="segmentation",
+                       metadata={**META, "family": prefix, "dataset": dataset})

@@ -1,0 +1,55 @@
+"""FCN (Long et al. 2015) on a dilated ResNet, as GluonCV's ``FCN``.
+
+Head: :class:`~._base.FCNHead` on stage 4 (2048 -> 512 -> classes for ResNet-50);
+auxiliary FCN head on stage 3 when ``aux=True``.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from ._base import FCNHead, ResNetSegModel
+from ._registry import register_segmentation
+
+__all__ = ["FCN"]
+
+
+class FCN(ResNetSegModel):
+    """Fully convolutional network.
+
+    Parameters
+    ----------
+    nclass : int
+        Number of classes.
+    backbone : str
+        Zoo name of a ResNet v1b-family classifier, built dilated (default ``resnet50_v1s``, GluonCV's).
+    aux : bool
+        Auxiliary FCN head on stage 3 (training output ``(logits, aux_logits)``).
+    norm_layer : callable, optional
+        Normalisation factory for backbone and heads (``nn.SyncBatchNorm`` for ``--syncbn``).
+    pretrained_base : bool or str
+        Weights of the backbone (``get_model``'s ``pretrained``).
+    **kwargs
+        ``base_size``, ``crop_size``, ``align_corners``, ``class_names`` (:class:`~._base.SegBaseModel`).
+    """
+
+    def __init__(self, nclass: int, backbone: str = "resnet50_v1s", aux: bool = True,
+                 norm_layer: Any = None, pretrained_base: bool | str = False, **kwargs: Any) -> None:
+        super().__init__(nclass, backbone, aux, norm_layer, {"pretrained": pretrained_base}, **kwargs)
+        norm = norm_layer or nn.BatchNorm2d
+        self.head = FCNHead(self.c4_channels, self.nclass, norm)
+        self.auxlayer = FCNHead(self.c3_channels, self.nclass, norm) if self.aux else None
+
+    def forward(self, data: torch.Tensor):
+        self._check(data)
+        c3, c4 = self.base_forward(data)
+        aux = self.auxlayer(c3) if self.auxlayer is not None and self.training else None
+        return self._outputs(self.head(c4), aux, data.shape[-2:])
+
+
+register_segmentation("fcn", FCN, [
+    ("resnet50", "voc"), ("resnet101", "voc"), ("resnet50", "coco"), ("resnet101", "coco"),
+    ("resnet50", "ade"), ("resnet101", "ade"),
+])
