@@ -22,6 +22,7 @@ from torch import nn
 
 from ...zoo import WeightsError, get_model, register_source
 from ._common import assign_state, to_tensor
+from ._torchvision_detection import TORCHVISION_DETECTION_NAMES, from_torchvision_detection
 
 __all__ = ["TORCHVISION_NAMES", "from_torchvision", "load_torchvision_weights", "torchvision_catalog"]
 
@@ -143,6 +144,8 @@ def from_torchvision(state_dict: Any, name: str, **kwargs: Any) -> nn.Module:
     from ._torchvision_segmentation import TORCHVISION_SEGMENTATION_NAMES, from_torchvision_segmentation
     if key in TORCHVISION_SEGMENTATION_NAMES:
         return from_torchvision_segmentation(_load_state(state_dict), key, **kwargs)
+    if key in TORCHVISION_DETECTION_NAMES:  # detectors: see _torchvision_detection.py
+        return from_torchvision_detection(_load_state(state_dict), key, **kwargs)
     if key not in TORCHVISION_NAMES:
         raise ValueError(f"no torchvision counterpart known for {name!r}; supported: {', '.join(TORCHVISION_NAMES)}")
     arch, head_map = TORCHVISION_NAMES[key]

@@ -14,6 +14,7 @@ from . import (  # noqa: F401
     resnext,
     segmentation,
 )
+from . import vgg, darknet, ssd, yolo, rcnn  # noqa: F401,E401  detection families (+ their backbones)
 from .cifar_resnet import CIFARResNetV1, CIFARResNetV2
 from .cifar_wideresnet import CIFARWideResNet
 from .mobilenet import MobileNet, MobileNetV2

@@ -1,0 +1,104 @@
+"""The detection training/eval scripts on a tiny fashion-scenes set: exact resume, options, eval agreement."""
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+from safetensors.torch import load_file
+
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPTS = ROOT / "scripts" / "detection"
+
+
+def _load(name: str):
+    if str(SCRIPTS) not in sys.path:
+        sys.path.insert(0, str(SCRIPTS))
+    spec = importlib.util.spec_from_file_location(f"det_{name}", SCRIPTS / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.fixture(scope="module")
+def scenes(tmp_path_factory) -> Path:
+    from toolkit.cv.data import build_fashion_scenes
+
+    return build_fashion_scenes(tmp_path_factory.mktemp("scenes"), num_train=16, num_val=8, num_workers=1)
+
+
+def _args(data: Path, save: Path, *extra: str) -> list[str]:
+    return ["--network", "mobilenet0.25", "--data-shape", "64", "--dataset", "fashion-scenes", "--dataset-root",
+            str(data), "--batch-size", "4", "--epochs", "2", "--lr", "0.01", "--warmup-epochs", "0.5",
+            "--no-progress", "--log-interval", "2", "--num-threads", "1", "--save-prefix", str(save), *extra]
+
+
+def test_ssd_resume_is_exact(scenes, tmp_path):
+    train = _load("train_ssd")
+    straight = train.main(_args(scenes, tmp_path / "a"))
+    train.main(_args(scenes, tmp_path / "b", "--stop-after-epoch", "1"))
+    assert not (tmp_path / "b" / "metrics.json").exists()
+    resumed = train.main(_args(scenes, tmp_path / "b", "--resume", str(tmp_path / "b" / "checkpoint-last.pt")))
+    name = "ssd_512_mobilenet1.0_voc.safetensors"
+    wa, wb = load_file(str(tmp_path / "a" / name)), load_file(str(tmp_path / "b" / name))
+    assert wa.keys() == wb.keys() and all(bool((wa[k] == wb[k]).all()) for k in wa)
+    assert straight["sha256"] == resumed["sha256"]
+    assert straight["voc07_map"] == resumed["voc07_map"] and straight["coco_map"] == resumed["coco_map"]
+    metrics = json.loads((tmp_path / "a" / "metrics.json").read_text())
+    assert {"voc07_map", "coco_map", "num_params", "wall_time_s", "hardware", "dataset", "sha256"} <= metrics.keys()
+    assert metrics["kwargs"]["backbone"] == "mobilenet0.25" and len(metrics["kwargs"]["classes"]) == 10
+    records = [json.loads(line) for line in (tmp_path / "a" / "log.jsonl").read_text().splitlines()]
+    epochs = [r for r in records if r["kind"] == "epoch"]
+    assert [r["epoch"] for r in epochs] == [0, 1]
+    assert {"ce_loss", "smoothl1_loss", "lr", "val_voc07_map", "val_coco_map"} <= epochs[-1].keys()
+    assert epochs[-1]["val_voc07_map"] == pytest.approx(metrics["voc07_map"], abs=0.01)
+
+
+def test_yolo3_options_and_eval_agree(scenes, tmp_path):
+    train = _load("train_yolo3")
+    result = train.main(_args(scenes, tmp_path / "y", "--epochs", "1", "--mixup", "--no-mixup-epochs", "0",
+                              "--label-smooth", "--no-wd"))
+    records = [json.loads(line) for line in (tmp_path / "y" / "log.jsonl").read_text().splitlines()]
+    assert {"obj_loss", "center_loss", "scale_loss", "cls_loss"} <= records[-1].keys()
+    evaluate = _load("eval")
+    again = evaluate.main(["--algorithm", "yolo3", "--network", "mobilenet0.25", "--data-shape", "64", "--dataset",
+                           "fashion-scenes", "--dataset-root", str(scenes), "--num-threads", "1", "--pretrained",
+                           str(tmp_path / "y" / "yolo3_darknet53_voc.safetensors")])
+    assert round(again["voc07_map"], 2) == result["voc07_map"]
+    assert round(again["coco_map"], 2) == result["coco_map"]
+
+
+def test_bad_flags_are_named(scenes, tmp_path):
+    with pytest.raises(SystemExit, match="YOLOv3 only"):
+        _load("train_ssd").main(_args(scenes, tmp_path / "s", "--mixup"))
+    import torch
+
+    if not torch.cuda.is_available():
+        with pytest.raises(SystemExit, match="GPUs only"):
+            _load("train_yolo3").main(_args(scenes, tmp_path / "u", "--syncbn"))
+    with pytest.raises(SystemExit, match="no_such_net"):
+        _load("train_yolo3").main(_args(scenes, tmp_path / "t", "--network", "no_such_net"))
+
+
+@pytest.mark.slow
+def test_faster_rcnn_script(scenes, tmp_path):
+    train = _load("train_faster_rcnn")
+    result = train.main(["--network", "resnet18_v1b", "--use-fpn", "--short", "64", "--max-size", "96", "--dataset",
+                         "fashion-scenes", "--dataset-root", str(scenes), "--batch-size", "2", "--epochs", "1",
+                         "--max-train-samples", "4", "--no-progress", "--num-threads", "1", "--save-prefix",
+                         str(tmp_path / "r")])
+    assert result["model"] == "faster_rcnn_fpn_resnet50_v1b_voc" and result["kwargs"]["backbone"] == "resnet18_v1b"
+    records = [json.loads(line) for line in (tmp_path / "r" / "log.jsonl").read_text().splitlines()]
+    assert {"rpn_conf", "rpn_smoothl1", "rcnn_ce", "rcnn_smoothl1"} <= records[-1].keys()
+
+
+def test_tutorial_runs_tiny(tmp_path):
+    spec = importlib.util.spec_from_file_location("det_tutorial", ROOT / "tutorials" / "detection_fashion_scenes.py")
+    tutorial = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tutorial)
+    out = tutorial.main(["--tiny", "--workdir", str(tmp_path)])
+    assert 0.0 <= out["voc07_map"] <= 100.0 and 0.0 <= out["coco_map"] <= 100.0
+    assert sum(out["losses"][-2:]) < sum(out["losses"][:2])  # it learns something
+    assert (tmp_path / "detections.png").stat().st_size > 1000
