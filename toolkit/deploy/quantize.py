@@ -369,7 +369,13 @@ def quantize(
         "speedup": round(latency["fp32"] / latency["int8"], 3) if latency["int8"] > 0 else None,
         "threads": num_threads,
     }
-    if val:
+    if val and meta.get("task") == "segmentation":  # pixAcc/mIoU (toolkit-cv)
+        try:
+            from ..cv.deploy import evaluate_segmentation
+        except ImportError as err:
+            raise ExportError(f"segmentation validation needs toolkit-cv: {err}") from err
+        report["segmentation"] = evaluate_segmentation(sessions, meta, val, batch_size=batch_size, limit=num_val)
+    elif val:
         if pre is None:
             pre = ImagePreprocessing.from_metadata(meta)
         count, get, labels = labelled_source(val)
@@ -434,6 +440,13 @@ def _summary(r: dict[str, Any]) -> str:
                 if not r["reduce_range"] else "")]
     lat = r["latency_ms"]
     lines.append(f"latency batch 1 (onnxruntime): fp32 {lat['fp32']:.3f} ms, int8 {lat['int8']:.3f} ms, speed-up {r['speedup']}x")
+    seg = r.get("segmentation")
+    if seg:
+        lines.append(
+            f"on {seg['val']} ({seg['samples']} images): pixAcc fp32 {seg['fp32_pixAcc'] * 100:.2f}%, int8 "
+            f"{seg['int8_pixAcc'] * 100:.2f}%; mIoU fp32 {seg['fp32_mIoU'] * 100:.2f}%, int8 {seg['int8_mIoU'] * 100:.2f}%; "
+            f"int8 class map equals fp32's on {seg['int8_pixel_agreement'] * 100:.2f}% of pixels"
+        )
     acc = r.get("accuracy")
     if acc:
         lines.append(
