@@ -226,7 +226,7 @@ def _set_input_size(block, size: list[int]) -> None:
 
 
 #: tasks whose export is prepared by toolkit.cv.deploy
-_VISION_TASKS = ("segmentation",)
+_VISION_TASKS = ("segmentation", "detection")
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
@@ -251,11 +251,17 @@ def _cmd_export(args: argparse.Namespace) -> int:
         return 0
     if args.max_length is not None:
         raise ValueError("--max-length applies to text models exported with --tokenizer DIR")
-    if task in _VISION_TASKS:  # segmentation: palette in the metadata (toolkit-cv)
+    if task in _VISION_TASKS:  # segmentation: palette; detection: the NMS block (toolkit-cv)
         from ..cv.deploy import prepare_export
 
         block = prepare_export(block)
-    meta = block.export(args.out, check=not args.no_check)
+    # detectors skip the element-wise check: on random example inputs tied scores make the NMS order (and so
+    # the padded outputs) differ between runtimes; tests/deploy/test_vision_detection.py compares on photos
+    meta = block.export(args.out, check=not args.no_check and task != "detection")
+    if task == "detection":
+        from ..cv.deploy import check_nms_in_graph
+
+        check_nms_in_graph(f"{args.out}.onnx")
     print(f"wrote {args.out}.onnx and {args.out}.json (model {meta.get('model')}, sha256 {meta['sha256'][:12]}...)")
     if task in ("text_classification", "translation"):
         print(f"note: {task} export without a tokenizer; `toolkit predict` needs one (--tokenizer DIR)",
@@ -293,6 +299,10 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         extra["out"] = args.out
     if args.overlay:
         extra["overlay"] = True
+    if args.threshold is not None:
+        extra["threshold"] = args.threshold
+    if args.draw is not None:
+        extra["draw"] = args.draw
     results = predict(args.prefix, args.inputs, k=args.topk, with_logits=args.logits, runtime=args.runtime, **extra)
     if args.json:
         print(json.dumps(results, allow_nan=False))  # never bare NaN (not JSON); predict refuses non-finite logits
@@ -304,6 +314,10 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         elif "mask" in item:  # segmentation
             found = ", ".join(f"{label} {n}" for label, n in item["classes"].items())
             print(f"{item['input']}:  {item['mask']}  ({found})")
+        elif "detections" in item:
+            found = "  ".join(f"{d['label']} {d['score']:.3f} [{', '.join(f'{v:.1f}' for v in d['box'])}]"
+                              for d in item["detections"])
+            print(f"{item['input']}:  {found or '(nothing)'}")
         elif "output" in item:  # translation
             print(f"{item['input']}\t=> {item['output']}")
         else:
@@ -375,6 +389,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", metavar="DIR", help="segmentation: folder for the class maps (indexed PNG, <stem>.png)")
     p.add_argument("--overlay", action="store_true",
                    help="segmentation: also write <stem>_overlay.png (class colours over the cropped image)")
+    p.add_argument("--threshold", type=float, metavar="T",
+                   help="detection: keep detections scoring at least T, 0..1 (default 0.5)")
+    p.add_argument("--draw", metavar="DIR", help="detection: save <stem>.png pictures with the boxes in DIR")
     p.set_defaults(func=_cmd_predict)
 
     p = sub.add_parser("quantize", help="post-training int8 quantization of an exported model")

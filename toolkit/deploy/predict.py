@@ -31,6 +31,7 @@ LAZY_PREDICTORS: dict[str, tuple[str, str]] = {
     "text_classification": ("toolkit.nlp.deploy", "toolkit-nlp"),
     "translation": ("toolkit.nlp.deploy", "toolkit-nlp"),
     "segmentation": ("toolkit.cv.deploy", "toolkit-cv"),
+    "detection": ("toolkit.cv.deploy", "toolkit-cv"),
 }
 
 

@@ -1,9 +1,10 @@
-"""Deploying vision models beyond classification: segmentation (and, as they export, detection).
+"""Deploying vision models beyond classification: segmentation and detection.
 
-Importing this package registers the ``segmentation`` predictor with
+Importing this package registers the ``segmentation`` and ``detection`` predictors with
 :func:`toolkit.deploy.predict.register_predictor`; ``toolkit.deploy`` imports it
 lazily (``LAZY_PREDICTORS``) so that ``toolkit-core`` works without ``toolkit-cv``.
 """
+from .detection import check_nms_in_graph, detect, detection_input, prepare_detection_export
 from .segmentation import (
     evaluate_segmentation,
     export_segmentation,
@@ -12,11 +13,11 @@ from .segmentation import (
     segmentation_palette,
 )
 
-__all__ = ["evaluate_segmentation", "export_segmentation", "prepare_segmentation_export", "segment",
+__all__ = ["check_nms_in_graph", "detect", "detection_input", "prepare_detection_export", "evaluate_segmentation", "export_segmentation", "prepare_segmentation_export", "segment",
            "segmentation_palette", "prepare_export"]
 
 #: task -> function(block) that adds what the export of that task needs (palette ...)
-_PREPARERS = {"segmentation": prepare_segmentation_export}
+_PREPARERS = {"segmentation": prepare_segmentation_export, "detection": prepare_detection_export}
 
 
 def prepare_export(block):
