@@ -16,7 +16,9 @@ from toolkit.deploy import load  # noqa: E402
 from toolkit.deploy.cli import main  # noqa: E402
 
 SIZE = 64
-CLASSES = ["shirt", "bag", "boot"]
+from toolkit.cv.data.scenes import SCENES_CLASSES  # noqa: E402
+
+CLASSES = list(SCENES_CLASSES)  # the offline fashion-scenes set's 10 classes, so quantize can report its mAP
 KWARGS = {"backbone": "mobilenet0.25", "data_shape": SIZE, "classes": CLASSES}
 
 
@@ -167,3 +169,27 @@ def test_unwritable_draw_folder_is_refused(det_export, photos, tmp_path, capsys)
     blocker.write_text("x")
     _one_line_error(*_run(capsys, ["predict", str(det_export[0]), str(photos[0]), "--draw", str(blocker / "d")]),
                     "--draw")
+
+
+@pytest.mark.slow
+def test_quantize_reports_map(det_export, photos, tmp_path, monkeypatch, capsys):
+    from toolkit.cv.data import build_fashion_scenes
+
+    prefix, _ = det_export
+    for suffix in (".onnx", ".json"):
+        shutil.copy(f"{prefix}{suffix}", tmp_path / f"ssd{suffix}")
+    monkeypatch.setenv("TOOLKIT_DATA", str(tmp_path / "data"))
+    build_fashion_scenes(num_train=4, num_val=3, image_size=SIZE, seed=1, num_workers=1)
+    rc, out, err = _run(capsys, ["quantize", str(tmp_path / "ssd"), "--calib", "fashion-scenes", "--batch-size", "2",
+                                 "--num-calib-batches", "2", "--val", "fashion-scenes", "--json"])
+    assert rc == 0, err
+    det = json.loads(out)["detection"]
+    assert det["samples"] == 3
+    assert 0.0 <= det["fp32_mAP"] <= 1.0 and 0.0 <= det["int8_mAP"] <= 1.0
+    # the int8 export still has its NMS and detects through toolkit predict
+    from toolkit.cv.deploy import check_nms_in_graph
+
+    check_nms_in_graph(tmp_path / "ssd-int8.onnx")
+    rc, out, err = _run(capsys, ["predict", str(tmp_path / "ssd-int8"), str(photos[0]), "--threshold", "0", "--json"])
+    assert rc == 0, err
+    assert json.loads(out)[0]["detections"], "threshold 0 keeps every padded-out detection"

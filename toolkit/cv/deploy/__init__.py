@@ -4,7 +4,14 @@ Importing this package registers the ``segmentation`` and ``detection`` predicto
 :func:`toolkit.deploy.predict.register_predictor`; ``toolkit.deploy`` imports it
 lazily (``LAZY_PREDICTORS``) so that ``toolkit-core`` works without ``toolkit-cv``.
 """
-from .detection import check_nms_in_graph, detect, detection_input, prepare_detection_export
+from .detection import (
+    check_nms_in_graph,
+    detect,
+    detection_batches,
+    detection_input,
+    evaluate_detection,
+    prepare_detection_export,
+)
 from .segmentation import (
     evaluate_segmentation,
     export_segmentation,
@@ -13,7 +20,7 @@ from .segmentation import (
     segmentation_palette,
 )
 
-__all__ = ["check_nms_in_graph", "detect", "detection_input", "prepare_detection_export", "evaluate_segmentation", "export_segmentation", "prepare_segmentation_export", "segment",
+__all__ = ["check_nms_in_graph", "detect", "detection_batches", "detection_input", "evaluate_detection", "prepare_detection_export", "evaluate_segmentation", "export_segmentation", "prepare_segmentation_export", "segment",
            "segmentation_palette", "prepare_export"]
 
 #: task -> function(block) that adds what the export of that task needs (palette ...)

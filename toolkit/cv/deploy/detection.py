@@ -33,7 +33,8 @@ from ...deploy.preprocess import ImageError, _axis_taps, normalize, read_image, 
 from ...deploy.runtime import ExportError
 from .segmentation import output_folder
 
-__all__ = ["prepare_detection_export", "check_nms_in_graph", "detection_input", "detect"]
+__all__ = ["prepare_detection_export", "check_nms_in_graph", "detection_input", "detect", "detection_batches",
+           "evaluate_detection"]
 
 
 def prepare_detection_export(block: Any) -> Any:
@@ -92,9 +93,13 @@ def _preprocessing(meta: dict[str, Any]) -> tuple[int, int, dict[str, Any]]:
 
 
 def detection_input(path: Any, meta: dict[str, Any]) -> tuple[np.ndarray, tuple[int, int], np.ndarray]:
-    """``(float32 (3, h, w) input, (H, W) of the original image, original uint8 RGB pixels)``."""
+    """``(float32 (3, h, w) input, (H, W) of the original image, original uint8 RGB pixels)``.
+
+    ``path`` is an image file or uint8 (H, W, C) pixels.
+    """
     h, w, pre = _preprocessing(meta)
-    pixels = to_color(read_image(path), str(pre.get("color", "RGB")))
+    raw = path if isinstance(path, np.ndarray) else read_image(path)
+    pixels = to_color(raw, str(pre.get("color", "RGB")))
     height, width = pixels.shape[:2]
     x = normalize(_resize_exact(pixels, h, w), float(pre.get("scale", 255.0)), pre.get("mean", [0.0]),
                   pre.get("std", [1.0]))
@@ -194,3 +199,64 @@ def detect(
                 raise ExportError(f"cannot write {target}: {err.strerror or err}") from err
         results.append({"input": os.fspath(path), "detections": items})
     return results
+
+
+def _scenes(split: str):
+    from ..data import FashionScenes
+
+    return FashionScenes(split)
+
+
+def _pixels(image: Any) -> np.ndarray:
+    return np.ascontiguousarray(np.asarray(image).transpose(1, 2, 0), dtype=np.uint8)
+
+
+def detection_batches(spec: str, meta: dict[str, Any], batch_size: int, limit: int):
+    """Calibration batches for a detector: a folder of images or ``fashion-scenes`` (its train split)."""
+    if spec.lower() in ("fashion-scenes", "fashion_scenes"):
+        ds = _scenes("train")
+        count, get = len(ds), lambda i: _pixels(ds[i][0])
+    else:
+        folder = Path(spec).expanduser()
+        files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in (".png", ".jpg", ".jpeg", ".bmp")) \
+            if folder.is_dir() else []
+        if not files:
+            raise ExportError(f"calibration data {spec!r} is neither a folder of images nor fashion-scenes")
+        count, get = len(files), lambda i: files[i]
+    total = min(count, limit)
+    for start in range(0, total, batch_size):
+        yield np.stack([detection_input(get(i), meta)[0] for i in range(start, min(total, start + batch_size))])
+
+
+def evaluate_detection(sessions: dict[str, Any], meta: dict[str, Any], val: str, batch_size: int = 8,
+                       limit: int | None = None) -> dict[str, Any]:
+    """VOC07 11-point mAP (GluonCV's ``VOC07MApMetric``) of each onnxruntime session on ``fashion-scenes`` val.
+
+    Boxes are compared in the original images' pixels (the predictor's mapping).
+    """
+    from ..data.detection import to_gluoncv_label
+    from ..metrics import VOC07MApMetric
+
+    if val.lower() not in ("fashion-scenes", "fashion_scenes"):
+        raise ExportError(f"detection validation data {val!r} is not a known set (fashion-scenes)")
+    ds = _scenes("val")
+    classes = meta.get("classes") or []
+    if list(ds.classes) != list(classes):
+        raise ExportError(f"{val} has classes {list(ds.classes)}, the detector {classes}")
+    n = len(ds) if limit is None else min(len(ds), limit)
+    metrics = {k: VOC07MApMetric(iou_thresh=0.5, class_names=list(classes)) for k in sessions}
+    name = meta["inputs"][0]["name"]
+    for i in range(n):
+        image, target = ds[i]
+        x, (height, width), _ = detection_input(_pixels(image), meta)
+        label = to_gluoncv_label(target)
+        scale = np.array([width / x.shape[2], height / x.shape[1]] * 2, dtype=np.float32)
+        for key, sess in sessions.items():
+            ids, scores, boxes = (np.asarray(o) for o in sess.run(None, {name: x[None]}))
+            boxes = np.where(ids >= 0, boxes * scale, -1)
+            metrics[key].update(boxes, ids, scores, label[None, :, :4], label[None, :, 4:5], label[None, :, 5:6])
+    result: dict[str, Any] = {"samples": int(n), "val": val}
+    for key, metric in metrics.items():
+        names, values = metric.get()
+        result[f"{key}_mAP"] = float(values[-1] if isinstance(values, list) else values)
+    return result
