@@ -195,3 +195,60 @@ def test_quantize_reports_pixacc_miou(seg_copy, tmp_path, monkeypatch, capsys):
                                  "--out", str(tmp_path / "m8"), "--json"])
     assert rc == 0, err
     assert Image.open(json.loads(out)[0]["mask"]).mode == "P"
+
+
+# ---------------------------------------------------------------- the C++ runner (deploy/cpp)
+def _native_vs_python(cpp_runner, prefix, pics, tmp_path, capsys):
+    from _deploy_helpers import native_json
+
+    got = native_json(cpp_runner, prefix, pics, "--out", tmp_path / "cpp")
+    rc, out, err = _run(capsys, ["predict", str(prefix), *map(str, pics), "--out", str(tmp_path / "py"),
+                                 "--runtime", "openvino", "--json"])
+    assert rc == 0, err
+    ref = json.loads(out)
+    assert [g["input"] for g in got] == [r["input"] for r in ref]
+    for g, r in zip(got, ref):
+        a, b = Image.open(g["mask"]), Image.open(r["mask"])
+        assert a.mode == "P" and a.size == b.size and a.getpalette() == b.getpalette()
+        assert (np.asarray(a) == np.asarray(b)).mean() >= 0.9999
+        assert sum(g["classes"].values()) == SIZE * SIZE
+        if (np.asarray(a) == np.asarray(b)).all():
+            assert g["classes"] == r["classes"]
+
+
+def test_cpp_runner_writes_the_same_class_maps(cpp_runner, seg_export, photos, tmp_path, capsys):
+    _native_vs_python(cpp_runner, seg_export, photos[:3], tmp_path, capsys)
+
+
+@pytest.mark.slow
+def test_cpp_runner_int8(cpp_runner, seg_copy, photos, tmp_path, capsys):
+    calib = tmp_path / "calib"
+    calib.mkdir()
+    for p in photos:
+        shutil.copy(p, calib / p.name)
+    assert main(["quantize", str(seg_copy), "--calib", str(calib), "--batch-size", "2", "--num-calib-batches", "2"]) == 0
+    capsys.readouterr()
+    _native_vs_python(cpp_runner, Path(f"{seg_copy}-int8"), photos[:3], tmp_path, capsys)
+
+
+def test_cpp_runner_bad_inputs(cpp_runner, seg_copy, photos, tmp_path):
+    from _deploy_helpers import run_native
+
+    def fails(*args, message):
+        done = run_native(cpp_runner, *args, check=False)
+        assert done.returncode == 1 and done.stdout == "", done.stderr
+        lines = done.stderr.strip().splitlines()
+        assert len(lines) == 1 and message in lines[0], done.stderr
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    fails(seg_copy, photos[0], "--out", blocker / "m", message="cannot be created")
+    fails(seg_copy, photos[0], message="--out DIR")
+    small = tmp_path / "small.png"
+    Image.open(photos[0]).convert("RGB").crop((0, 0, 40, 50)).save(small)
+    fails(seg_copy, small, "--out", tmp_path / "m", message="smaller")
+    meta_path = Path(f"{seg_copy}.json")
+    meta = json.loads(meta_path.read_text())
+    del meta["palette"]
+    meta_path.write_text(json.dumps(meta))
+    fails(seg_copy, photos[0], "--out", tmp_path / "m", message="palette")

@@ -1,0 +1,18 @@
+// Segmentation exports in the C++ runner: the class map as an indexed PNG and the JSON of `toolkit predict`.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "model.hpp"
+
+namespace toolkit {
+
+// For each image: preprocess as the metadata says, argmax over the class axis (ties: lowest id), write
+// OUT/<stem>.png (8-bit palette PNG, the metadata's palette) and return
+// {"input", "mask": path, "classes": {label: pixel count}} (classes present only).
+nlohmann::json segment_images(Model& model, const std::vector<std::string>& inputs, const std::string& out_dir);
+
+}  // namespace toolkit
