@@ -147,4 +147,58 @@ json segment_images(Model& model, const std::vector<std::string>& inputs, const 
   return results;
 }
 
+json detect_images(Model& model, const std::vector<std::string>& inputs, double threshold) {
+  const Metadata& meta = model.metadata();
+  const json& raw = meta.raw;
+  if (!(threshold >= 0.0 && threshold <= 1.0))  // also refuses NaN
+    throw ModelError("--threshold must be between 0 and 1, got " + std::to_string(threshold));
+  if (!raw.contains("detection") || !raw["detection"].is_object() || !raw["detection"].contains("nms") ||
+      raw["detection"]["nms"] != "NonMaxSuppression")
+    throw ModelError("the export's metadata has no detection block (NMS in the graph); re-export the detector with "
+                     "toolkit export");
+  if (meta.classes.empty()) throw ModelError("a detector export lists its class names in the metadata (classes)");
+  if (meta.inputs.size() != 1 || meta.inputs[0].shape.size() != 4)
+    throw ModelError("a detector export takes one NCHW image input");
+  const json pre = raw.value("preprocessing", json::object());
+  const json size = pre.value("resize", json());
+  if (!size.is_array() || size.size() != 2 || !size[0].is_number_integer() || !size[1].is_number_integer() ||
+      size[0].get<long long>() < 1 || size[0].get<long long>() > 8192 || size[1].get<long long>() < 1 ||
+      size[1].get<long long>() > 8192)
+    throw ModelError("detector preprocessing resize must be [h, w] (1..8192), got " + size.dump());
+  if (pre.contains("crop") && !pre["crop"].is_null())
+    throw ModelError("detector preprocessing with a crop is not supported (boxes map back through the resize)");
+  const int rh = static_cast<int>(size[0].get<long long>()), rw = static_cast<int>(size[1].get<long long>());
+  // the colour/scale/mean/std checks of classification, without its resize/crop
+  json plain = raw;
+  plain["preprocessing"]["resize"] = 0;
+  plain["preprocessing"]["crop"] = nullptr;
+  Preprocessing norm = Preprocessing::from_metadata(plain);
+  json results = json::array();
+  for (const std::string& path : inputs) {
+    Pixels pixels = to_color(read_image(path), norm.color);
+    const double sx = static_cast<double>(pixels.width) / rw, sy = static_cast<double>(pixels.height) / rh;
+    std::vector<float> data = normalize(resize_to(pixels, rh, rw), norm.scale, norm.mean, norm.std);
+    std::vector<std::int64_t> shape{1, pixels.channels, rh, rw}, out_shape;
+    model.run(data, shape, out_shape);
+    Output ids = model.output(0), scores = model.output(1), boxes = model.output(2);
+    if (ids.shape.size() != 3 || scores.shape != ids.shape || boxes.shape.size() != 3 || boxes.shape[2] != 4 ||
+        boxes.shape[1] != ids.shape[1] || ids.shape[0] != 1)
+      throw ModelError("a detector export returns three outputs (ids, scores, bboxes) of shapes (1, K, 1), (1, K, 1), (1, K, 4)");
+    json items = json::array();
+    for (std::int64_t j = 0; j < ids.shape[1]; ++j) {
+      const int cls = static_cast<int>(ids.data[static_cast<std::size_t>(j)]);
+      const double score = scores.data[static_cast<std::size_t>(j)];
+      if (cls < 0 || score < threshold) continue;
+      const float* b = boxes.data.data() + 4 * j;
+      if (static_cast<std::size_t>(cls) >= meta.classes.size() || !std::isfinite(b[0]) || !std::isfinite(b[1]) ||
+          !std::isfinite(b[2]) || !std::isfinite(b[3]))
+        throw ModelError("the detector returned class " + std::to_string(cls) + " or a non-finite box for " + path);
+      items.push_back({{"index", cls}, {"label", meta.classes[static_cast<std::size_t>(cls)]}, {"score", score},
+                       {"box", {b[0] * sx, b[1] * sy, b[2] * sx, b[3] * sy}}});
+    }
+    results.push_back({{"input", path}, {"detections", items}});
+  }
+  return results;
+}
+
 }  // namespace toolkit
