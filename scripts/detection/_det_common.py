@@ -156,6 +156,8 @@ def build_model(args, family: str, classes: list[str]):
         fpn = "fpn_" if args.use_fpn else ""
         name, fallback = f"faster_rcnn_{fpn}{args.network}_{suffix}", f"faster_rcnn_{fpn}resnet50_v1b_{suffix}"
     kwargs: dict[str, Any] = {"classes": list(classes), "pretrained_base": _pretrained(args.pretrained_base)}
+    if family == "ssd":
+        kwargs["data_shape"] = args.data_shape  # anchor sizes follow the input size
     if name not in list_models(task="detection"):
         if args.network not in list_models(task="classification"):
             raise SystemExit(f"--network {args.network!r}: neither {name!r} nor a zoo classifier named so exists")
@@ -170,7 +172,7 @@ def build_model(args, family: str, classes: list[str]):
         model.metadata["input_shape"] = [3, args.data_shape, args.data_shape]
         model.metadata["preprocessing"]["resize"] = [args.data_shape, args.data_shape]
     model.metadata["dataset"] = args.dataset
-    model.build_kwargs = {k: v for k, v in kwargs.items() if k in ("classes", "backbone")}
+    model.build_kwargs = {k: v for k, v in kwargs.items() if k in ("classes", "backbone", "data_shape")}
     return model, name
 
 

@@ -102,3 +102,43 @@ def test_tutorial_runs_tiny(tmp_path):
     assert 0.0 <= out["voc07_map"] <= 100.0 and 0.0 <= out["coco_map"] <= 100.0
     assert sum(out["losses"][-2:]) < sum(out["losses"][:2])  # it learns something
     assert (tmp_path / "detections.png").stat().st_size > 1000
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("family", ["ssd", "yolo3"])
+def test_detector_overfits_one_batch(scenes, family):
+    """The whole path (preset, batchify, targets, loss, decoding, NMS, VOC07 mAP) learns 8 canvases by heart."""
+    import torch
+
+    from toolkit.cv.data import FashionScenes
+    from toolkit.cv.data.detection import detection_batchify
+    from toolkit.cv.metrics.detection import VOC07MApMetric
+    from toolkit.cv.models.ssd import SSDMultiBoxLoss, SSDTargetGenerator
+    from toolkit.cv.models.yolo import YOLOV3Loss, YOLOV3TargetGenerator
+    from toolkit.cv.presets.ssd import SSDDefaultValTransform
+    from toolkit.zoo import get_model
+
+    torch.manual_seed(0)
+    ds = FashionScenes("train", scenes)
+    x, labels = detection_batchify()([SSDDefaultValTransform(96, 96)(*ds[i]) for i in range(8)])
+    if family == "ssd":
+        net = get_model("ssd_512_mobilenet1.0_voc", backbone="mobilenet0.25", classes=ds.classes, data_shape=96)
+    else:
+        net = get_model("yolo3_mobilenet1.0_voc", backbone="mobilenet0.25", classes=ds.classes)
+    opt = torch.optim.Adam(net.parameters(), 1e-3)
+    for _ in range(120):
+        net.train()
+        if family == "ssd":
+            cls, box, anchors = net(x)
+            loss = SSDMultiBoxLoss()(cls, box, *SSDTargetGenerator()(anchors, labels))[0].sum()
+        else:
+            out = net(x)
+            loss = sum(v.sum() for v in YOLOV3Loss()(out, *YOLOV3TargetGenerator(10)(out, labels, (96, 96)))) / 8
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    metric = VOC07MApMetric()
+    with torch.no_grad():
+        ids, scores, boxes = net.eval()(x)
+    metric.update(boxes, ids, scores, labels[..., :4], labels[..., 4], labels[..., 5])
+    assert metric.get()[1] > 0.9

@@ -245,7 +245,10 @@ def _names(classes: Sequence[str] | None, default: Sequence[str]) -> Sequence[st
 
 def ssd_512(backbone: str | nn.Module, classes: Sequence[str], pretrained_base: bool | str = False,
             norm_layer=None, **kwargs: Any) -> SSD:
-    """SSD-512 on a classification-zoo backbone cut at strides 16 and 32, with 4 extra blocks (512, 512, 256, 256)."""
+    """SSD-512 on a classification-zoo backbone cut at strides 16 and 32, with 4 extra blocks (512, 512, 256, 256).
+
+    ``data_shape`` (default 512) scales GluonCV's anchor sizes for other input sizes.
+    """
     base_kw = {} if norm_layer is None else {"norm_layer": norm_layer}
     feats = BackboneFeatures(build_backbone(backbone, pretrained_base, **base_kw), strides=(16, 32),
                              in_channels=kwargs.get("in_channels", 3))
@@ -255,7 +258,10 @@ def ssd_512(backbone: str | nn.Module, classes: Sequence[str], pretrained_base: 
         extras.append(_extra_block(cin, f))
         cin = f
     kwargs.setdefault("data_shape", 512)
-    return SSD(feats, nn.ModuleList(extras), filters, _SIZES_512, _RATIOS, _STEPS_512, classes, **kwargs)
+    # anchor sizes are GluonCV's for 512-pixel inputs: another data_shape scales them (the steps follow the
+    # feature maps' real strides and stay)
+    sizes = [s * kwargs["data_shape"] / 512 for s in _SIZES_512]
+    return SSD(feats, nn.ModuleList(extras), filters, sizes, _RATIOS, _STEPS_512, classes, **kwargs)
 
 
 def ssd_300_vgg16_atrous(classes: Sequence[str], pretrained_base: bool | str = False, **kwargs: Any) -> SSD:
@@ -269,7 +275,8 @@ def ssd_300_vgg16_atrous(classes: Sequence[str], pretrained_base: bool | str = F
                                     nn.Conv2d(mid, out, 3, stride, pad), nn.ReLU(inplace=True)))
         cin = out
     kwargs.setdefault("data_shape", 300)
-    return SSD(feats, nn.ModuleList(extras), [s[1] for s in specs], [30, 60, 111, 162, 213, 264, 315], _RATIOS,
+    sizes = [s * kwargs["data_shape"] / 300 for s in (30, 60, 111, 162, 213, 264, 315)]
+    return SSD(feats, nn.ModuleList(extras), [s[1] for s in specs], sizes, _RATIOS,
                [8, 16, 32, 64, 100, 300], classes, **kwargs)
 
 
