@@ -11,6 +11,8 @@ APT_PACKAGES=(
   # text models: SentencePiece's C++ library, ICU for WordPiece's Unicode normalisation
   cmake g++ make pkg-config libopencv-dev nlohmann-json3-dev libssl-dev openjdk-17-jdk-headless
   libsentencepiece-dev libicu-dev
+  # C++ runner: indexed (palette) PNGs of segmentation class maps (OpenCV cannot write them)
+  libpng-dev
   # int8 tests run onnxruntime as an AVX2 CPU without VNNI (AMD EPYC) would, under QEMU user-mode emulation
   qemu-user
 )

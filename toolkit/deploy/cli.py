@@ -225,6 +225,10 @@ def _set_input_size(block, size: list[int]) -> None:
         pre["crop"] = size[1:]
 
 
+#: tasks whose export is prepared by toolkit.cv.deploy
+_VISION_TASKS = ("segmentation", "detection")
+
+
 def _cmd_export(args: argparse.Namespace) -> int:
     pretrained: bool | str = args.pretrained if args.pretrained is not None else False
     tokenizer = _load_text_tokenizer(args.tokenizer) if args.tokenizer else None
@@ -247,7 +251,17 @@ def _cmd_export(args: argparse.Namespace) -> int:
         return 0
     if args.max_length is not None:
         raise ValueError("--max-length applies to text models exported with --tokenizer DIR")
-    meta = block.export(args.out, check=not args.no_check)
+    if task in _VISION_TASKS:  # segmentation: palette; detection: the NMS block (toolkit-cv)
+        from ..cv.deploy import prepare_export
+
+        block = prepare_export(block)
+    # detectors skip the element-wise check: on random example inputs tied scores make the NMS order (and so
+    # the padded outputs) differ between runtimes; tests/deploy/test_vision_detection.py compares on photos
+    meta = block.export(args.out, check=not args.no_check and task != "detection")
+    if task == "detection":
+        from ..cv.deploy import check_nms_in_graph
+
+        check_nms_in_graph(f"{args.out}.onnx")
     print(f"wrote {args.out}.onnx and {args.out}.json (model {meta.get('model')}, sha256 {meta['sha256'][:12]}...)")
     if task in ("text_classification", "translation"):
         print(f"note: {task} export without a tokenizer; `toolkit predict` needs one (--tokenizer DIR)",
@@ -280,7 +294,16 @@ def _export_text(block, tokenizer, args: argparse.Namespace) -> dict[str, Any]:
 def _cmd_predict(args: argparse.Namespace) -> int:
     from .predict import predict
 
-    results = predict(args.prefix, args.inputs, k=args.topk, with_logits=args.logits, runtime=args.runtime)
+    extra: dict[str, Any] = {}
+    if args.out is not None:
+        extra["out"] = args.out
+    if args.overlay:
+        extra["overlay"] = True
+    if args.threshold is not None:
+        extra["threshold"] = args.threshold
+    if args.draw is not None:
+        extra["draw"] = args.draw
+    results = predict(args.prefix, args.inputs, k=args.topk, with_logits=args.logits, runtime=args.runtime, **extra)
     if args.json:
         print(json.dumps(results, allow_nan=False))  # never bare NaN (not JSON); predict refuses non-finite logits
         return 0
@@ -288,6 +311,13 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         if "topk" in item:
             best = "  ".join(f"{t['label']} ({t['index']}) {t['prob']:.6f}" for t in item["topk"])
             print(f"{item['input']}:  {best}")
+        elif "mask" in item:  # segmentation
+            found = ", ".join(f"{label} {n}" for label, n in item["classes"].items())
+            print(f"{item['input']}:  {item['mask']}  ({found})")
+        elif "detections" in item:
+            found = "  ".join(f"{d['label']} {d['score']:.3f} [{', '.join(f'{v:.1f}' for v in d['box'])}]"
+                              for d in item["detections"])
+            print(f"{item['input']}:  {found or '(nothing)'}")
         elif "output" in item:  # translation
             print(f"{item['input']}\t=> {item['output']}")
         else:
@@ -356,6 +386,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--logits", action="store_true", help="also print the raw logits")
     p.add_argument("--runtime", choices=("onnxruntime", "openvino"), default="onnxruntime",
                    help="Python runtime; openvino is the engine of the C++ and Java runners (default onnxruntime)")
+    p.add_argument("--out", metavar="DIR", help="segmentation: folder for the class maps (indexed PNG, <stem>.png)")
+    p.add_argument("--overlay", action="store_true",
+                   help="segmentation: also write <stem>_overlay.png (class colours over the cropped image)")
+    p.add_argument("--threshold", type=float, metavar="T",
+                   help="detection: keep detections scoring at least T, 0..1 (default 0.5)")
+    p.add_argument("--draw", metavar="DIR", help="detection: save <stem>.png pictures with the boxes in DIR")
     p.set_defaults(func=_cmd_predict)
 
     p = sub.add_parser("quantize", help="post-training int8 quantization of an exported model")
@@ -365,7 +401,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=8, help="calibration/validation batch size")
     p.add_argument("--calib-mode", choices=("naive", "entropy", "percentile"), default="naive")
     p.add_argument("--exclude-first-last", action="store_true", help="keep the first and last layer in float")
-    p.add_argument("--val", help="validation set with labels (fashion-mnist) to compare fp32 and int8 accuracy")
+    p.add_argument("--val", help="validation set with labels (fashion-mnist; fashion-scenes for segmentation) "
+                                 "to compare fp32 and int8 accuracy (pixAcc/mIoU for segmentation)")
     p.add_argument("--num-val", type=int, default=None, help="use only the first N validation samples")
     p.add_argument("--out", help="output prefix (default PREFIX-int8)")
     p.add_argument("--dynamic", action="store_true", help="dynamic quantization (default for token-input models)")

@@ -30,6 +30,8 @@ PREDICTORS: dict[str, Callable[..., list[dict[str, Any]]]] = {}
 LAZY_PREDICTORS: dict[str, tuple[str, str]] = {
     "text_classification": ("toolkit.nlp.deploy", "toolkit-nlp"),
     "translation": ("toolkit.nlp.deploy", "toolkit-nlp"),
+    "segmentation": ("toolkit.cv.deploy", "toolkit-cv"),
+    "detection": ("toolkit.cv.deploy", "toolkit-cv"),
 }
 
 
@@ -223,4 +225,12 @@ def predict(
             f"toolkit predict does not yet support task {task!r} (model {model.metadata.get('model')!r}); "
             f"supported tasks: {served}"
         )
+    if kwargs:  # task options (--out, --overlay ...): refuse those this task's predictor does not take
+        import inspect
+
+        params = inspect.signature(fn).parameters
+        if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
+            unknown = sorted(k for k in kwargs if k not in params)
+            if unknown:
+                raise ExportError(f"option(s) {', '.join(unknown)} do not apply to task {task!r}")
     return fn(model, [Path(p) if not isinstance(p, str) else p for p in inputs], k=k, with_logits=with_logits, **kwargs)

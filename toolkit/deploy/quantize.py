@@ -332,9 +332,15 @@ def quantize(
                 raise ExportError("static quantization needs calibration data: pass calib (a folder or a dataset name)")
             if len(meta["inputs"]) != 1:
                 raise ExportError("static quantization with image calibration needs a model with one input")
-            pre = ImagePreprocessing.from_metadata(meta)
-            count, get = image_source(calib)
-            reader = _Reader(meta["inputs"][0]["name"], _batches(count, get, pre, shape[1:], batch_size, num_calib_batches * batch_size))
+            if meta.get("task") == "detection":  # resize to [h, w]: the detector's own preprocessing (toolkit-cv)
+                from ..cv.deploy import detection_batches
+
+                batches = detection_batches(calib, meta, batch_size, num_calib_batches * batch_size)
+            else:
+                pre = ImagePreprocessing.from_metadata(meta)
+                count, get = image_source(calib)
+                batches = _batches(count, get, pre, shape[1:], batch_size, num_calib_batches * batch_size)
+            reader = _Reader(meta["inputs"][0]["name"], batches)
             exclude = _node_names_to_exclude(prepared) if exclude_first_last else []
             method = {"naive": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
                       "percentile": CalibrationMethod.Percentile}[calib_mode]
@@ -369,7 +375,17 @@ def quantize(
         "speedup": round(latency["fp32"] / latency["int8"], 3) if latency["int8"] > 0 else None,
         "threads": num_threads,
     }
-    if val:
+    if val and meta.get("task") == "segmentation":  # pixAcc/mIoU (toolkit-cv)
+        try:
+            from ..cv.deploy import evaluate_segmentation
+        except ImportError as err:
+            raise ExportError(f"segmentation validation needs toolkit-cv: {err}") from err
+        report["segmentation"] = evaluate_segmentation(sessions, meta, val, batch_size=batch_size, limit=num_val)
+    elif val and meta.get("task") == "detection":  # VOC07 mAP (toolkit-cv)
+        from ..cv.deploy import evaluate_detection
+
+        report["detection"] = evaluate_detection(sessions, meta, val, batch_size=batch_size, limit=num_val)
+    elif val:
         if pre is None:
             pre = ImagePreprocessing.from_metadata(meta)
         count, get, labels = labelled_source(val)
@@ -434,6 +450,17 @@ def _summary(r: dict[str, Any]) -> str:
                 if not r["reduce_range"] else "")]
     lat = r["latency_ms"]
     lines.append(f"latency batch 1 (onnxruntime): fp32 {lat['fp32']:.3f} ms, int8 {lat['int8']:.3f} ms, speed-up {r['speedup']}x")
+    seg = r.get("segmentation")
+    if seg:
+        lines.append(
+            f"on {seg['val']} ({seg['samples']} images): pixAcc fp32 {seg['fp32_pixAcc'] * 100:.2f}%, int8 "
+            f"{seg['int8_pixAcc'] * 100:.2f}%; mIoU fp32 {seg['fp32_mIoU'] * 100:.2f}%, int8 {seg['int8_mIoU'] * 100:.2f}%; "
+            f"int8 class map equals fp32's on {seg['int8_pixel_agreement'] * 100:.2f}% of pixels"
+        )
+    det = r.get("detection")
+    if det:
+        lines.append(f"VOC07 mAP@0.5 on {det['val']} ({det['samples']} images): fp32 {det['fp32_mAP'] * 100:.2f}%, "
+                     f"int8 {det['int8_mAP'] * 100:.2f}%")
     acc = r.get("accuracy")
     if acc:
         lines.append(

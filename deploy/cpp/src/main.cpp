@@ -26,6 +26,7 @@
 #include "preprocess.hpp"
 #include "text.hpp"
 #include "text_tasks.hpp"
+#include "vision_tasks.hpp"
 
 namespace {
 
@@ -36,11 +37,13 @@ struct Args {
   std::vector<std::string> inputs;
   bool json_out = false, logits = false, print_ids = false;
   int topk = 5, threads = 0;
+  std::string out;   // --out DIR: segmentation class maps
+  double threshold = 0.5;  // --threshold T: detection
   std::string dump;  // --dump-input FILE: raw float32 tensors as fed to the graph (to compare runtimes)
 };
 
 const char* kUsage =
-    "usage: toolkit-predict PREFIX INPUT... [--json] [--topk K] [--logits] [--threads N] [--dump-input FILE] [--print-ids]\n";
+    "usage: toolkit-predict PREFIX INPUT... [--json] [--topk K] [--logits] [--threads N] [--dump-input FILE] [--print-ids] [--out DIR] [--threshold T]\n";
 
 const char* kHelp =
     "Runs PREFIX.onnx (written by `toolkit export`) on INPUT files: images for task classification,\n"
@@ -49,6 +52,8 @@ const char* kHelp =
     "  --topk K           classes per input (classification tasks; default 5)\n"
     "  --logits           also print the raw logits (translation: those of the first decoding step)\n"
     "  --threads N        OpenVINO inference threads (0: its default)\n"
+    "  --threshold T      detection: keep detections scoring at least T, 0..1 (default 0.5)\n"
+    "  --out DIR          segmentation: write each class map as DIR/<stem>.png (indexed PNG, the metadata's palette)\n"
     "  --dump-input FILE  images: write the float32 tensors fed to the graph\n"
     "  --print-ids        text models: only tokenize (reads PREFIX.json and its tokenizer file, not the\n"
     "                     graph) and print [{\"input\": LINE, \"ids\": [...]}, ...], the tokenizer's ids\n"
@@ -79,6 +84,21 @@ Args parse(int argc, char** argv) {
     if (s == "--json") a.json_out = true;
     else if (s == "--logits") a.logits = true;
     else if (s == "--print-ids") a.print_ids = true;
+    else if (s == "--threshold") {
+      if (i + 1 >= argc) usage(s + " needs a value");
+      const std::string text = argv[++i];
+      try {
+        std::size_t used = 0;
+        a.threshold = std::stod(text, &used);
+        if (used != text.size()) throw std::invalid_argument(text);
+      } catch (const std::exception&) {
+        usage(s + " needs a number, got '" + text + "'");
+      }
+    }
+    else if (s == "--out") {
+      if (i + 1 >= argc) usage(s + " needs a folder");
+      a.out = argv[++i];
+    }
     else if (s == "--dump-input") {
       if (i + 1 >= argc) usage(s + " needs a file name");
       a.dump = argv[++i];
@@ -197,12 +217,16 @@ int main(int argc, char** argv) {
     json results;
     if (meta.task != "classification" && !args.dump.empty())
       throw toolkit::ModelError("--dump-input writes image tensors; model '" + meta.model + "' has task '" + meta.task + "'");
+    if (meta.task != "segmentation" && !args.out.empty())
+      throw toolkit::ModelError("--out applies to segmentation exports; model '" + meta.model + "' has task '" + meta.task + "'");
     if (meta.task == "classification") results = classify_images(model, args);
     else if (meta.task == "text_classification") results = toolkit::classify_text(model, args.prefix, args.inputs, k, args.logits);
     else if (meta.task == "translation") results = toolkit::translate(model, args.prefix, args.inputs, args.logits);
+    else if (meta.task == "segmentation") results = toolkit::segment_images(model, args.inputs, args.out);
+    else if (meta.task == "detection") results = toolkit::detect_images(model, args.inputs, args.threshold);
     else
       throw toolkit::ModelError("toolkit-predict does not yet support task '" + meta.task + "' (model '" + meta.model +
-                                "'); supported tasks: classification, text_classification, translation");
+                                "'); supported tasks: classification, text_classification, translation, segmentation, detection");
     // replace: a SentencePiece decode of byte pieces may end inside a UTF-8 sequence
     if (args.json_out) std::cout << results.dump(-1, ' ', false, json::error_handler_t::replace) << std::endl;
     else print_text(results, meta.task);

@@ -170,4 +170,18 @@ std::vector<float> Model::run(const std::vector<float>& data, const std::vector<
   return std::move(out.data);
 }
 
+Output Model::output(std::size_t index) {
+  if (index >= compiled_.outputs().size())
+    throw ModelError("the graph has " + std::to_string(compiled_.outputs().size()) + " outputs, not " + std::to_string(index + 1));
+  ov::Tensor out = request_.get_output_tensor(index);
+  if (out.get_element_type() != ov::element::f32)
+    throw ModelError("the graph's output " + std::to_string(index) + " is not float32");
+  Output result;
+  const ov::Shape got = out.get_shape();
+  result.shape.assign(got.begin(), got.end());
+  const float* p = out.data<const float>();
+  result.data.assign(p, p + out.get_size());
+  return result;
+}
+
 }  // namespace toolkit

@@ -43,6 +43,9 @@ class Model {
   // first output, which must be float32. Names, dtypes and shapes are checked against the metadata.
   Output run(const std::vector<Input>& inputs);
 
+  // Output `index` (float32) of the last run (detectors: ids, scores, bboxes).
+  Output output(std::size_t index);
+
   // Runs the graph's single float32 input; returns the first output and sets out_shape.
   std::vector<float> run(const std::vector<float>& data, const std::vector<std::int64_t>& shape,
                          std::vector<std::int64_t>& out_shape);

@@ -235,6 +235,10 @@ Taps axis_taps(int in_size, int out_size) {
 Pixels resize_shorter(const Pixels& in, int shorter) {
   int out_h = 0, out_w = 0;
   resized_size(in.height, in.width, shorter, out_h, out_w);
+  return resize_to(in, out_h, out_w);
+}
+
+Pixels resize_to(const Pixels& in, int out_h, int out_w) {
   if (out_h == in.height && out_w == in.width) return in;
   Taps ty = axis_taps(in.height, out_h), tx = axis_taps(in.width, out_w);
   Pixels out;

@@ -43,6 +43,8 @@ Pixels read_image(const std::string& path);
 Pixels to_color(const Pixels& in, const std::string& color);
 void resized_size(int height, int width, int shorter, int& out_h, int& out_w);
 Pixels resize_shorter(const Pixels& in, int shorter);
+// Bilinear resize to exactly out_h x out_w (the arithmetic of resize_shorter; detectors' resize [h, w]).
+Pixels resize_to(const Pixels& in, int out_h, int out_w);
 Pixels center_crop(const Pixels& in, int crop_h, int crop_w);
 // HWC uint8 -> CHW float32: (p / scale - mean[c]) / std[c] in float32.
 std::vector<float> normalize(const Pixels& in, double scale, const std::vector<float>& mean, const std::vector<float>& std);

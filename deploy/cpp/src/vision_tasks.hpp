@@ -1,0 +1,23 @@
+// Segmentation and detection exports in the C++ runner: the class map as an indexed PNG and the JSON of `toolkit predict`.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "model.hpp"
+
+namespace toolkit {
+
+// For each image: preprocess as the metadata says, argmax over the class axis (ties: lowest id), write
+// OUT/<stem>.png (8-bit palette PNG, the metadata's palette) and return
+// {"input", "mask": path, "classes": {label: pixel count}} (classes present only).
+nlohmann::json segment_images(Model& model, const std::vector<std::string>& inputs, const std::string& out_dir);
+
+// For each image: resize to the metadata's [h, w], normalise, run the graph (NMS inside), keep detections
+// scoring >= threshold and return {"input", "detections": [{"index", "label", "score", "box"}]}, boxes in
+// the image's own pixels (x * W / w, y * H / h), as toolkit.cv.deploy.detection.
+nlohmann::json detect_images(Model& model, const std::vector<std::string>& inputs, double threshold);
+
+}  // namespace toolkit

@@ -1,0 +1,262 @@
+"""Detection exports: NMS inside the graph, ``toolkit predict`` detections in the image's own pixels.
+
+The detectors' eval-mode forward already ends in :func:`~toolkit.cv.models.detection._boxes.fixed_detections`
+(box decoding, per-class NMS through one ``torchvision.ops.nms`` call, GluonCV's fixed-shape
+``(ids, scores, bboxes)`` padded with -1). ``torch.onnx.export(..., dynamo=True)`` (torch 2.14,
+onnxscript 0.7) lowers ``torchvision::nms`` to ONNX ``NonMaxSuppression`` (onnxscript's torch_lib),
+which onnxruntime and OpenVINO both run, so no hand-written NMS is needed: the export only records
+what a runner must know and checks that the graph holds the NMS node.
+
+Metadata added to ``PREFIX.json``:
+
+* ``detection``: ``{"nms": "NonMaxSuppression", "nms_thresh", "score_thresh", "post_nms",
+  "box_format": "xyxy", "coordinates": "input pixels", "padding": -1}``;
+* ``preprocessing`` (the detector's): ``resize: [h, w]`` (both sides resized, aspect not kept),
+  ``crop: null``, then scale/mean/std as for classification.
+
+The predictor resizes with the same bilinear arithmetic as :mod:`toolkit.deploy.preprocess`
+(half-pixel centres, float64, rounded half up), runs the graph and maps each box back by
+``x * W / w``, ``y * H / h`` (not clipped), keeping detections scoring at least ``threshold``.
+"""
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from ...deploy.fileformat import write_bytes_atomic
+from ...deploy.predict import register_predictor
+from ...deploy.preprocess import ImageError, _axis_taps, normalize, read_image, to_color
+from ...deploy.runtime import ExportError
+from .segmentation import output_folder
+
+__all__ = ["prepare_detection_export", "check_nms_in_graph", "detection_input", "detect", "detection_batches",
+           "evaluate_detection"]
+
+
+def prepare_detection_export(block: Any) -> Any:
+    """Record the in-graph NMS and its parameters in a detector's metadata; returns the block."""
+    meta = block.metadata
+    meta.pop("outputs", None)  # the family's prose description; export writes the real output specs
+    meta["detection"] = {
+        "nms": "NonMaxSuppression",
+        "nms_thresh": float(getattr(block, "nms_thresh", 0.45)),
+        "score_thresh": float(getattr(block, "score_thresh", 0.01)),
+        "post_nms": int(getattr(block, "post_nms", 100)),
+        "box_format": "xyxy",
+        "coordinates": "input pixels",
+        "padding": -1,
+    }
+    return block
+
+
+def check_nms_in_graph(onnx_file: str | os.PathLike) -> None:
+    """Raise :class:`ExportError` when the exported graph holds no ``NonMaxSuppression`` node."""
+    import onnx
+
+    graph = onnx.load(os.fspath(onnx_file), load_external_data=False).graph
+    ops = {n.op_type for n in graph.node}
+    for f in onnx.load(os.fspath(onnx_file), load_external_data=False).functions:
+        ops |= {n.op_type for n in f.node}
+    if "NonMaxSuppression" not in ops:
+        raise ExportError(f"{onnx_file} holds no NonMaxSuppression node: the detector's NMS was not exported")
+
+
+def _resize_exact(pixels: np.ndarray, out_h: int, out_w: int) -> np.ndarray:
+    """Bilinear resize of uint8 (H, W, C) to (out_h, out_w), the arithmetic of ``resize_shorter``."""
+    height, width = pixels.shape[:2]
+    if (out_h, out_w) == (height, width):
+        return pixels
+    y0, y1, wy = _axis_taps(height, out_h)
+    x0, x1, wx = _axis_taps(width, out_w)
+    src = pixels.astype(np.float64)
+    wx = wx[None, :, None]
+    top = src[y0][:, x0] + (src[y0][:, x1] - src[y0][:, x0]) * wx
+    bottom = src[y1][:, x0] + (src[y1][:, x1] - src[y1][:, x0]) * wx
+    value = top + (bottom - top) * wy[:, None, None]
+    return np.clip(np.floor(value + 0.5), 0, 255).astype(np.uint8)
+
+
+def _preprocessing(meta: dict[str, Any]) -> tuple[int, int, dict[str, Any]]:
+    pre = meta.get("preprocessing")
+    if not isinstance(pre, dict):
+        raise ExportError("the detector export's metadata has no preprocessing block")
+    size = pre.get("resize")
+    if not (isinstance(size, list) and len(size) == 2 and all(isinstance(v, int) and 1 <= v <= 8192 for v in size)):
+        raise ExportError(f"detector preprocessing resize must be [h, w] (1..8192), got {size!r}")
+    if pre.get("crop"):
+        raise ExportError("detector preprocessing with a crop is not supported (boxes map back through the resize)")
+    return size[0], size[1], pre
+
+
+def detection_input(path: Any, meta: dict[str, Any]) -> tuple[np.ndarray, tuple[int, int], np.ndarray]:
+    """``(float32 (3, h, w) input, (H, W) of the original image, original uint8 RGB pixels)``.
+
+    ``path`` is an image file or uint8 (H, W, C) pixels.
+    """
+    h, w, pre = _preprocessing(meta)
+    raw = path if isinstance(path, np.ndarray) else read_image(path)
+    pixels = to_color(raw, str(pre.get("color", "RGB")))
+    height, width = pixels.shape[:2]
+    x = normalize(_resize_exact(pixels, h, w), float(pre.get("scale", 255.0)), pre.get("mean", [0.0]),
+                  pre.get("std", [1.0]))
+    return x, (height, width), pixels
+
+
+def _threshold(value: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= float(value) <= 1.0:
+        raise ExportError(f"--threshold must be between 0 and 1, got {value!r}")
+    return float(value)
+
+
+def _draw(pixels: np.ndarray, items: list[dict[str, Any]], classes: list[str], target: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from ..utils import plot_bbox
+
+    boxes = np.asarray([d["box"] for d in items], dtype=np.float32).reshape(-1, 4)
+    ids = np.asarray([d["index"] for d in items], dtype=np.float32)
+    scores = np.asarray([d["score"] for d in items], dtype=np.float32)
+    ax = plot_bbox(pixels if pixels.shape[2] == 3 else np.repeat(pixels, 3, axis=2), boxes, scores, ids,
+                   thresh=0.0, class_names=classes)
+    buf = io.BytesIO()
+    ax.figure.savefig(buf, format="png", bbox_inches="tight")
+    plt.close(ax.figure)
+    write_bytes_atomic(target, buf.getvalue())
+
+
+@register_predictor("detection")
+def detect(
+    model: Any,
+    inputs: Sequence[str | os.PathLike],
+    k: int = 5,
+    with_logits: bool = False,
+    threshold: float = 0.5,
+    draw: str | os.PathLike | None = None,
+) -> list[dict[str, Any]]:
+    """Detect objects in image files with an exported detector.
+
+    Parameters
+    ----------
+    model : ExportedBlock or OpenVINOBlock
+        A loaded detection export (NMS in the graph).
+    inputs : sequence of path
+        Image files.
+    k, with_logits
+        Unused (the ``toolkit predict`` interface).
+    threshold : float
+        Keep detections scoring at least this (0..1; GluonCV's display default 0.5).
+    draw : path, optional
+        Folder for ``<stem>.png`` pictures with the boxes (``toolkit.cv.utils.plot_bbox``).
+
+    Returns
+    -------
+    list of dict
+        ``{"input", "detections": [{"index", "label", "score", "box": [x1, y1, x2, y2]}]}`` per image,
+        best first, boxes in the original image's pixels.
+    """
+    meta = model.metadata
+    threshold = _threshold(threshold)
+    if not isinstance(meta.get("detection"), dict) or meta["detection"].get("nms") != "NonMaxSuppression":
+        raise ExportError("the export's metadata has no detection block (NMS in the graph); re-export the "
+                          "detector with toolkit export")
+    classes = meta.get("classes")
+    if not isinstance(classes, list) or not classes:
+        raise ExportError("a detector export lists its class names in the metadata (classes)")
+    folder = output_folder(draw, "--draw") if draw is not None else None
+    results = []
+    for path in inputs:
+        x, (height, width), pixels = detection_input(path, meta)
+        outs = model(x[None])
+        if not isinstance(outs, (list, tuple)) or len(outs) != 3:
+            raise ExportError("a detector export returns three outputs (ids, scores, bboxes)")
+        ids, scores, boxes = (np.asarray(o) for o in outs)
+        if ids.shape[:1] != (1,) or boxes.shape[-1] != 4 or scores.shape[:2] != boxes.shape[:2]:
+            raise ExportError(f"unexpected detector output shapes {ids.shape}, {scores.shape}, {boxes.shape}")
+        h, w = x.shape[1:]
+        sx, sy = width / w, height / h
+        items = []
+        for j in range(boxes.shape[1]):
+            cls, score = int(ids[0, j, 0]), float(scores[0, j, 0])
+            if cls < 0 or score < threshold:
+                continue
+            if cls >= len(classes) or not np.isfinite(boxes[0, j]).all():
+                raise ExportError(f"the detector returned class {cls} or a non-finite box for {path}")
+            b = boxes[0, j].astype(np.float64)
+            items.append({"index": cls, "label": str(classes[cls]), "score": score,
+                          "box": [float(b[0] * sx), float(b[1] * sy), float(b[2] * sx), float(b[3] * sy)]})
+        if folder is not None:
+            target = folder / f"{Path(path).stem}.png"
+            try:
+                _draw(pixels, items, [str(c) for c in classes], target)
+            except OSError as err:
+                raise ExportError(f"cannot write {target}: {err.strerror or err}") from err
+        results.append({"input": os.fspath(path), "detections": items})
+    return results
+
+
+def _scenes(split: str):
+    from ..data import FashionScenes
+
+    return FashionScenes(split)
+
+
+def _pixels(image: Any) -> np.ndarray:
+    return np.ascontiguousarray(np.asarray(image).transpose(1, 2, 0), dtype=np.uint8)
+
+
+def detection_batches(spec: str, meta: dict[str, Any], batch_size: int, limit: int):
+    """Calibration batches for a detector: a folder of images or ``fashion-scenes`` (its train split)."""
+    if spec.lower() in ("fashion-scenes", "fashion_scenes"):
+        ds = _scenes("train")
+        count, get = len(ds), lambda i: _pixels(ds[i][0])
+    else:
+        folder = Path(spec).expanduser()
+        files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in (".png", ".jpg", ".jpeg", ".bmp")) \
+            if folder.is_dir() else []
+        if not files:
+            raise ExportError(f"calibration data {spec!r} is neither a folder of images nor fashion-scenes")
+        count, get = len(files), lambda i: files[i]
+    total = min(count, limit)
+    for start in range(0, total, batch_size):
+        yield np.stack([detection_input(get(i), meta)[0] for i in range(start, min(total, start + batch_size))])
+
+
+def evaluate_detection(sessions: dict[str, Any], meta: dict[str, Any], val: str, batch_size: int = 8,
+                       limit: int | None = None) -> dict[str, Any]:
+    """VOC07 11-point mAP (GluonCV's ``VOC07MApMetric``) of each onnxruntime session on ``fashion-scenes`` val.
+
+    Boxes are compared in the original images' pixels (the predictor's mapping).
+    """
+    from ..data.detection import to_gluoncv_label
+    from ..metrics import VOC07MApMetric
+
+    if val.lower() not in ("fashion-scenes", "fashion_scenes"):
+        raise ExportError(f"detection validation data {val!r} is not a known set (fashion-scenes)")
+    ds = _scenes("val")
+    classes = meta.get("classes") or []
+    if list(ds.classes) != list(classes):
+        raise ExportError(f"{val} has classes {list(ds.classes)}, the detector {classes}")
+    n = len(ds) if limit is None else min(len(ds), limit)
+    metrics = {k: VOC07MApMetric(iou_thresh=0.5, class_names=list(classes)) for k in sessions}
+    name = meta["inputs"][0]["name"]
+    for i in range(n):
+        image, target = ds[i]
+        x, (height, width), _ = detection_input(_pixels(image), meta)
+        label = to_gluoncv_label(target)
+        scale = np.array([width / x.shape[2], height / x.shape[1]] * 2, dtype=np.float32)
+        for key, sess in sessions.items():
+            ids, scores, boxes = (np.asarray(o) for o in sess.run(None, {name: x[None]}))
+            boxes = np.where(ids >= 0, boxes * scale, -1)
+            metrics[key].update(boxes, ids, scores, label[None, :, :4], label[None, :, 4:5], label[None, :, 5:6])
+    result: dict[str, Any] = {"samples": int(n), "val": val}
+    for key, metric in metrics.items():
+        names, values = metric.get()
+        result[f"{key}_mAP"] = float(values[-1] if isinstance(values, list) else values)
+    return result
