@@ -419,9 +419,9 @@ def _resume(args, model, optimizer, scheduler, make_schedule, dist_info, logger)
 def _save_epoch_checkpoint(args, epoch: int, global_step: int, history: list, start_wall: float, model, optimizer,
                            scheduler, save_dir: Path, dist_info) -> None:
     """Checkpoint after the epoch, RNG states included: the next epoch starts from exactly here."""
-    from scripts.common import capture_rng_state
+    from scripts.common import capture_rng_state, gather_rng_states
 
-    rng_all = _gather_rng(capture_rng_state(), dist_info)
+    rng_all = gather_rng_states(capture_rng_state(), dist_info)
     if dist_info.is_main:
         state = dict(epoch=epoch + 1, step=global_step, history=json.dumps(history),
                      wall_time_s=time.time() - start_wall, rng_per_rank=rng_all, args=json.dumps(vars(args)))
@@ -558,17 +558,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     logger.close()
     cleanup_distributed()
     return result
-
-
-def _gather_rng(state: dict[str, Any], dist_info) -> dict[str, Any]:
-    """Every rank's RNG state, keyed by rank (rank 0 writes them all into the checkpoint)."""
-    if not dist_info.distributed:
-        return {"0": state}
-    import torch.distributed as dist
-
-    out: list[Any] = [None] * dist_info.world_size
-    dist.all_gather_object(out, state)
-    return {str(r): s for r, s in enumerate(out)}
 
 
 if __name__ == "__main__":

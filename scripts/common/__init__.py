@@ -23,7 +23,7 @@ from .checkpoint import (
 )
 from .config import dump_config, environment_info, hardware_info
 from .finish import finish_run
-from .distributed import DistInfo, barrier, cleanup_distributed, init_distributed
+from .distributed import DistInfo, barrier, cleanup_distributed, gather_rng_states, init_distributed
 from .jsonlog import JSONLinesLogger, read_jsonl
 from .run import RunContext, start_run
 from .schedule import LRSchedule
@@ -32,6 +32,6 @@ from .validate import parse_args, resume_checkpoint, validate_args
 __all__ = [
     "JSONLinesLogger", "read_jsonl", "dump_config", "environment_info", "hardware_info",
     "save_checkpoint", "load_checkpoint", "capture_rng_state", "restore_rng_state", "CheckpointError",
-    "DistInfo", "init_distributed", "cleanup_distributed", "barrier", "LRSchedule",
+    "DistInfo", "init_distributed", "cleanup_distributed", "barrier", "gather_rng_states", "LRSchedule",
     "RunContext", "start_run", "finish_run", "parse_args", "validate_args", "resume_checkpoint",
 ]

@@ -57,6 +57,16 @@ def barrier() -> None:
         dist.barrier()
 
 
+def gather_rng_states(state: dict, dist_info: DistInfo) -> dict[str, dict]:
+    """Every rank's RNG state (from ``capture_rng_state``) keyed by rank, so rank 0 can write
+    them all into the checkpoint and each rank resumes its own stream exactly."""
+    if not dist_info.distributed:
+        return {"0": state}
+    out: list = [None] * dist_info.world_size
+    dist.all_gather_object(out, state)
+    return {str(r): s for r, s in enumerate(out)}
+
+
 def cleanup_distributed() -> None:
     """Leave the process group, if any."""
     if dist.is_available() and dist.is_initialized():

@@ -31,6 +31,7 @@ from scripts.common import (  # noqa: E402
     capture_rng_state,
     cleanup_distributed,
     dump_config,
+    gather_rng_states,
     hardware_info,
     load_checkpoint,
     restore_rng_state,
@@ -335,7 +336,7 @@ def main(family: str, defaults: dict[str, Any], presets: Callable, loss_fn: Call
         history.append({k: rec[k] for k in rec if k.startswith(("val_", "loss", "epoch"))})
         logger.info(f"[epoch {epoch + 1}/{args.epochs}] loss {rec['loss']:.4f} "
                     + " ".join(f"{k} {v:.2f}" for k, v in val.items()) + f" ({epoch_time:.1f}s)")
-        rng_all = _gather_rng(capture_rng_state(), dist_info)
+        rng_all = gather_rng_states(capture_rng_state(), dist_info)
         if dist_info.is_main:
             state = dict(epoch=epoch + 1, step=global_step, history=json.dumps(history),
                          wall_time_s=time.time() - start_wall, rng_per_rank=rng_all, args=json.dumps(vars(args)))
@@ -363,13 +364,3 @@ def main(family: str, defaults: dict[str, Any], presets: Callable, loss_fn: Call
     logger.close()
     cleanup_distributed()
     return result
-
-
-def _gather_rng(state: dict[str, Any], dist_info) -> dict[str, Any]:
-    if not dist_info.distributed:
-        return {"0": state}
-    import torch.distributed as dist
-
-    out: list[Any] = [None] * dist_info.world_size
-    dist.all_gather_object(out, state)
-    return {str(r): s for r, s in enumerate(out)}

@@ -42,6 +42,7 @@ from scripts.common import (  # noqa: E402
     capture_rng_state,
     cleanup_distributed,
     dump_config,
+    gather_rng_states,
     hardware_info,
     load_checkpoint,
     restore_rng_state,
@@ -123,17 +124,6 @@ def _param_groups(model, wd: float, no_wd: bool) -> list[dict[str, Any]]:
         return [{"params": params, "weight_decay": wd}]
     return [{"params": [p for p in params if p.ndim > 1], "weight_decay": wd},
             {"params": [p for p in params if p.ndim <= 1], "weight_decay": 0.0}]
-
-
-def _gather_rng(dist_info) -> dict[str, Any]:
-    state = capture_rng_state()
-    if not dist_info.distributed:
-        return {"0": state}
-    import torch.distributed as dist
-
-    out: list[Any] = [None] * dist_info.world_size
-    dist.all_gather_object(out, state)
-    return {str(r): s for r, s in enumerate(out)}
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -264,7 +254,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         history.append({k: rec[k] for k in ("epoch", "loss", "val_pixAcc", "val_mIoU")})
         logger.info(f"[epoch {epoch + 1}/{args.epochs}] loss {rec['loss']:.4f} val pixAcc {pix:.2f} mIoU {miou:.2f} "
                     f"({epoch_time:.1f}s)")
-        rng_all = _gather_rng(dist_info)
+        rng_all = gather_rng_states(capture_rng_state(), dist_info)
         if dist_info.is_main:
             save_checkpoint(save_dir / "checkpoint-last.pt", model, optimizer, scheduler, epoch=epoch + 1,
                             step=global_step, history=json.dumps(history), wall_time_s=time.time() - start_wall,
