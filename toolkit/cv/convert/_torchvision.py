@@ -15,7 +15,7 @@ import functools
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from torch import nn
@@ -269,20 +269,26 @@ def load_torchvision_weights(name: str, spec: str = "", **kwargs: Any) -> tuple[
     return model, info
 
 
-def torchvision_catalog(name: str) -> list[dict[str, Any]]:
-    """torchvision's published weights for zoo ``name`` with the numbers torchvision publishes
-    (``weights.meta["_metrics"]``, in the torchvision package: no download)."""
+def catalog_rows(arch: str, metrics: Callable[[dict[str, Any]], dict[str, Any]] = dict) -> list[dict[str, Any]]:
+    """torchvision's published weights of builder ``arch``, one row per weights and dataset, with the
+    numbers torchvision publishes (``weights.meta["_metrics"]``, in the torchvision package: no
+    download) mapped through ``metrics``."""
     import torchvision
 
-    arch, _ = TORCHVISION_NAMES[name.lower()]
     enum = torchvision.models.get_model_weights(arch)
     rows = []
     for member in enum:
-        for dataset, metrics in member.meta.get("_metrics", {}).items():
+        for dataset, published in member.meta.get("_metrics", {}).items():
             rows.append({"pretrained": f"torchvision:{member.name}", "default": member is enum.DEFAULT,
-                         "dataset": dataset, "metrics": {"top1": metrics.get("acc@1"), "top5": metrics.get("acc@5")},
+                         "dataset": dataset, "metrics": metrics(published),
                          "num_params": member.meta.get("num_params"), "source": str(member)})
     return rows
+
+
+def torchvision_catalog(name: str) -> list[dict[str, Any]]:
+    """torchvision's published weights for zoo classifier ``name``, its top-1/top-5 as published."""
+    arch, _ = TORCHVISION_NAMES[name.lower()]
+    return catalog_rows(arch, lambda m: {"top1": m.get("acc@1"), "top5": m.get("acc@5")})
 
 
 for _name in TORCHVISION_NAMES:

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from ...zoo import WeightsError, register_source
-from ._torchvision import _torchvision_weights, from_torchvision, torchvision_state_dict
+from ._torchvision import _torchvision_weights, catalog_rows, from_torchvision, torchvision_state_dict
 
 __all__ = ["TORCHVISION_DENSE", "load_torchvision_dense", "torchvision_dense_catalog"]
 
@@ -104,19 +104,8 @@ def load_torchvision_dense(name: str, spec: str = "", **kwargs: Any) -> tuple[nn
 
 
 def torchvision_dense_catalog(name: str) -> list[dict[str, Any]]:
-    """torchvision's published weights for ``name`` with the numbers torchvision publishes
-    (``weights.meta["_metrics"]``, shipped in the torchvision package: no download)."""
-    import torchvision
-
-    arch, _ = TORCHVISION_DENSE[name.lower()]
-    enum = torchvision.models.get_model_weights(arch)
-    rows = []
-    for member in enum:
-        for dataset, metrics in member.meta.get("_metrics", {}).items():
-            rows.append({"pretrained": f"torchvision:{member.name}", "default": member is enum.DEFAULT,
-                         "dataset": dataset, "metrics": dict(metrics),
-                         "num_params": member.meta.get("num_params"), "source": str(member)})
-    return rows
+    """torchvision's published weights for ``name`` with its numbers as published (box mAP, mIoU ...)."""
+    return catalog_rows(TORCHVISION_DENSE[name.lower()][0])
 
 
 for _name in TORCHVISION_DENSE:
