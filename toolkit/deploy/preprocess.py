@@ -38,6 +38,7 @@ __all__ = [
     "ImagePreprocessing",
     "read_image",
     "to_color",
+    "resize_to",
     "resize_shorter",
     "resized_size",
     "center_crop",
@@ -269,14 +270,14 @@ def _axis_taps(in_size: int, out_size: int) -> tuple[np.ndarray, np.ndarray, np.
     return i0, i1, src - i0
 
 
-def resize_shorter(pixels: np.ndarray, shorter: int) -> np.ndarray:
-    """Bilinear resize of uint8 ``(H, W, C)`` pixels so the shorter side is ``shorter``.
+def resize_to(pixels: np.ndarray, out_h: int, out_w: int) -> np.ndarray:
+    """Bilinear resize of uint8 ``(H, W, C)`` pixels to ``(out_h, out_w)``.
 
     Per output pixel, in float64: ``top = a + (b - a) * wx``, ``bottom = c + (d - c) * wx``,
-    ``v = top + (bottom - top) * wy``, then ``floor(v + 0.5)`` to uint8.
+    ``v = top + (bottom - top) * wy``, then ``floor(v + 0.5)`` to uint8 (the arithmetic the
+    C++ and Java runners repeat).
     """
     height, width = pixels.shape[:2]
-    out_h, out_w = resized_size(height, width, shorter)
     if (out_h, out_w) == (height, width):
         return pixels
     y0, y1, wy = _axis_taps(height, out_h)
@@ -287,6 +288,12 @@ def resize_shorter(pixels: np.ndarray, shorter: int) -> np.ndarray:
     bottom = src[y1][:, x0] + (src[y1][:, x1] - src[y1][:, x0]) * wx
     value = top + (bottom - top) * wy[:, None, None]
     return np.clip(np.floor(value + 0.5), 0, 255).astype(np.uint8)
+
+
+def resize_shorter(pixels: np.ndarray, shorter: int) -> np.ndarray:
+    """Bilinear resize of uint8 ``(H, W, C)`` pixels so the shorter side is ``shorter`` (:func:`resize_to`)."""
+    height, width = pixels.shape[:2]
+    return resize_to(pixels, *resized_size(height, width, shorter))
 
 
 def center_crop(pixels: np.ndarray, size: Sequence[int]) -> np.ndarray:

@@ -29,7 +29,7 @@ import numpy as np
 
 from ...deploy.fileformat import write_bytes_atomic
 from ...deploy.predict import register_predictor
-from ...deploy.preprocess import ImageError, _axis_taps, normalize, read_image, to_color
+from ...deploy.preprocess import normalize, read_image, resize_to, to_color
 from ...deploy.runtime import ExportError
 from .segmentation import output_folder
 
@@ -65,21 +65,6 @@ def check_nms_in_graph(onnx_file: str | os.PathLike) -> None:
         raise ExportError(f"{onnx_file} holds no NonMaxSuppression node: the detector's NMS was not exported")
 
 
-def _resize_exact(pixels: np.ndarray, out_h: int, out_w: int) -> np.ndarray:
-    """Bilinear resize of uint8 (H, W, C) to (out_h, out_w), the arithmetic of ``resize_shorter``."""
-    height, width = pixels.shape[:2]
-    if (out_h, out_w) == (height, width):
-        return pixels
-    y0, y1, wy = _axis_taps(height, out_h)
-    x0, x1, wx = _axis_taps(width, out_w)
-    src = pixels.astype(np.float64)
-    wx = wx[None, :, None]
-    top = src[y0][:, x0] + (src[y0][:, x1] - src[y0][:, x0]) * wx
-    bottom = src[y1][:, x0] + (src[y1][:, x1] - src[y1][:, x0]) * wx
-    value = top + (bottom - top) * wy[:, None, None]
-    return np.clip(np.floor(value + 0.5), 0, 255).astype(np.uint8)
-
-
 def _preprocessing(meta: dict[str, Any]) -> tuple[int, int, dict[str, Any]]:
     pre = meta.get("preprocessing")
     if not isinstance(pre, dict):
@@ -101,7 +86,7 @@ def detection_input(path: Any, meta: dict[str, Any]) -> tuple[np.ndarray, tuple[
     raw = path if isinstance(path, np.ndarray) else read_image(path)
     pixels = to_color(raw, str(pre.get("color", "RGB")))
     height, width = pixels.shape[:2]
-    x = normalize(_resize_exact(pixels, h, w), float(pre.get("scale", 255.0)), pre.get("mean", [0.0]),
+    x = normalize(resize_to(pixels, h, w), float(pre.get("scale", 255.0)), pre.get("mean", [0.0]),
                   pre.get("std", [1.0]))
     return x, (height, width), pixels
 
