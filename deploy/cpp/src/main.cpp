@@ -1,4 +1,5 @@
 // toolkit-predict PREFIX INPUT... [--json] [--topk K] [--logits] [--threads N] [--dump-input FILE] [--print-ids]
+//                 [--out DIR] [--overlay] [--threshold T] [--draw DIR]
 //
 // Runs a model written by `toolkit export` and prints the same results as
 // `toolkit predict`. By the metadata's task:
@@ -7,7 +8,11 @@
 //   text_classification  INPUTs are UTF-8 text files, one input per non-blank line (BERT, WordPiece);
 //                        {"input": LINE, "topk": [...]} per line;
 //   translation          same inputs (Transformer, SentencePiece, greedy decoding);
-//                        {"input": LINE, "output": TEXT, "ids": [...], "logprob": F} per line.
+//                        {"input": LINE, "output": TEXT, "ids": [...], "logprob": F} per line;
+//   segmentation         INPUTs are images; class maps written to --out DIR as indexed PNGs;
+//                        {"input": PATH, "mask": PNG, "classes": {label: pixel count}} per image;
+//   detection            INPUTs are images (NMS in the graph);
+//                        {"input": PATH, "detections": [{"index", "label", "score", "box"}, ...]} per image.
 // Errors go to stderr with a non-zero exit status (1: bad model or input, 2: bad command line).
 #include <algorithm>
 #include <cmath>
@@ -16,6 +21,7 @@
 #include <fstream>
 #include <iostream>
 #include <numeric>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -38,12 +44,16 @@ struct Args {
   bool json_out = false, logits = false, print_ids = false;
   int topk = 5, threads = 0;
   std::string out;   // --out DIR: segmentation class maps
+  bool overlay = false;  // --overlay: segmentation, also DIR/<stem>_overlay.png
   double threshold = 0.5;  // --threshold T: detection
+  std::string draw;  // --draw DIR: detection pictures
+  std::set<std::string> task_options;  // the task options given (out, overlay, threshold, draw), checked against the task
   std::string dump;  // --dump-input FILE: raw float32 tensors as fed to the graph (to compare runtimes)
 };
 
 const char* kUsage =
-    "usage: toolkit-predict PREFIX INPUT... [--json] [--topk K] [--logits] [--threads N] [--dump-input FILE] [--print-ids] [--out DIR] [--threshold T]\n";
+    "usage: toolkit-predict PREFIX INPUT... [--json] [--topk K] [--logits] [--threads N] [--dump-input FILE] [--print-ids]\n"
+    "                       [--out DIR] [--overlay] [--threshold T] [--draw DIR]\n";
 
 const char* kHelp =
     "Runs PREFIX.onnx (written by `toolkit export`) on INPUT files: images for task classification,\n"
@@ -53,7 +63,9 @@ const char* kHelp =
     "  --logits           also print the raw logits (translation: those of the first decoding step)\n"
     "  --threads N        OpenVINO inference threads (0: its default)\n"
     "  --threshold T      detection: keep detections scoring at least T, 0..1 (default 0.5)\n"
+    "  --draw DIR         detection: save DIR/<stem>.png, the image with its boxes\n"
     "  --out DIR          segmentation: write each class map as DIR/<stem>.png (indexed PNG, the metadata's palette)\n"
+    "  --overlay          segmentation: also write DIR/<stem>_overlay.png (class colours over the cropped image)\n"
     "  --dump-input FILE  images: write the float32 tensors fed to the graph\n"
     "  --print-ids        text models: only tokenize (reads PREFIX.json and its tokenizer file, not the\n"
     "                     graph) and print [{\"input\": LINE, \"ids\": [...]}, ...], the tokenizer's ids\n"
@@ -84,7 +96,17 @@ Args parse(int argc, char** argv) {
     if (s == "--json") a.json_out = true;
     else if (s == "--logits") a.logits = true;
     else if (s == "--print-ids") a.print_ids = true;
+    else if (s == "--overlay") {
+      a.overlay = true;
+      a.task_options.insert("overlay");
+    }
+    else if (s == "--draw") {
+      if (i + 1 >= argc) usage(s + " needs a folder");
+      a.draw = argv[++i];
+      a.task_options.insert("draw");
+    }
     else if (s == "--threshold") {
+      a.task_options.insert("threshold");
       if (i + 1 >= argc) usage(s + " needs a value");
       const std::string text = argv[++i];
       try {
@@ -98,6 +120,7 @@ Args parse(int argc, char** argv) {
     else if (s == "--out") {
       if (i + 1 >= argc) usage(s + " needs a folder");
       a.out = argv[++i];
+      a.task_options.insert("out");
     }
     else if (s == "--dump-input") {
       if (i + 1 >= argc) usage(s + " needs a file name");
@@ -165,10 +188,34 @@ json classify_images(toolkit::Model& model, const Args& args) {
   return results;
 }
 
-void print_text(const json& results, const std::string& task) {
+// printf("%.Nf"): glibc rounds the exact binary value half to even, as Python's format() does.
+std::string fixed(double v, int digits) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.*f", digits, v);
+  return buf;
+}
+
+void print_text(const nlohmann::ordered_json& results, const std::string& task) {
   for (const auto& item : results) {
     if (task == "translation") {
       std::cout << item["input"].get<std::string>() << "\t=> " << item["output"].get<std::string>() << "\n";
+      continue;
+    }
+    if (task == "segmentation") {  // as toolkit predict prints it
+      std::string found;
+      for (const auto& [label, n] : item["classes"].items())
+        found += (found.empty() ? "" : ", ") + label + " " + std::to_string(n.get<long long>());
+      std::cout << item["input"].get<std::string>() << ":  " << item["mask"].get<std::string>() << "  (" << found << ")\n";
+      continue;
+    }
+    if (task == "detection") {
+      std::string found;
+      for (const auto& d : item["detections"]) {
+        found += (found.empty() ? "" : "  ") + d["label"].get<std::string>() + " " + fixed(d["score"].get<double>(), 3) + " [";
+        for (std::size_t k = 0; k < 4; ++k) found += (k ? ", " : "") + fixed(d["box"][k].get<double>(), 1);
+        found += "]";
+      }
+      std::cout << item["input"].get<std::string>() << ":  " << (found.empty() ? "(nothing)" : found) << "\n";
       continue;
     }
     std::cout << item["input"].get<std::string>() << ":";
@@ -214,16 +261,30 @@ int main(int argc, char** argv) {
     toolkit::Model model(args.prefix, args.threads);
     const toolkit::Metadata& meta = model.metadata();
     const auto k = static_cast<std::size_t>(args.topk);
-    json results;
+    // ordered: the vision tasks' keys come out in Python's order; the others' (sorted, as before) are converted
+    nlohmann::ordered_json results;
+    const auto ordered = [](const json& j) {
+      return nlohmann::ordered_json::parse(j.dump(-1, ' ', false, json::error_handler_t::replace));
+    };
     if (meta.task != "classification" && !args.dump.empty())
       throw toolkit::ModelError("--dump-input writes image tensors; model '" + meta.model + "' has task '" + meta.task + "'");
-    if (meta.task != "segmentation" && !args.out.empty())
-      throw toolkit::ModelError("--out applies to segmentation exports; model '" + meta.model + "' has task '" + meta.task + "'");
-    if (meta.task == "classification") results = classify_images(model, args);
-    else if (meta.task == "text_classification") results = toolkit::classify_text(model, args.prefix, args.inputs, k, args.logits);
-    else if (meta.task == "translation") results = toolkit::translate(model, args.prefix, args.inputs, args.logits);
-    else if (meta.task == "segmentation") results = toolkit::segment_images(model, args.inputs, args.out);
-    else if (meta.task == "detection") results = toolkit::detect_images(model, args.inputs, args.threshold);
+    // task options the task does not take are refused, as `toolkit predict` does
+    const std::set<std::string> known{"classification", "text_classification", "translation", "segmentation", "detection"};
+    if (known.count(meta.task)) {
+      const std::set<std::string> takes = meta.task == "segmentation" ? std::set<std::string>{"out", "overlay"}
+                                          : meta.task == "detection"  ? std::set<std::string>{"threshold", "draw"}
+                                                                      : std::set<std::string>{};
+      std::string unknown;
+      for (const std::string& o : args.task_options)
+        if (!takes.count(o)) unknown += (unknown.empty() ? "" : ", ") + o;
+      if (!unknown.empty())
+        throw toolkit::ModelError("option(s) " + unknown + " do not apply to task '" + meta.task + "'");
+    }
+    if (meta.task == "classification") results = ordered(classify_images(model, args));
+    else if (meta.task == "text_classification") results = ordered(toolkit::classify_text(model, args.prefix, args.inputs, k, args.logits));
+    else if (meta.task == "translation") results = ordered(toolkit::translate(model, args.prefix, args.inputs, args.logits));
+    else if (meta.task == "segmentation") results = toolkit::segment_images(model, args.inputs, args.out, args.overlay);
+    else if (meta.task == "detection") results = toolkit::detect_images(model, args.inputs, args.threshold, args.draw);
     else
       throw toolkit::ModelError("toolkit-predict does not yet support task '" + meta.task + "' (model '" + meta.model +
                                 "'); supported tasks: classification, text_classification, translation, segmentation, detection");

@@ -297,6 +297,14 @@ std::vector<float> normalize(const Pixels& in, double scale, const std::vector<f
 }
 
 std::vector<float> preprocess_image(const std::string& path, const Preprocessing& pre, int& c, int& h, int& w) {
+  Pixels px = preprocess_pixels(path, pre);
+  c = px.channels;
+  h = px.height;
+  w = px.width;
+  return normalize(px, pre.scale, pre.mean, pre.std);
+}
+
+Pixels preprocess_pixels(const std::string& path, const Preprocessing& pre) {
   Pixels px = to_color(read_image(path), pre.color);
   if (pre.resize > 0) {
     // an extreme aspect ratio resized up could ask for gigabytes: check the size first
@@ -318,10 +326,7 @@ std::vector<float> preprocess_image(const std::string& path, const Preprocessing
       throw ImageError(path + ": " + err.what());
     }
   }
-  c = px.channels;
-  h = px.height;
-  w = px.width;
-  return normalize(px, pre.scale, pre.mean, pre.std);
+  return px;
 }
 
 }  // namespace toolkit

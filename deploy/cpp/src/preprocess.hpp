@@ -48,6 +48,8 @@ Pixels resize_to(const Pixels& in, int out_h, int out_w);
 Pixels center_crop(const Pixels& in, int crop_h, int crop_w);
 // HWC uint8 -> CHW float32: (p / scale - mean[c]) / std[c] in float32.
 std::vector<float> normalize(const Pixels& in, double scale, const std::vector<float>& mean, const std::vector<float>& std);
+// The 8-bit pixels the graph sees (colour, resize, crop), before normalisation: what an overlay is drawn on.
+Pixels preprocess_pixels(const std::string& path, const Preprocessing& pre);
 // The whole pipeline for one image file: returns C*H*W floats and sets c/h/w.
 std::vector<float> preprocess_image(const std::string& path, const Preprocessing& pre, int& c, int& h, int& w);
 

@@ -1,5 +1,6 @@
-// Segmentation in the C++ runner: the same class map and PNG as toolkit.cv.deploy.segmentation.
-// The PNG is written with libpng (OpenCV's imwrite has no palette images).
+// Segmentation and detection in the C++ runner: the same class map, PNGs and detections as
+// toolkit.cv.deploy.{segmentation,detection}. PNGs are written with libpng (OpenCV's imwrite has no
+// palette images); detection pictures are drawn with OpenCV.
 #include "vision_tasks.hpp"
 
 #include <png.h>
@@ -14,12 +15,16 @@
 #include <filesystem>
 #include <set>
 
+#include <opencv2/core.hpp>
+#include <opencv2/imgproc.hpp>
+
 #include "preprocess.hpp"
 
 namespace toolkit {
 namespace {
 
 using nlohmann::json;
+using nlohmann::ordered_json;  // results keep Python's key order (input, mask, classes in class-id order)
 
 std::vector<std::array<int, 3>> read_palette(const json& meta, std::size_t nclass) {
   if (!meta.contains("palette"))
@@ -44,17 +49,19 @@ std::vector<std::array<int, 3>> read_palette(const json& meta, std::size_t nclas
   return out;
 }
 
-std::string output_folder(const std::string& out) {
-  if (out.empty()) throw ModelError("segmentation writes its class maps to a folder: pass --out DIR");
+// Creates/checks the folder results are written to; option ("--out", "--draw") names the flag in errors.
+std::string output_folder(const std::string& out, const std::string& option) {
   std::error_code ec;
   std::filesystem::create_directories(out, ec);
   if (ec || !std::filesystem::is_directory(out))
-    throw ModelError("--out " + out + " cannot be created: " + (ec ? ec.message() : std::string("not a folder")));
-  if (access(out.c_str(), W_OK | X_OK) != 0) throw ModelError("--out " + out + " cannot be written (permission denied)");
+    throw ModelError(option + " " + out + " cannot be created: " + (ec ? ec.message() : std::string("not a folder")));
+  if (access(out.c_str(), W_OK | X_OK) != 0) throw ModelError(option + " " + out + " cannot be written (permission denied)");
   return out;
 }
 
-void write_png(const std::string& path, const std::vector<std::uint8_t>& mask, int h, int w,
+// An 8-bit PNG written to PATH.tmp and renamed (a reader never sees half a file): with a palette, one
+// byte per pixel (the class id); without, interleaved RGB.
+void write_png(const std::string& path, const std::vector<std::uint8_t>& pixels, int h, int w,
                const std::vector<std::array<int, 3>>& palette) {
   const std::string tmp = path + ".tmp";
   FILE* f = std::fopen(tmp.c_str(), "wb");
@@ -68,15 +75,18 @@ void write_png(const std::string& path, const std::vector<std::uint8_t>& mask, i
     throw ModelError("cannot write " + path + " (libpng failed)");
   }
   png_init_io(png, f);
-  png_set_IHDR(png, info, static_cast<png_uint_32>(w), static_cast<png_uint_32>(h), 8, PNG_COLOR_TYPE_PALETTE,
-               PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
+  const bool indexed = !palette.empty();
+  png_set_IHDR(png, info, static_cast<png_uint_32>(w), static_cast<png_uint_32>(h), 8,
+               indexed ? PNG_COLOR_TYPE_PALETTE : PNG_COLOR_TYPE_RGB, PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT,
+               PNG_FILTER_TYPE_DEFAULT);
   std::vector<png_color> colours(256, png_color{0, 0, 0});
   for (std::size_t c = 0; c < palette.size(); ++c)
     colours[c] = png_color{static_cast<png_byte>(palette[c][0]), static_cast<png_byte>(palette[c][1]),
                            static_cast<png_byte>(palette[c][2])};
-  png_set_PLTE(png, info, colours.data(), 256);
+  if (indexed) png_set_PLTE(png, info, colours.data(), 256);
   png_write_info(png, info);
-  for (int y = 0; y < h; ++y) png_write_row(png, const_cast<png_bytep>(mask.data() + static_cast<std::size_t>(y) * w));
+  const std::size_t row = static_cast<std::size_t>(w) * (indexed ? 1 : 3);
+  for (int y = 0; y < h; ++y) png_write_row(png, const_cast<png_bytep>(pixels.data() + static_cast<std::size_t>(y) * row));
   png_write_end(png, nullptr);
   png_destroy_write_struct(&png, &info);
   const bool closed = std::fclose(f) == 0;
@@ -87,9 +97,70 @@ void write_png(const std::string& path, const std::vector<std::uint8_t>& mask, i
   }
 }
 
+// Interleaved RGB of HWC pixels (grey repeated into the three channels).
+std::vector<std::uint8_t> rgb_of(const Pixels& px) {
+  std::vector<std::uint8_t> out(static_cast<std::size_t>(px.height) * px.width * 3);
+  for (std::size_t i = 0, n = static_cast<std::size_t>(px.height) * px.width; i < n; ++i)
+    for (int c = 0; c < 3; ++c) out[3 * i + c] = px.data[i * px.channels + (px.channels == 3 ? c : 0)];
+  return out;
+}
+
+// The class colours blended half and half over the image, (a + b + 1) / 2 in integers; class 0 left as the image.
+std::vector<std::uint8_t> overlay_of(const Pixels& px, const std::vector<std::uint8_t>& mask,
+                                     const std::vector<std::array<int, 3>>& palette) {
+  std::vector<std::uint8_t> out = rgb_of(px);
+  for (std::size_t i = 0; i < mask.size(); ++i)
+    if (mask[i] != 0)
+      for (int c = 0; c < 3; ++c) out[3 * i + c] = static_cast<std::uint8_t>((out[3 * i + c] + palette[mask[i]][c] + 1) / 2);
+  return out;
+}
+
+// A colour per class id, the same as the Java runner's: HSB(golden-angle hue steps, 0.85, 0.95) as java.awt.Color does.
+std::array<int, 3> class_colour(int cls) {
+  const float hue = static_cast<float>(std::fmod(cls * 0.618033988749895, 1.0)), sat = 0.85f, bri = 0.95f;
+  const float h = (hue - std::floor(hue)) * 6.0f, f = h - std::floor(h);
+  const float p = bri * (1.0f - sat), q = bri * (1.0f - sat * f), t = bri * (1.0f - sat * (1.0f - f));
+  float r = 0, g = 0, b = 0;
+  switch (static_cast<int>(h)) {
+    case 0: r = bri; g = t; b = p; break;
+    case 1: r = q; g = bri; b = p; break;
+    case 2: r = p; g = bri; b = t; break;
+    case 3: r = p; g = q; b = bri; break;
+    case 4: r = t; g = p; b = bri; break;
+    default: r = bri; g = p; b = q; break;
+  }
+  return {static_cast<int>(r * 255.0f + 0.5f), static_cast<int>(g * 255.0f + 0.5f), static_cast<int>(b * 255.0f + 0.5f)};
+}
+
+// The image at its own size with each box outlined and labelled "label score" in its class colour.
+std::vector<std::uint8_t> draw_boxes(const Pixels& px, const ordered_json& items) {
+  std::vector<std::uint8_t> rgb = rgb_of(px);
+  cv::Mat img(px.height, px.width, CV_8UC3, rgb.data());  // RGB order: colours below are given as RGB
+  const int side = std::min(px.height, px.width);
+  const int thick = std::max(1, side / 200);
+  const double font = std::max(0.35, side / 1000.0);
+  for (const ordered_json& d : items) {
+    const auto colour = class_colour(d["index"].get<int>());
+    const cv::Scalar c(colour[0], colour[1], colour[2]);
+    const auto& b = d["box"];
+    const cv::Point p1(static_cast<int>(std::lround(b[0].get<double>())), static_cast<int>(std::lround(b[1].get<double>())));
+    const cv::Point p2(static_cast<int>(std::lround(b[2].get<double>())), static_cast<int>(std::lround(b[3].get<double>())));
+    cv::rectangle(img, p1, p2, c, thick);
+    char score[32];
+    std::snprintf(score, sizeof score, "%.3f", d["score"].get<double>());
+    const std::string text = d["label"].get<std::string>() + " " + score;
+    int base = 0;
+    const cv::Size size = cv::getTextSize(text, cv::FONT_HERSHEY_SIMPLEX, font, 1, &base);
+    const int x = std::min(p1.x, p2.x), y = std::max(size.height + 2, std::min(p1.y, p2.y) - 2);
+    cv::rectangle(img, cv::Point(x, y - size.height - 2), cv::Point(x + size.width + 4, y + base), c, cv::FILLED);
+    cv::putText(img, text, cv::Point(x + 2, y), cv::FONT_HERSHEY_SIMPLEX, font, cv::Scalar(255, 255, 255), 1, cv::LINE_AA);
+  }
+  return rgb;
+}
+
 }  // namespace
 
-json segment_images(Model& model, const std::vector<std::string>& inputs, const std::string& out_dir) {
+nlohmann::ordered_json segment_images(Model& model, const std::vector<std::string>& inputs, const std::string& out_dir, bool overlay) {
   const Metadata& meta = model.metadata();
   if (meta.inputs.size() != 1 || meta.inputs[0].shape.size() != 4)
     throw ModelError("a segmentation export takes one NCHW image input");
@@ -111,12 +182,19 @@ json segment_images(Model& model, const std::vector<std::string>& inputs, const 
       throw ModelError("inputs share the file name '" + stem + "'; their masks would overwrite each other");
     stems.push_back(stem);
   }
-  const std::string folder = output_folder(out_dir);
-  json results = json::array();
+  if (out_dir.empty()) throw ModelError("segmentation writes its class maps to a folder: pass --out DIR");
+  const std::string folder = output_folder(out_dir, "--out");
+  ordered_json results = ordered_json::array();
   for (std::size_t i = 0; i < inputs.size(); ++i) {
     const std::string& path = inputs[i];
-    int c = 0, h = 0, w = 0;
-    std::vector<float> data = preprocess_image(path, pre, c, h, w);
+    const Pixels px = preprocess_pixels(path, pre);
+    const int c = px.channels, h = px.height, w = px.width;
+    const auto& want = meta.inputs[0].shape;
+    if ((want[1] >= 0 && want[1] != c) || (want[2] >= 0 && want[2] != h) || (want[3] >= 0 && want[3] != w))
+      throw ImageError(path + ": preprocessing gives a [" + std::to_string(c) + ", " + std::to_string(h) + ", " +
+                       std::to_string(w) + "] tensor but the graph takes [" + std::to_string(want[1]) + ", " +
+                       std::to_string(want[2]) + ", " + std::to_string(want[3]) + "] (check 'resize'/'crop' in the metadata)");
+    std::vector<float> data = normalize(px, pre.scale, pre.mean, pre.std);
     std::vector<std::int64_t> shape{1, c, h, w}, out_shape;
     std::vector<float> logits = model.run(data, shape, out_shape);
     if (out_shape.size() != 4 || out_shape[0] != 1 || static_cast<std::size_t>(out_shape[1]) != nclass)
@@ -139,7 +217,13 @@ json segment_images(Model& model, const std::vector<std::string>& inputs, const 
     }
     const std::string target = (std::filesystem::path(folder) / (stems[i] + ".png")).string();
     write_png(target, mask, static_cast<int>(oh), static_cast<int>(ow), palette);
-    json classes = json::object();
+    if (overlay) {
+      if (static_cast<std::size_t>(h) != oh || static_cast<std::size_t>(w) != ow)
+        throw ModelError("the class map is " + std::to_string(oh) + "x" + std::to_string(ow) + " but the image fed to the graph " +
+                         std::to_string(h) + "x" + std::to_string(w) + ": no overlay");
+      write_png((std::filesystem::path(folder) / (stems[i] + "_overlay.png")).string(), overlay_of(px, mask, palette), h, w, {});
+    }
+    ordered_json classes = ordered_json::object();
     for (std::size_t k = 0; k < nclass; ++k)
       if (counts[k]) classes[named ? meta.classes[k] : std::to_string(k)] = counts[k];
     results.push_back({{"input", path}, {"mask", target}, {"classes", classes}});
@@ -147,7 +231,7 @@ json segment_images(Model& model, const std::vector<std::string>& inputs, const 
   return results;
 }
 
-json detect_images(Model& model, const std::vector<std::string>& inputs, double threshold) {
+nlohmann::ordered_json detect_images(Model& model, const std::vector<std::string>& inputs, double threshold, const std::string& draw_dir) {
   const Metadata& meta = model.metadata();
   const json& raw = meta.raw;
   if (!(threshold >= 0.0 && threshold <= 1.0))  // also refuses NaN
@@ -173,7 +257,8 @@ json detect_images(Model& model, const std::vector<std::string>& inputs, double 
   plain["preprocessing"]["resize"] = 0;
   plain["preprocessing"]["crop"] = nullptr;
   Preprocessing norm = Preprocessing::from_metadata(plain);
-  json results = json::array();
+  const std::string folder = draw_dir.empty() ? draw_dir : output_folder(draw_dir, "--draw");
+  ordered_json results = ordered_json::array();
   for (const std::string& path : inputs) {
     Pixels pixels = to_color(read_image(path), norm.color);
     const double sx = static_cast<double>(pixels.width) / rw, sy = static_cast<double>(pixels.height) / rh;
@@ -184,7 +269,7 @@ json detect_images(Model& model, const std::vector<std::string>& inputs, double 
     if (ids.shape.size() != 3 || scores.shape != ids.shape || boxes.shape.size() != 3 || boxes.shape[2] != 4 ||
         boxes.shape[1] != ids.shape[1] || ids.shape[0] != 1)
       throw ModelError("a detector export returns three outputs (ids, scores, bboxes) of shapes (1, K, 1), (1, K, 1), (1, K, 4)");
-    json items = json::array();
+    ordered_json items = ordered_json::array();
     for (std::int64_t j = 0; j < ids.shape[1]; ++j) {
       const int cls = static_cast<int>(ids.data[static_cast<std::size_t>(j)]);
       const double score = scores.data[static_cast<std::size_t>(j)];
@@ -196,6 +281,9 @@ json detect_images(Model& model, const std::vector<std::string>& inputs, double 
       items.push_back({{"index", cls}, {"label", meta.classes[static_cast<std::size_t>(cls)]}, {"score", score},
                        {"box", {b[0] * sx, b[1] * sy, b[2] * sx, b[3] * sy}}});
     }
+    if (!folder.empty())
+      write_png((std::filesystem::path(folder) / (std::filesystem::path(path).stem().string() + ".png")).string(),
+                draw_boxes(pixels, items), pixels.height, pixels.width, {});
     results.push_back({{"input", path}, {"detections", items}});
   }
   return results;

@@ -266,6 +266,13 @@ static jfloatArray output_to_java(JNIEnv* env, Handle* h, size_t index, jlongArr
   return result;
 }
 
+/* Output `index` of the last run (float32), its rank then dims written into outShape: the detectors' three outputs. */
+JNIEXPORT jfloatArray JNICALL Java_toolkit_deploy_Predictor_nativeOutput(JNIEnv* env, jclass cls, jlong handle, jint index,
+                                                                        jlongArray outShape) {
+  (void)cls;
+  return output_to_java(env, (Handle*)(intptr_t)handle, (size_t)index, outShape);
+}
+
 /* Runs input 0 = data (float32, `shape`); returns output 0 and writes its rank then dims into outShape. */
 JNIEXPORT jfloatArray JNICALL Java_toolkit_deploy_Predictor_nativeRun(JNIEnv* env, jclass cls, jlong handle, jfloatArray data,
                                                                      jlongArray jshape, jlongArray outShape) {

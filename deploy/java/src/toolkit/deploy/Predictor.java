@@ -54,6 +54,8 @@ public final class Predictor implements AutoCloseable {
 
   private static native float[] nativeRun(long handle, float[] data, long[] shape, long[] outShape);
 
+  private static native float[] nativeOutput(long handle, int index, long[] outShape);
+
   private static native float[] nativeRunInt64(long handle, String[] names, long[][] values, long[][] shapes, int output,
                                                long[] outShape);
 
@@ -317,6 +319,32 @@ public final class Predictor implements AutoCloseable {
     float[] result = nativeRun(handle, data, shape, out);
     lastOutputShape = Arrays.copyOfRange(out, 1, 1 + (int) out[0]);
     return result;
+  }
+
+  /** A float32 output of the last run: row-major values and their shape. */
+  public static final class Tensor {
+    public final float[] data;
+    public final long[] shape;
+
+    Tensor(float[] data, long[] shape) {
+      this.data = data;
+      this.shape = shape;
+    }
+  }
+
+  /**
+   * Output {@code index} of the last {@link #predict} or {@link #run} call (graphs with several outputs,
+   * e.g. a detector's ids, scores and boxes).
+   *
+   * @throws ModelException if there is no such output or it is not float32
+   */
+  public synchronized Tensor output(int index) {
+    if (handle == 0) throw new ModelException("predictor is closed");
+    if (index < 0 || index >= outputNames.size())
+      throw new ModelException("the graph has " + outputNames.size() + " outputs, not " + (index + 1));
+    long[] out = new long[17];
+    float[] data = nativeOutput(handle, index, out);
+    return new Tensor(data, Arrays.copyOfRange(out, 1, 1 + (int) out[0]));
   }
 
   /**

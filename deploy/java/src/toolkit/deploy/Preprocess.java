@@ -267,7 +267,11 @@ public final class Preprocess {
 
   public static Pixels resizeShorter(Pixels in, int shorter) {
     int[] size = resizedSize(in.height, in.width, shorter);
-    int oh = size[0], ow = size[1];
+    return resizeTo(in, size[0], size[1]);
+  }
+
+  /** Bilinear resize to exactly oh x ow (the arithmetic of resizeShorter; detectors' resize [h, w]). */
+  public static Pixels resizeTo(Pixels in, int oh, int ow) {
     if (oh == in.height && ow == in.width) return in;
     int[] y0 = new int[oh], y1 = new int[oh], x0 = new int[ow], x1 = new int[ow];
     double[] wy = new double[oh], wx = new double[ow];
@@ -316,8 +320,37 @@ public final class Preprocess {
     return out;
   }
 
+  /**
+   * The colour, scale, mean and std checks of {@link #fromMetadata} for a metadata block whose resize and
+   * crop are read elsewhere (a detector's resize is [h, w]).
+   */
+  @SuppressWarnings("unchecked")
+  public static Preprocess normalizationOnly(Map<String, Object> meta) {
+    Map<String, Object> copy = new java.util.LinkedHashMap<>(meta);
+    Object pre = meta.get("preprocessing");
+    if (pre instanceof Map) {
+      Map<String, Object> p = new java.util.LinkedHashMap<>((Map<String, Object>) pre);
+      p.put("resize", 0L);
+      p.put("crop", null);
+      copy.put("preprocessing", p);
+    }
+    return fromMetadata(copy);
+  }
+
   /** The whole pipeline for one image file; returns C*H*W floats and writes {C, H, W} into chw. */
   public float[] apply(String path, int[] chw) {
+    Pixels px = pixels(path, 0, 0);
+    chw[0] = px.channels;
+    chw[1] = px.height;
+    chw[2] = px.width;
+    return normalize(px, scale, mean, std);
+  }
+
+  /**
+   * The 8-bit pixels the graph sees for one image file, before normalisation: colour, resize, then the
+   * metadata's crop, or (when it has none and fallbackH > 0) a center crop to fallbackH x fallbackW.
+   */
+  public Pixels pixels(String path, int fallbackH, int fallbackW) {
     Pixels px = toColor(readImage(path), color);
     if (resize > 0) {
       // an extreme aspect ratio resized up could ask for gigabytes: check the size first
@@ -326,16 +359,14 @@ public final class Preprocess {
       Limits.checkImageSize(path, ow, oh, " after resizing to a shorter side of " + resize);
       px = resizeShorter(px, resize);
     }
-    if (cropH > 0) {
+    int ch = cropH > 0 ? cropH : fallbackH, cw = cropH > 0 ? cropW : fallbackW;
+    if (ch > 0) {
       try {
-        px = centerCrop(px, cropH, cropW);
+        px = centerCrop(px, ch, cw);
       } catch (ModelException err) {
         throw new ModelException(path + ": " + err.getMessage());
       }
     }
-    chw[0] = px.channels;
-    chw[1] = px.height;
-    chw[2] = px.width;
-    return normalize(px, scale, mean, std);
+    return px;
   }
 }
