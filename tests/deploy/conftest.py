@@ -88,3 +88,37 @@ def text_exports(tmp_path_factory) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("text")
     return {"bert": export_bert_classifier(folder), "transformer": export_transformer(folder),
             "inputs": text_inputs(folder)}
+
+
+@pytest.fixture(scope="session")
+def det_export(tmp_path_factory, photos):
+    """(prefix, eager model) of the tiny SSD export (``_vision_fixtures``), shared by the session; do not modify."""
+    pytest.importorskip("torchvision")
+    from _vision_fixtures import export_detector
+
+    return export_detector(tmp_path_factory.mktemp("det"), photos)
+
+
+@pytest.fixture(scope="session")
+def seg_export(tmp_path_factory) -> Path:
+    """The tiny FCN export (``_vision_fixtures``), shared by the session; do not modify."""
+    pytest.importorskip("torchvision")
+    from _vision_fixtures import export_segmenter
+
+    return export_segmenter(tmp_path_factory.mktemp("seg"))
+
+
+@pytest.fixture(scope="session")
+def det_int8_export(det_export, photos, tmp_path_factory) -> Path:
+    """The tiny SSD quantized (static int8, the photos as calibration images); do not modify."""
+    from _vision_fixtures import quantized
+
+    return quantized(det_export[0], photos, tmp_path_factory.mktemp("det-int8"))
+
+
+@pytest.fixture(scope="session")
+def seg_int8_export(seg_export, photos, tmp_path_factory) -> Path:
+    """The tiny FCN quantized (static int8, the photos as calibration images); do not modify."""
+    from _vision_fixtures import quantized
+
+    return quantized(seg_export, photos, tmp_path_factory.mktemp("seg-int8"))

@@ -15,46 +15,10 @@ from PIL import Image  # noqa: E402
 from toolkit.deploy import load  # noqa: E402
 from toolkit.deploy.cli import main  # noqa: E402
 
-SIZE = 64
-from toolkit.cv.data.scenes import SCENES_CLASSES  # noqa: E402
+from _vision_fixtures import DET_SIZE as SIZE, det_classes  # noqa: E402
 
-CLASSES = list(SCENES_CLASSES)  # the offline fashion-scenes set's 10 classes, so quantize can report its mAP
-KWARGS = {"backbone": "mobilenet0.25", "data_shape": SIZE, "classes": CLASSES}
-
-
-def _tiny_ssd(photos):
-    """The tutorial's small SSD (MobileNet 0.25) at 64x64, random heads, BatchNorm statistics taken from photos.
-
-    Freshly initialised BatchNorm layers leave the features nearly constant, so scores tie and the NMS order
-    is arbitrary; statistics from real images give distinct scores, a fair comparison between runtimes.
-    """
-    from toolkit.cv.deploy.detection import detection_input
-    from toolkit.zoo import get_model
-
-    torch.manual_seed(0)
-    net = get_model("ssd_512_mobilenet1.0_voc", **KWARGS)
-    with torch.no_grad():
-        for name, p in net.named_parameters():
-            if "cls" in name or "class" in name:
-                p.normal_(0, 0.05)
-        for m in net.modules():
-            if isinstance(m, torch.nn.BatchNorm2d):
-                m.momentum = None  # cumulative average over the batch below
-        net.train()
-        batch = np.stack([detection_input(p, net.metadata)[0] for p in photos])
-        net(torch.from_numpy(batch))
-    return net.eval()
-
-
-@pytest.fixture(scope="module")
-def det_export(tmp_path_factory, photos):
-    folder = tmp_path_factory.mktemp("det")
-    net = _tiny_ssd(photos)
-    ckpt = folder / "ssd.pt"
-    torch.save({"model_name": "ssd_512_mobilenet1.0_voc", "model_kwargs": KWARGS, "state_dict": net.state_dict()},
-               ckpt)
-    assert main(["export", str(ckpt), "--out", str(folder / "ssd")]) == 0
-    return folder / "ssd", net
+CLASSES = det_classes()
+# det_export: the session fixture in conftest.py (the tiny SSD of _vision_fixtures.tiny_ssd)
 
 
 def _assert_same_detections(dets, ids, scores, boxes, score_tol, box_tol):

@@ -16,23 +16,9 @@ from toolkit.deploy import load  # noqa: E402
 from toolkit.deploy.cli import main  # noqa: E402
 from toolkit.deploy.preprocess import ImagePreprocessing, center_crop, preprocess_image, read_image, to_color  # noqa: E402
 
-SIZE = 64
-NCLASS = 11  # fashion-scenes: background + 10
+from _vision_fixtures import SEG_NCLASS as NCLASS, SEG_SIZE as SIZE  # noqa: E402
 
-
-@pytest.fixture(scope="module")
-def seg_export(tmp_path_factory) -> Path:
-    """A tiny FCN (ResNet-18 v1s, random weights, 64x64 input) exported with `toolkit export`; do not modify."""
-    from toolkit.zoo import get_model
-
-    torch.manual_seed(0)
-    folder = tmp_path_factory.mktemp("seg")
-    kwargs = {"backbone": "resnet18_v1s", "crop_size": SIZE, "classes": NCLASS}
-    net = get_model("fcn_resnet50_voc", **kwargs)
-    ckpt = folder / "fcn.pt"
-    torch.save({"model_name": "fcn_resnet50_voc", "model_kwargs": kwargs, "state_dict": net.state_dict()}, ckpt)
-    assert main(["export", str(ckpt), "--out", str(folder / "fcn")]) == 0
-    return folder / "fcn"
+# seg_export: the session fixture in conftest.py (a tiny FCN, _vision_fixtures.export_segmenter)
 
 
 @pytest.fixture
