@@ -342,6 +342,11 @@ def quantize(
                 batches = _batches(count, get, pre, shape[1:], batch_size, num_calib_batches * batch_size)
             reader = _Reader(meta["inputs"][0]["name"], batches)
             exclude = _node_names_to_exclude(prepared) if exclude_first_last else []
+            float_post: list[str] = []
+            if meta.get("task") == "detection":  # decoding/NMS stay float (toolkit-cv: why, which nodes)
+                from ..cv.deploy import postprocessing_nodes
+
+                float_post = postprocessing_nodes(prepared)
             method = {"naive": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
                       "percentile": CalibrationMethod.Percentile}[calib_mode]
             # onnxruntime's calibrators print progress: keep stdout clean for --json
@@ -355,13 +360,18 @@ def quantize(
                     reduce_range=reduce_range,
                     activation_type=QuantType.QUInt8,
                     weight_type=QuantType.QInt8,
-                    nodes_to_exclude=exclude,
+                    nodes_to_exclude=exclude + float_post,
                     calibrate_method=method,
                 )
             if reader.seen == 0:
                 raise ExportError(f"calibration data {calib!r} gave no batches")
             info.update({"calib": calib, "calib_mode": calib_mode, "calib_batches": reader.seen,
                          "batch_size": batch_size, "excluded_nodes": exclude})
+            if float_post:
+                from ..cv.deploy import float_into_postprocessing
+
+                info["float_postprocessing_nodes"] = len(float_post)
+                float_into_postprocessing(written, float_post)
         os.replace(written, target)
 
     # latency at batch 1, both graphs, same thread count, interleaved

@@ -10,6 +10,8 @@ from .detection import (
     detection_batches,
     detection_input,
     evaluate_detection,
+    float_into_postprocessing,
+    postprocessing_nodes,
     prepare_detection_export,
 )
 from .segmentation import (
@@ -20,7 +22,7 @@ from .segmentation import (
     segmentation_palette,
 )
 
-__all__ = ["check_nms_in_graph", "detect", "detection_batches", "detection_input", "evaluate_detection", "prepare_detection_export", "evaluate_segmentation", "export_segmentation", "prepare_segmentation_export", "segment",
+__all__ = ["check_nms_in_graph", "detect", "detection_batches", "detection_input", "evaluate_detection", "float_into_postprocessing", "postprocessing_nodes", "prepare_detection_export", "evaluate_segmentation", "export_segmentation", "prepare_segmentation_export", "segment",
            "segmentation_palette", "prepare_export"]
 
 #: task -> function(block) that adds what the export of that task needs (palette ...)

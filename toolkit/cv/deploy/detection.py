@@ -34,7 +34,7 @@ from ...deploy.runtime import ExportError
 from .segmentation import output_folder
 
 __all__ = ["prepare_detection_export", "check_nms_in_graph", "detection_input", "detect", "detection_batches",
-           "evaluate_detection"]
+           "evaluate_detection", "postprocessing_nodes", "float_into_postprocessing"]
 
 
 def prepare_detection_export(block: Any) -> Any:
@@ -63,6 +63,97 @@ def check_nms_in_graph(onnx_file: str | os.PathLike) -> None:
         ops |= {n.op_type for n in f.node}
     if "NonMaxSuppression" not in ops:
         raise ExportError(f"{onnx_file} holds no NonMaxSuppression node: the detector's NMS was not exported")
+
+
+#: ops whose outputs are features (what int8 is for)
+_COMPUTE_OPS = frozenset({"Conv", "ConvTranspose", "Gemm", "MatMul"})
+#: ops whose other inputs are indices, boxes, sizes or shapes: only input 0 carries features to them
+_DATA_INPUT_ONLY = frozenset({"RoiAlign", "MaxRoiPool", "Gather", "GatherElements", "GatherND", "TopK", "Reshape",
+                              "Expand", "Tile", "Slice", "Pad", "Resize", "ScatterElements", "ScatterND"})
+
+
+def postprocessing_nodes(onnx_file: str | os.PathLike) -> list[str]:
+    """Names of a detector graph's nodes that are not part of its feature network, for int8 to leave in float.
+
+    The feature network is every Conv/ConvTranspose/Gemm/MatMul and every node feeding one through a
+    feature input (input 0 of RoIAlign, Gather*, TopK, Reshape, ...; never through boxes, indices or
+    shapes). The rest is post-processing: flattening the head outputs, softmax, anchor/proposal box
+    decoding, top-k, NMS and the gathers of the padded output. Quantizing it gains no speed, costs box
+    precision (8 bits over the image width) and breaks OpenVINO's CPU plugin: it folds the
+    FakeQuantize of the decoded boxes into a fused subgraph around the Expand/Reshape before
+    ``GatherElements`` and gets the batch axis wrong (``Shapes {108,1080,4} and {1,400,4} are not
+    consistent``; with snippets disabled it refuses a per-axis FakeQuantize instead).
+    """
+    import onnx
+
+    graph = onnx.load(os.fspath(onnx_file), load_external_data=False).graph
+    producer = {out: node for node in graph.node for out in node.output if out}
+    feature: set[int] = set()
+    stack = [n for n in graph.node if n.op_type in _COMPUTE_OPS]
+    while stack:
+        node = stack.pop()
+        if id(node) in feature:
+            continue
+        feature.add(id(node))
+        inputs = node.input[:1] if node.op_type in _DATA_INPUT_ONLY else node.input
+        stack.extend(producer[i] for i in inputs if i in producer)
+    return [n.name for n in graph.node if id(n) not in feature]
+
+
+def float_into_postprocessing(onnx_file: str | os.PathLike, post: Sequence[str]) -> int:
+    """Feed the post-processing nodes float tensors instead of dequantized ones, in place.
+
+    Each post-processing input read from a QuantizeLinear -> DequantizeLinear pair reads the pair's
+    float input instead; pairs left without consumers are dropped.
+
+    onnxruntime's QDQ quantizer still quantizes a head's output when every consumer is excluded;
+    OpenVINO's low-precision transformations then push that dequantization (one scale per head,
+    concatenated along the anchors) down through Transpose/Reshape/Concat into the box decoding and
+    mis-shape it (a scalar-index ``Gather`` on the last axis broadcasts the ``(1, N, 1)`` scale to
+    ``(1, N, N)``, reported later by ``GatherElements``). With the heads' outputs in float, the
+    decoding sees plain tensors, and box offsets and scores keep their float precision.
+    Returns the number of DequantizeLinear nodes dropped.
+    """
+    import onnx
+
+    model = onnx.load(os.fspath(onnx_file))
+    graph = model.graph
+    post = set(post)
+    producer = {out: node for node in graph.node for out in node.output if out}
+    consumers: dict[str, list[Any]] = {}
+    for node in graph.node:
+        for i in node.input:
+            consumers.setdefault(i, []).append(node)
+    outputs = {o.name for o in graph.output}
+    drop, removed = set(), 0
+    for dq in graph.node:
+        if dq.op_type != "DequantizeLinear" or dq.output[0] in outputs:
+            continue
+        q = producer.get(dq.input[0])
+        if q is None or q.op_type != "QuantizeLinear":
+            continue
+        users = consumers.get(dq.output[0], [])
+        for u in users:
+            if u.name in post:
+                u.input[:] = [q.input[0] if i == dq.output[0] else i for i in u.input]
+        if users and all(u.name in post for u in users):
+            drop.add(id(dq))
+            removed += 1
+    kept = [n for n in graph.node if id(n) not in drop]
+    read = {i for n in kept for i in n.input}
+    kept = [n for n in kept if n.op_type != "QuantizeLinear" or n.output[0] in read or n.output[0] in outputs]
+    del graph.node[:]
+    graph.node.extend(kept)
+    used = {i for n in kept for i in n.input} | {o.name for o in graph.output}
+    for n in kept:  # names a subgraph (If/Loop body) reads from the outer scope
+        for a in n.attribute:
+            for g in [a.g] if a.HasField("g") else list(a.graphs):
+                used |= {i for sub in g.node for i in sub.input}
+    inits = [t for t in graph.initializer if t.name in used]  # the dropped pairs' scales and zero points
+    del graph.initializer[:]
+    graph.initializer.extend(inits)
+    onnx.save(model, os.fspath(onnx_file))
+    return removed
 
 
 def _preprocessing(meta: dict[str, Any]) -> tuple[int, int, dict[str, Any]]:
