@@ -125,6 +125,9 @@ def from_gluoncv(params_path: str | os.PathLike, name: str, **kwargs: Any) -> nn
             f"{params_path} is a symbol checkpoint (names start with arg:/aux:); from_gluoncv reads files "
             "written by net.save_parameters(), whose names follow the network's structure"
         )
+    if get_entry(name).task == "detection":
+        from ._gluoncv_detection import from_gluoncv_detection
+        return from_gluoncv_detection(arrays, str(name).lower(), f"GluonCV file {os.fspath(params_path)}", **kwargs)
     if get_entry(name).task == "segmentation":
         from ._gluoncv_segmentation import from_gluoncv_segmentation
         return from_gluoncv_segmentation(arrays, str(name).lower(), f"GluonCV file {os.fspath(params_path)}", **kwargs)
