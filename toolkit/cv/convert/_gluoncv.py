@@ -101,7 +101,10 @@ def from_gluoncv(params_path: str | os.PathLike, name: str, **kwargs: Any) -> nn
         ``cifar_resnet20_v1`` ...).
     **kwargs
         Builder arguments; by default ``classes``, ``in_channels`` (and
-        MobileNetV3's ``last_channels``) are read from the file.
+        MobileNetV3's ``last_channels``) are read from the file. Detectors
+        (``ssd_512_*``, ``yolo3_*``; see ``_gluoncv_detection``) take class
+        names through ``classes=`` unless the file has the name's default
+        number of classes, and ``backbone=`` / ``filters=`` for reduced variants.
 
     Returns
     -------
