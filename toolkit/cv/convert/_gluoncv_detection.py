@@ -22,6 +22,13 @@ against ours and ``yolo_outputs.{i}.offsets`` (the cell grid) dropped.
 
 ``classes`` is read from the file when it has the model's default number of classes (VOC 20,
 COCO 80); otherwise the class names must be given (a ``.params`` file has no names).
+
+Faster R-CNN is not converted: the zoo's is built on torchvision's RPN and RoI heads, whose
+semantics differ from GluonCV's beyond renaming (measured on gluoncv 0.10.5): GluonCV's RPN anchors
+are Detectron's (centred at ``stride / 2 - 0.5``, rounded sizes; torchvision's are centred at 0),
+its proposals drop boxes under ``rpn_min_size=16`` pixels, its box predictor has ``C * 4`` rows
+(no background box; torchvision ``(C + 1) * 4``), and its final per-class NMS keeps scores above
+0.01, at most ``nms_topk=400`` per class (torchvision: above 0.05, no top-k).
 """
 from __future__ import annotations
 
