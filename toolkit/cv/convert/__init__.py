@@ -3,7 +3,8 @@
 * :func:`from_torchvision` - torchvision classifier checkpoints (ResNet,
   ResNeXt, MobileNetV2, MobileNetV3).
 * :func:`from_gluoncv` - GluonCV/MXNet ``.params`` files, parsed with numpy
-  (:func:`read_params`), no MXNet needed.
+  (:func:`read_params`), no MXNet needed: classifiers, FCN/PSPNet/DeepLabV3,
+  SSD and YOLOv3.
 
 Importing this package also registers ``get_model(name, pretrained="torchvision")``
 for every name of :data:`TORCHVISION_NAMES` and of :data:`TORCHVISION_DENSE`

@@ -101,7 +101,10 @@ def from_gluoncv(params_path: str | os.PathLike, name: str, **kwargs: Any) -> nn
         ``cifar_resnet20_v1`` ...).
     **kwargs
         Builder arguments; by default ``classes``, ``in_channels`` (and
-        MobileNetV3's ``last_channels``) are read from the file.
+        MobileNetV3's ``last_channels``) are read from the file. Detectors
+        (``ssd_512_*``, ``yolo3_*``; see ``_gluoncv_detection``) take class
+        names through ``classes=`` unless the file has the name's default
+        number of classes, and ``backbone=`` / ``filters=`` for reduced variants.
 
     Returns
     -------
@@ -125,6 +128,9 @@ def from_gluoncv(params_path: str | os.PathLike, name: str, **kwargs: Any) -> nn
             f"{params_path} is a symbol checkpoint (names start with arg:/aux:); from_gluoncv reads files "
             "written by net.save_parameters(), whose names follow the network's structure"
         )
+    if get_entry(name).task == "detection":
+        from ._gluoncv_detection import from_gluoncv_detection
+        return from_gluoncv_detection(arrays, str(name).lower(), f"GluonCV file {os.fspath(params_path)}", **kwargs)
     if get_entry(name).task == "segmentation":
         from ._gluoncv_segmentation import from_gluoncv_segmentation
         return from_gluoncv_segmentation(arrays, str(name).lower(), f"GluonCV file {os.fspath(params_path)}", **kwargs)

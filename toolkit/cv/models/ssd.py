@@ -2,7 +2,9 @@
 
 * Features: a classification-zoo backbone cut at two strides (:class:`BackboneFeatures`),
   or VGG-16 atrous (:class:`~toolkit.cv.models.vgg.VGGAtrous`) for SSD-300, then extra
-  stride-2 blocks (GluonCV: 1x1 conv to ``f/2`` + BN + ReLU, 3x3/2 conv to ``f`` + BN + ReLU).
+  stride-2 blocks (GluonCV's ``FeatureExpander``: 1x1 conv to ``max(min_depth, f * reduce_ratio)``
+  + BN + ReLU, 3x3/2 conv to ``f`` + BN + ReLU; defaults 128 and 1.0, and MXNet's symbol BatchNorm
+  epsilon 1e-3).
 * Heads: one 3x3 convolution per feature map for class scores (background first) and box offsets.
 * Anchors: GluonCV's ``SSDAnchorGenerator`` (per position: ``sizes[i]`` with each ratio and
   ``sqrt(sizes[i] * sizes[i+1])`` at ratio 1, centers ``(j + 0.5) * step``), center form, pixels.
@@ -56,13 +58,17 @@ def _flatten_pred(x: torch.Tensor, width: int) -> torch.Tensor:
     return x.permute(0, 2, 3, 1).reshape(x.shape[0], -1, width)
 
 
-def _extra_block(cin: int, f: int, norm: bool = True) -> nn.Sequential:
-    layers: list[nn.Module] = [nn.Conv2d(cin, f // 2, 1, bias=not norm)]
+def _extra_block(cin: int, f: int, norm: bool = True, reduce_ratio: float = 1.0, min_depth: int = 128
+                 ) -> nn.Sequential:
+    # GluonCV's FeatureExpander: the 1x1 transition has max(min_depth, round(f * reduce_ratio)) channels,
+    # and its BatchNorms are MXNet symbol BatchNorms (eps 1e-3; fix_gamma, so a converted gamma is 1)
+    mid = max(int(min_depth), int(round(f * reduce_ratio)))
+    layers: list[nn.Module] = [nn.Conv2d(cin, mid, 1, bias=not norm)]
     if norm:
-        layers.append(nn.BatchNorm2d(f // 2))
-    layers += [nn.ReLU(inplace=True), nn.Conv2d(f // 2, f, 3, 2, 1, bias=not norm)]
+        layers.append(nn.BatchNorm2d(mid, eps=1e-3))
+    layers += [nn.ReLU(inplace=True), nn.Conv2d(mid, f, 3, 2, 1, bias=not norm)]
     if norm:
-        layers.append(nn.BatchNorm2d(f))
+        layers.append(nn.BatchNorm2d(f, eps=1e-3))
     layers.append(nn.ReLU(inplace=True))
     return nn.Sequential(*layers)
 
@@ -244,18 +250,23 @@ def _names(classes: Sequence[str] | None, default: Sequence[str]) -> Sequence[st
 
 
 def ssd_512(backbone: str | nn.Module, classes: Sequence[str], pretrained_base: bool | str = False,
-            norm_layer=None, **kwargs: Any) -> SSD:
-    """SSD-512 on a classification-zoo backbone cut at strides 16 and 32, with 4 extra blocks (512, 512, 256, 256).
+            norm_layer=None, reduce_ratio: float = 1.0, min_depth: int = 128,
+            filters: Sequence[int] = (512, 512, 256, 256), **kwargs: Any) -> SSD:
+    """SSD-512 on a classification-zoo backbone cut at strides 16 and 32, with 4 extra blocks (``filters``
+    channels, GluonCV's ``get_ssd`` argument: 512, 512, 256, 256).
 
-    ``data_shape`` (default 512) scales GluonCV's anchor sizes for other input sizes.
+    ``data_shape`` (default 512) scales GluonCV's anchor sizes for other input sizes. ``reduce_ratio`` and
+    ``min_depth`` size the extra blocks' 1x1 transitions as GluonCV's ``SSD`` does (``max(min_depth,
+    f * reduce_ratio)``; ``reduce_ratio=0.5`` gives the ``f / 2`` transitions of toolkit models built before
+    the GluonCV converter).
     """
     base_kw = {} if norm_layer is None else {"norm_layer": norm_layer}
     feats = BackboneFeatures(build_backbone(backbone, pretrained_base, **base_kw), strides=(16, 32),
                              in_channels=kwargs.get("in_channels", 3))
-    filters = [512, 512, 256, 256]
+    filters = [int(f) for f in filters]
     extras, cin = [], feats.channels[-1]
     for f in filters:
-        extras.append(_extra_block(cin, f))
+        extras.append(_extra_block(cin, f, reduce_ratio=reduce_ratio, min_depth=min_depth))
         cin = f
     kwargs.setdefault("data_shape", 512)
     # anchor sizes are GluonCV's for 512-pixel inputs: another data_shape scales them (the steps follow the

@@ -256,14 +256,15 @@ class YOLOV3Loss(nn.Module):
 
 
 def yolo3(backbone: str | nn.Module, classes: Sequence[str], pretrained_base: bool | str = False,
-          norm_layer=None, **kwargs: Any) -> YOLOV3:
-    """YOLOv3 on a classification-zoo backbone cut at strides 8, 16, 32."""
+          norm_layer=None, filters: Sequence[int] = (512, 256, 128), **kwargs: Any) -> YOLOV3:
+    """YOLOv3 on a classification-zoo backbone cut at strides 8, 16, 32; ``filters``: the detection blocks'
+    widths, deepest first (GluonCV's ``get_yolov3`` argument: 512, 256, 128)."""
     base_kw = {} if norm_layer is None else {"norm_layer": norm_layer}
     feats = BackboneFeatures(build_backbone(backbone, pretrained_base, **base_kw), strides=YOLO_STRIDES,
                              in_channels=kwargs.get("in_channels", 3))
     if norm_layer is not None:
         kwargs["norm_layer"] = norm_layer
-    return YOLOV3(feats, [512, 256, 128], YOLO_ANCHORS, YOLO_STRIDES, classes, **kwargs)
+    return YOLOV3(feats, [int(f) for f in filters], YOLO_ANCHORS, YOLO_STRIDES, classes, **kwargs)
 
 
 _META = {"family": "yolo3", "paper": "https://arxiv.org/abs/1804.02767"}

@@ -1,0 +1,148 @@
+"""GluonCV SSD / YOLOv3 ``.params`` -> zoo detectors: GluonCV's (MXNet's) raw head outputs, anchors and
+final detections, from fixtures written by tools/legacy/make_gluoncv_detection_fixtures.py (no MXNet here)."""
+from __future__ import annotations
+
+import json
+import lzma
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from toolkit.cv.convert import from_gluoncv
+from toolkit.cv.convert._gluoncv_detection import gluoncv_detection_state
+from toolkit.zoo import WeightsError, get_model
+
+torch.set_num_threads(2)
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "gluoncv_detection"
+INDEX = json.loads((FIXTURES / "gluoncv_detection_fixtures.json").read_text())
+
+
+def _unpack(stem: str, tmp_path: Path) -> Path:
+    out = tmp_path / f"{stem}.params"
+    with lzma.open(FIXTURES / INDEX["models"][stem]["params"], "rb") as src, open(out, "wb") as dst:
+        shutil.copyfileobj(src, dst)
+    return out
+
+
+def _load(stem: str, tmp_path: Path, **kwargs) -> torch.nn.Module:
+    entry = INDEX["models"][stem]
+    return from_gluoncv(_unpack(stem, tmp_path), entry["name"], classes=INDEX["classes"],
+                        **{**entry["kwargs"], **kwargs}).eval()
+
+
+def _raw(model: torch.nn.Module, x: torch.Tensor):
+    """The training-mode outputs with the norms in inference mode (GluonCV's heads, recorded outside autograd)."""
+    model.eval()
+    model.training = True  # only the detector's own flag: its BatchNorms stay in inference mode
+    try:
+        with torch.no_grad():
+            return model(x)
+    finally:
+        model.training = False
+
+
+def _close(got: np.ndarray, want: np.ndarray, rel: float = 1e-4) -> float:
+    assert got.shape == want.shape, (got.shape, want.shape)
+    diff = float(np.abs(got - want).max())
+    assert diff < rel * max(1.0, float(np.abs(want).max())), diff
+    return diff
+
+
+def _same_detections(got: tuple[torch.Tensor, ...], io) -> None:
+    """Same -1-padded detections, best first, up to the order of (near) ties.
+
+    The sorted scores must agree; every detection above the lowest kept score (+ tolerance: a near tie
+    there may decide which of two boxes is the last one kept) must have a GluonCV twin with the same
+    class, score and box.
+    """
+    ids, scores, boxes = (t.numpy() for t in got)
+    for b in range(ids.shape[0]):
+        np.testing.assert_array_equal(ids[b] < 0, io["ids"][b] < 0)
+        keep = io["ids"][b, :, 0] >= 0
+        assert keep.sum() > 10  # a comparison of empty outputs would prove nothing
+        g_s, w_s = scores[b, keep, 0], io["scores"][b, keep, 0]
+        assert np.all(np.diff(g_s) <= 0)  # best first
+        np.testing.assert_allclose(g_s, w_s, rtol=0, atol=1e-5)
+        w_ids, w_boxes = io["ids"][b, keep, 0], io["bboxes"][b, keep]
+        for i in np.nonzero(g_s > w_s.min() + 1e-5)[0]:
+            twin = ((w_ids == ids[b, keep, 0][i]) & (np.abs(w_s - g_s[i]) < 1e-5)
+                    & (np.abs(w_boxes - boxes[b, keep][i]).max(1) < 1e-3 * max(1.0, np.abs(w_boxes).max())))
+            assert twin.any(), (b, i, ids[b, keep, 0][i], g_s[i], boxes[b, keep][i])
+        np.testing.assert_array_equal(boxes[b, ~keep], -1)
+
+
+def test_fixture_index_records_versions():
+    assert INDEX["mxnet"] == "1.9.1" and INDEX["numpy"] == "1.23.5"
+    assert INDEX["gluoncv_dist"].startswith("0.10.5")
+    assert sum(p.stat().st_size for p in FIXTURES.iterdir()) < 3 * 2**20
+
+
+def test_ssd_matches_gluoncv(tmp_path):
+    io = np.load(FIXTURES / INDEX["models"]["ssd_mobilenet0_25"]["io"])
+    model = _load("ssd_mobilenet0_25", tmp_path)
+    assert model.classes == tuple(INDEX["classes"])
+    x = torch.from_numpy(io["x"])
+    cls_preds, box_preds, anchors = _raw(model, x)
+    assert np.abs(io["cls_preds"]).max() > 0.5 and np.abs(io["box_preds"]).max() > 0.1
+    _close(cls_preds.numpy(), io["cls_preds"])
+    _close(box_preds.numpy(), io["box_preds"])
+    _close(anchors.numpy(), io["anchors"], rel=1e-6)  # anchor order: row, column, anchor; GluonCV's sizes
+    with torch.no_grad():
+        _same_detections(model(x), io)
+
+
+def test_yolo3_matches_gluoncv(tmp_path):
+    io = np.load(FIXTURES / INDEX["models"]["yolo3_mobilenet0_25"]["io"])
+    model = _load("yolo3_mobilenet0_25", tmp_path)
+    x = torch.from_numpy(io["x"])
+    out = _raw(model, x)
+    pred = torch.cat([out.centers, out.scales, out.objness, out.cls_preds], -1).numpy()
+    assert np.abs(io["pred"]).max() > 0.5
+    _close(pred, io["pred"])  # deepest level first; per position, anchor: tx, ty, tw, th, objectness, classes
+    _close(out.bboxes.numpy(), io["pred_bboxes"])
+    _close((torch.sigmoid(out.cls_preds) * torch.sigmoid(out.objness)).numpy(), io["pred_scores"])
+    with torch.no_grad():
+        _same_detections(model(x), io)
+
+
+@pytest.mark.parametrize("name", sorted(INDEX["manifest"]))
+def test_full_size_names_map(name):
+    """Every tensor of GluonCV's full-size detector (names and shapes only) lands on one of ours, and back."""
+    arrays = {k: torch.empty(shape, device="meta") for k, shape in INDEX["manifest"][name]}
+    with torch.device("meta"):
+        model = get_model(name)
+    state = gluoncv_detection_state(model, name, arrays, name)
+    own = {k: v for k, v in model.state_dict().items() if not k.endswith("num_batches_tracked")}
+    assert sorted(state) == sorted(own)
+    bad = [k for k in own if tuple(state[k].shape) != tuple(own[k].shape)]
+    assert not bad, bad[:5]
+
+
+def test_errors(tmp_path):
+    path = _unpack("ssd_mobilenet0_25", tmp_path)
+    entry = INDEX["models"]["ssd_mobilenet0_25"]
+    with pytest.raises(WeightsError, match="3 classes.*pass classes"):
+        from_gluoncv(path, entry["name"], **entry["kwargs"])
+    with pytest.raises(WeightsError, match="another backbone"):
+        from_gluoncv(path, entry["name"], classes=INDEX["classes"], filters=entry["kwargs"]["filters"])
+    with pytest.raises(WeightsError, match="anchors of feature map 0"):  # data_shape 300 scales the anchor sizes
+        from_gluoncv(path, entry["name"], classes=INDEX["classes"], data_shape=300, **entry["kwargs"])
+    with pytest.raises(WeightsError, match="does not fit"):
+        from_gluoncv(path, entry["name"], classes=INDEX["classes"], backbone="mobilenet0.25")  # other extras
+    with pytest.raises(WeightsError, match="not a GluonCV YOLOv3"):
+        from_gluoncv(path, "yolo3_mobilenet1.0_voc", classes=INDEX["classes"], backbone="mobilenet0.25")
+    data = path.read_bytes()
+    (tmp_path / "trunc.params").write_bytes(data[: len(data) // 2])
+    with pytest.raises(WeightsError, match="truncated"):
+        from_gluoncv(tmp_path / "trunc.params", entry["name"], classes=INDEX["classes"], **entry["kwargs"])
+    yolo = INDEX["models"]["yolo3_mobilenet0_25"]
+    with pytest.raises(WeightsError, match="not a GluonCV SSD"):
+        from_gluoncv(_unpack("yolo3_mobilenet0_25", tmp_path), "ssd_512_mobilenet1.0_voc", classes=INDEX["classes"],
+                     backbone="mobilenet0.25")
+    with pytest.raises(WeightsError, match="does not fit"):
+        from_gluoncv(_unpack("yolo3_mobilenet0_25", tmp_path), yolo["name"], classes=INDEX["classes"],
+                     backbone="mobilenet0.25")  # GluonCV's full widths, not the file's

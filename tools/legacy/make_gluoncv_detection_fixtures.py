@@ -1,0 +1,205 @@
+"""Write GluonCV detection reference fixtures for ``tests/cv/test_detection_convert_gluoncv.py``.
+
+For reduced SSD and YOLOv3 detectors (GluonCV's own constructors with a MobileNet 0.25 base,
+3 classes and half (SSD) or a quarter (YOLOv3) of the extra layers' widths, random weights: ``pretrained_base=False``, nothing is downloaded): randomise and sparsify the
+parameters as ``make_gluoncv_fixtures.py`` does (so the committed files stay small), save them with
+``net.save_parameters`` (xz-compressed), and record for a fixed batch of two 96x128 images
+
+* the raw head outputs, captured with forward hooks on GluonCV's own layers in inference mode:
+  SSD ``cls_preds`` (B, N, C+1), ``box_preds`` (B, N, 4) and ``anchors`` (1, N, 4) concatenated as
+  ``SSD.hybrid_forward`` does; YOLOv3 ``pred`` (B, N, 5+C) per position and anchor, deepest level
+  first (``YOLOOutputV3``'s reshape of its prediction convolution), with the decoded ``bboxes``
+  (B, N, 4) and class ``scores`` (B, N, C) that ``YOLOOutputV3`` hands to NMS;
+* the final ``ids``, ``scores``, ``bboxes`` of ``net(x)`` (box_nms, -1 padded).
+
+``manifest`` in the JSON index lists parameter names and shapes (no arrays) of full-size GluonCV
+detectors, so the tests check the name mapping at their real size.
+
+Run it with the MXNet peer interpreter (``benchmarks/peer/setup_mxnet_venv.sh``)::
+
+    ~/.toolkit/peer-venv/bin/python tools/legacy/make_gluoncv_detection_fixtures.py [OUT_DIR]
+"""
+from __future__ import annotations
+
+import json
+import lzma
+import os
+import shutil
+import sys
+import tempfile
+import warnings
+
+warnings.filterwarnings("ignore")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import gluoncv  # noqa: E402
+import mxnet as mx  # noqa: E402
+import numpy as np  # noqa: E402
+from gluoncv.model_zoo import get_model  # noqa: E402
+import make_gluoncv_fixtures as base  # noqa: E402
+from make_gluoncv_fixtures import SEED, SPARSE_ABOVE, _dist_version, randomise  # noqa: E402
+
+# Denser than the classifiers' 0.005: at that sparsity most of the deep SSD/YOLO activations die after the
+# ReLUs, many positions then predict exactly the same scores, and NMS order between exact ties is arbitrary.
+KEEP = base.KEEP = 0.05
+# class logits scaled up so that scores spread out (near-uniform softmax/sigmoid outputs crowd together)
+LOGIT_SCALE = 4.0
+
+CLASSES = ["cat", "dog", "bird"]
+SHAPE = (2, 3, 96, 128)
+# GluonCV's ssd_512_mobilenet1.0 configuration (ssd.py), on MobileNet 0.25
+SSD_FILTERS = [256, 256, 128, 128]  # GluonCV's are 512, 512, 256, 256: halved to keep the fixture small
+SSD_KW = dict(features=["relu22_fwd", "relu26_fwd"], filters=SSD_FILTERS,
+              sizes=[51.2, 102.4, 189.4, 276.4, 363.52, 450.6, 492],
+              ratios=[[1, 2, 0.5]] + [[1, 2, 0.5, 3, 1.0 / 3]] * 3 + [[1, 2, 0.5]] * 2,
+              steps=[16, 32, 64, 128, 256, 512])
+YOLO_FILTERS = [128, 64, 32]  # GluonCV's are 512, 256, 128
+YOLO_ANCHORS = [[10, 13, 16, 30, 33, 23], [30, 61, 62, 45, 59, 119], [116, 90, 156, 198, 373, 326]]
+MANIFEST = ["ssd_512_mobilenet1.0_voc", "ssd_512_resnet50_v1_voc", "yolo3_mobilenet1.0_voc", "yolo3_darknet53_voc"]
+
+
+def randomise_moving_stats(net, rng: np.random.RandomState) -> None:
+    """The symbol BatchNorms (SSD's extra layers) name their statistics moving_mean/var, which
+    ``randomise`` leaves alone; randomise them too so that loading them wrongly shows."""
+    for name, param in net.collect_params().items():
+        if name.endswith("moving_mean"):
+            param.set_data(mx.nd.array(rng.uniform(-0.2, 0.2, param.shape).astype(np.float32)))
+        elif name.endswith("moving_var"):
+            param.set_data(mx.nd.array(rng.uniform(0.5, 2.0, param.shape).astype(np.float32)))
+
+
+def scale_logits(net) -> None:
+    """Multiply the class (and YOLO objectness) rows of the output layers by LOGIT_SCALE."""
+    if hasattr(net, "class_predictors"):
+        for cp in net.class_predictors:
+            for param in cp.predictor.collect_params().values():
+                param.set_data(param.data() * LOGIT_SCALE)
+        return
+    for out in net.yolo_outputs:
+        for param in out.prediction.collect_params().values():
+            data = param.data().asnumpy()
+            rows = data.reshape(out._num_anchors, -1, *data.shape[1:])
+            rows[:, 4:] *= LOGIT_SCALE  # per anchor: tx, ty, tw, th, objectness, classes
+            param.set_data(mx.nd.array(rows.reshape(data.shape)))
+
+
+def build_ssd():
+    from gluoncv.model_zoo.ssd.ssd import get_ssd
+
+    return get_ssd("mobilenet0.25", 512, classes=CLASSES, dataset="voc", pretrained=False,
+                   pretrained_base=False, **SSD_KW)
+
+
+def build_yolo():
+    from gluoncv.model_zoo.mobilenet import get_mobilenet
+    from gluoncv.model_zoo.yolo.yolo3 import get_yolov3
+
+    base = get_mobilenet(multiplier=0.25, pretrained=False)
+    stages = [base.features[:33], base.features[33:69], base.features[69:-2]]  # as yolo3_mobilenet1_0_voc
+    return get_yolov3("mobilenet0.25", stages, YOLO_FILTERS, YOLO_ANCHORS, [8, 16, 32], CLASSES, "voc",
+                      pretrained=False)
+
+
+def _flat(a: np.ndarray, width: int) -> np.ndarray:
+    # SSD.hybrid_forward: transpose (0, 2, 3, 1), flatten, reshape (0, -1, width)
+    return a.transpose(0, 2, 3, 1).reshape(a.shape[0], -1, width)
+
+
+def _hook(store: list):
+    def fn(block, inputs, output):
+        store.append(output.asnumpy())
+    return fn
+
+
+def ssd_outputs(net, x: mx.nd.NDArray) -> dict:
+    cls, box, anc = [], [], []
+    for blocks, store in ((net.class_predictors, cls), (net.box_predictors, box), (net.anchor_generators, anc)):
+        for b in blocks:
+            b.register_forward_hook(_hook(store))
+    ids, scores, bboxes = net(x)  # outside autograd.record(): inference mode
+    c = len(net.classes) + 1
+    return {"cls_preds": np.concatenate([_flat(a, c) for a in cls], 1),
+            "box_preds": np.concatenate([_flat(a, 4) for a in box], 1),
+            "anchors": np.concatenate([a.reshape(1, -1) for a in anc], 1).reshape(1, -1, 4),
+            "ids": ids.asnumpy(), "scores": scores.asnumpy(), "bboxes": bboxes.asnumpy()}
+
+
+def yolo_outputs(net, x: mx.nd.NDArray) -> dict:
+    raw, dets = [], []
+    for out in net.yolo_outputs:
+        out.prediction.register_forward_hook(_hook(raw))
+        out.register_forward_hook(_hook(dets))
+    ids, scores, bboxes = net(x)
+    c = len(net.classes)
+    preds, boxes, cls_scores = [], [], []
+    for p, d, out in zip(raw, dets, net.yolo_outputs):
+        a = out._num_anchors
+        b, _, h, w = p.shape
+        # YOLOOutputV3: (B, A*P, H*W) -> (B, H*W, A, P)
+        preds.append(p.reshape(b, a * (5 + c), h * w).transpose(0, 2, 1).reshape(b, h * w * a, 5 + c))
+        d = d.reshape(b, c, h * w * a, 6)  # detections per class: (id, score, x1, y1, x2, y2)
+        boxes.append(d[:, 0, :, 2:])
+        cls_scores.append(d[:, :, :, 1].transpose(0, 2, 1))
+    return {"pred": np.concatenate(preds, 1), "pred_bboxes": np.concatenate(boxes, 1),
+            "pred_scores": np.concatenate(cls_scores, 1),
+            "ids": ids.asnumpy(), "scores": scores.asnumpy(), "bboxes": bboxes.asnumpy()}
+
+
+MODELS = [
+    # fixture, zoo name, zoo kwargs, GluonCV builder, recorder
+    ("ssd_mobilenet0_25", "ssd_512_mobilenet1.0_voc", {"backbone": "mobilenet0.25", "filters": SSD_FILTERS}, build_ssd, ssd_outputs),
+    ("yolo3_mobilenet0_25", "yolo3_mobilenet1.0_voc", {"backbone": "mobilenet0.25", "filters": YOLO_FILTERS}, build_yolo, yolo_outputs),
+]
+
+
+def main(out_dir: str) -> None:
+    os.makedirs(out_dir, exist_ok=True)
+    index = {"mxnet": mx.__version__, "gluoncv": gluoncv.__version__, "gluoncv_dist": _dist_version("gluoncv"),
+             "numpy": np.__version__, "python": sys.version.split()[0], "seed": SEED, "keep": KEEP,
+             "sparse_above": SPARSE_ABOVE, "classes": CLASSES, "models": {}}
+    for i, (stem, name, kwargs, build, record) in enumerate(MODELS):
+        mx.random.seed(SEED + 300 + i)
+        rng = np.random.RandomState(SEED + 300 + i)
+        net = build()
+        # the symbol BatchNorms of SSD's FeatureExpander carry no init of their own (Xavier refuses vectors)
+        for pname, param in net.collect_params().items():
+            if param.init is None and pname.endswith(("gamma", "beta", "moving_mean", "moving_var")):
+                param.init = mx.init.One() if pname.endswith(("gamma", "var")) else mx.init.Zero()
+        net.initialize(mx.init.Xavier(magnitude=2), ctx=mx.cpu())
+        x = (np.round(rng.standard_normal(SHAPE) * 16) / 16).astype(np.float32)  # 1/16 steps: compresses
+        net(mx.nd.array(x))
+        randomise(net, rng)
+        randomise_moving_stats(net, rng)
+        scale_logits(net)
+        out = record(net, mx.nd.array(x))
+        with tempfile.TemporaryDirectory() as tmp:
+            raw = os.path.join(tmp, "net.params")
+            net.save_parameters(raw)
+            with open(raw, "rb") as src, lzma.open(os.path.join(out_dir, stem + ".params.xz"), "wb", preset=9) as dst:
+                shutil.copyfileobj(src, dst)
+        np.savez_compressed(os.path.join(out_dir, stem + ".npz"), x=x, **out)
+        kept = int((out["ids"] >= 0).sum())
+        index["models"][stem] = {"name": name, "kwargs": kwargs, "input_shape": list(SHAPE),
+                                 "params": stem + ".params.xz", "io": stem + ".npz",
+                                 "nms": {"thresh": net.nms_thresh, "topk": net.nms_topk, "post_nms": net.post_nms},
+                                 "detections": kept}
+        print(f"{stem}: " + ", ".join(f"{k} {v.shape}" for k, v in out.items()) + f"; {kept} detections")
+    index["manifest"] = {}
+    for name in MANIFEST:
+        net = get_model(name, pretrained=False, pretrained_base=False)
+        net.initialize(ctx=mx.cpu())
+        net(mx.nd.zeros((1, 3, 128, 128)))
+        with tempfile.TemporaryDirectory() as tmp:  # the names and order save_parameters writes
+            raw = os.path.join(tmp, "net.params")
+            net.save_parameters(raw)
+            arrays = mx.nd.load(raw)
+        index["manifest"][name] = [[k, list(v.shape)] for k, v in arrays.items()]
+        print(f"{name}: {len(arrays)} arrays")
+    with open(os.path.join(out_dir, "gluoncv_detection_fixtures.json"), "w") as f:
+        json.dump(index, f, indent=1)
+        f.write("\n")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(__file__), "..", "..", "tests", "cv",
+                                                           "fixtures", "gluoncv_detection"))
