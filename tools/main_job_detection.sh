@@ -74,8 +74,7 @@ run() {
   local name=$1; shift
   rm -f "$prefix.$name.json" "$prefix.$name.err"
   if ! "$@" > "$prefix.$name.json.tmp" 2> "$prefix.$name.err"; then
-    rm -f "$prefix.$name.json.tmp"
-    echo "$prefix: $name refused it: $(tail -n 1 "$prefix.$name.err")"
+    rm -f "$prefix.$name.json.tmp"  # the comparison below prints the refusal
   else
     mv "$prefix.$name.json.tmp" "$prefix.$name.json"
   fi
