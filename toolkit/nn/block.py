@@ -250,10 +250,14 @@ class HybridBlock(nn.Module):
             On CPU, time the candidate kernels of every convolution on its captured
             shape and run the fastest, and run image inputs in channels-last memory
             when the whole graph is faster so (see :mod:`toolkit.nn.autotune`; the
-            layout is not tried with ``compile=True``). The answers equal eager's up
-            to float rounding; the first call takes longer by the measuring. ``False``
-            keeps PyTorch's own kernels and layout, for graphs whose results are
-            bitwise the same from run to run.
+            layout is not tried with ``compile=True``). The eager forward runs in the same
+            race: unless a graph beats it by :data:`~toolkit.nn.autotune.EAGER_MARGIN`, calls
+            of that input signature run the block eagerly (:attr:`graph_memory_format`
+            ``"eager"``), so hybridizing never costs speed. The answers equal eager's up
+            to float rounding; the first call takes longer by the measuring (decisions are
+            kept on disk, see :func:`toolkit.nn.autotune.disk_cache`). ``False`` keeps
+            PyTorch's own kernels and layout and always runs the graph, for results that
+            are bitwise the same from run to run.
 
         Returns
         -------
