@@ -30,6 +30,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from _timing import cpu, load_text
+
 REPO = Path(__file__).resolve().parents[1]
 
 _CHILD = r"""
@@ -74,20 +76,6 @@ ROWS = [("import_s", "import torch + toolkit"), ("eager_first_s", "eager first c
         ("export_s", "net.export (+ onnxruntime check)")]
 
 
-def _cpu() -> tuple[str, list[str]]:
-    model, flags = "unknown", set()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            key, _, value = line.partition(":")
-            if key.strip() == "model name" and model == "unknown":
-                model = value.strip()
-            elif key.strip() == "flags" and not flags:
-                flags = set(value.split())
-    except OSError:
-        pass
-    return model, [f for f in ("avx2", "avx512f", "avx512_vnni", "amx_tile") if f in flags]
-
-
 def run_child(cfg: dict, env_extra: dict) -> dict:
     env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS=str(cfg["threads"]), **env_extra)
     env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
@@ -110,11 +98,10 @@ def main() -> None:
     cfg = {"model": args.model, "batch": args.batch_size, "size": args.size, "threads": args.threads}
     import torch
 
-    cpu, isa = _cpu()
+    model, isa = cpu()
     print(f"first call / export: {args.model}, batch {args.batch_size}, {args.size}x{args.size}, {args.threads} "
-          f"threads, torch {torch.__version__}, CPU {cpu}, ISA {' '.join(isa) or '-'} "
-          f"(torch capability {torch.backends.cpu.get_cpu_capability()}); load average at start "
-          f"{' '.join(f'{v:.1f}' for v in os.getloadavg())}")
+          f"threads, torch {torch.__version__}, CPU {model}, ISA {' '.join(isa) or '-'} "
+          f"(torch capability {torch.backends.cpu.get_cpu_capability()}); load average at start {load_text()}")
     print("goal (issue 16, quiet 2-core machine, ResNet-50 v1b): first hybridized call <= 3 s, export <= 10 s")
     results: dict[str, list[dict]] = {"no disk cache": [], "disk cache, cold": [], "disk cache, warm": []}
     for _ in range(args.runs):
@@ -130,7 +117,7 @@ def main() -> None:
     for k in labels:
         last = results[k][-1]
         print(f"{k}: graph layout {last['layout']}, kernels {last['kernels']}")
-    print(f"load average at end: {' '.join(f'{v:.1f}' for v in os.getloadavg())}")
+    print(f"load average at end: {load_text()}")
 
 
 if __name__ == "__main__":

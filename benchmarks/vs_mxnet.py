@@ -19,6 +19,9 @@ against our QDQ graph (``toolkit.deploy.quantize``) on onnxruntime and on OpenVI
     OMP_WAIT_POLICY=PASSIVE python benchmarks/vs_mxnet.py --rounds 3 --steps 5
     python benchmarks/vs_mxnet.py --rows r50-train,bert-fp32 --rounds 1 --steps 1 --warmup 1 --small   # smoke
 
+The SSD row compares GluonCV's ``ssd_512_mobilenet1.0_voc`` with the toolkit's model of the same
+name (random weights on both sides, ``pretrained_base=False``), boxes decoded and NMS included.
+
 ``--small`` shrinks batch and input sizes (not the models) to prove the script end to
 end quickly; its numbers are not the benchmark. Numbers from a loaded machine mean
 nothing: the header prints the load average.
@@ -34,8 +37,9 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+from _timing import cpu, load_text, median_step_s
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_PEER = Path(os.environ.get("TOOLKIT_HOME", Path.home() / ".toolkit")).expanduser() / "peer-venv" / "bin" / "python"
@@ -49,6 +53,9 @@ ROWS: dict[str, dict] = {
     "r18-fp32": dict(kind="cnn_infer", model="resnet18_v1b", batch=16, size=224, title="ResNet-18 v1b fp32 inference, batch 16, 224x224"),
     "mnv3-train": dict(kind="cnn_train", model="mobilenetv3_large", batch=16, size=128, title="MobileNetV3 large training step, batch 16, 128x128"),
     "mnv3-fp32": dict(kind="cnn_infer", model="mobilenetv3_large", batch=16, size=224, title="MobileNetV3 large fp32 inference, batch 16, 224x224"),
+    # "image", not "size": --small keeps it (the anchors of an SSD 512 are laid out for 512x512)
+    "ssd-fp32": dict(kind="det_infer", model="ssd_512_mobilenet1.0_voc", batch=2, image=512,
+                     title="SSD 512 MobileNet1.0 VOC fp32 inference (with box decoding and NMS), batch 2, 512x512"),
     "bert-fp32": dict(kind="bert_infer", batch=8, seq=128, title="BERT-base (bert_12_768_12) classification fp32 inference, batch 8, seq 128"),
     "bert-int8": dict(kind="bert_int8", batch=8, seq=128, title="BERT-base classification int8 inference, batch 8, seq 128"),
     "bert-train": dict(kind="bert_train", batch=8, seq=128, title="BERT-base classification fine-tuning step (Adam), batch 8, seq 128"),
@@ -67,17 +74,6 @@ def _small(cfg: dict) -> dict:
     if "buckets" in cfg:
         cfg["buckets"] = (8, 12)
     return cfg
-
-
-def _timed(step, warmup: int, steps: int) -> float:
-    for _ in range(warmup):
-        step()
-    times = []
-    for _ in range(steps):
-        t = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
 
 
 # ---------------------------------------------------------------------------------------- MXNet side
@@ -109,7 +105,7 @@ def _mx_child(cfg: dict, warmup: int, steps: int) -> dict[str, float]:
                 loss.backward()
                 trainer.step(b)
                 nd.waitall()
-            return {"hybridized": _timed(step, warmup, steps)}
+            return {"hybridized": median_step_s(step, warmup, steps)}
         if kind == "cnn_int8":
             from mxnet.contrib.quantization import quantize_net
 
@@ -120,7 +116,20 @@ def _mx_child(cfg: dict, warmup: int, steps: int) -> dict[str, float]:
             net = quantize_net(net, quantized_dtype="auto", calib_data=calib, calib_mode="naive",
                                num_calib_examples=b, ctx=ctx)
         net.hybridize(**static)
-        return {"hybridized": _timed(lambda: net(x).wait_to_read(), warmup, steps)}
+        return {"hybridized": median_step_s(lambda: net(x).wait_to_read(), warmup, steps)}
+
+    if kind == "det_infer":
+        from gluoncv.model_zoo import get_model
+
+        net = get_model(cfg["model"], pretrained=False, pretrained_base=False)
+        net.initialize(ctx=ctx)  # MXNet's default initializer: Xavier refuses the 1-d BN parameters of its head
+        net.hybridize(**static)
+        x = nd.random.uniform(shape=(cfg["batch"], 3, cfg["image"], cfg["image"]))
+
+        def infer():
+            net(x)
+            nd.waitall()
+        return {"hybridized": median_step_s(infer, warmup, steps)}
 
     if kind.startswith("bert"):
         import gluonnlp
@@ -147,7 +156,7 @@ def _mx_child(cfg: dict, warmup: int, steps: int) -> dict[str, float]:
                 loss.backward()
                 trainer.step(b)
                 nd.waitall()
-            return {"hybridized": _timed(step, warmup, steps)}
+            return {"hybridized": median_step_s(step, warmup, steps)}
         if kind == "bert_int8":
             from mxnet.contrib.quantization import quantize_net
 
@@ -159,7 +168,7 @@ def _mx_child(cfg: dict, warmup: int, steps: int) -> dict[str, float]:
             net = quantize_net(net, quantized_dtype="int8", calib_data=calib, calib_mode="naive",
                                num_calib_examples=b, ctx=ctx, exclude_layers_match=["interleaved_matmul"])
         net.hybridize(**static)
-        return {"hybridized": _timed(lambda: net(ids, types, valid).wait_to_read(), warmup, steps)}
+        return {"hybridized": median_step_s(lambda: net(ids, types, valid).wait_to_read(), warmup, steps)}
 
     if kind == "lm_train":
         import gluonnlp
@@ -191,7 +200,7 @@ def _mx_child(cfg: dict, warmup: int, steps: int) -> dict[str, float]:
             gluon.utils.clip_global_norm(grads, 0.25)
             trainer.step(1)
             nd.waitall()
-        return {"hybridized": _timed(step, warmup * len(batches), steps * len(batches))}
+        return {"hybridized": median_step_s(step, warmup * len(batches), steps * len(batches))}
     raise ValueError(kind)
 
 
@@ -220,7 +229,7 @@ def _ours_child(cfg: dict, warmup: int, steps: int, threads: int) -> dict[str, f
             m = build()
             if hybrid:
                 m.hybridize()
-            out[label] = _timed(make_step(m), warmup, steps)
+            out[label] = median_step_s(make_step(m), warmup, steps)
 
     if kind in ("cnn_train", "cnn_infer"):
         b, s = cfg["batch"], cfg["size"]
@@ -245,6 +254,19 @@ def _ours_child(cfg: dict, warmup: int, steps: int, threads: int) -> dict[str, f
         timed_variants(lambda: get_model(cfg["model"], classes=1000), make_step)
         return out
 
+    if kind == "det_infer":
+        x = torch.randn(cfg["batch"], 3, cfg["image"], cfg["image"])
+
+        def make_det_step(m):
+            m.eval()
+
+            def infer():
+                with torch.no_grad():
+                    m(x)
+            return infer
+        timed_variants(lambda: get_model(cfg["model"], pretrained=False, pretrained_base=False), make_det_step)
+        return out
+
     if kind == "cnn_int8":
         from toolkit.deploy import load
         from toolkit.deploy.openvino import load_openvino
@@ -264,9 +286,9 @@ def _ours_child(cfg: dict, warmup: int, steps: int, threads: int) -> dict[str, f
                      num_threads=threads, latency_repeats=1)
             x = torch.randn(b, 3, s, s).numpy()
             ort = load(f"{prefix}-int8", num_threads=threads)
-            out["int8 onnxruntime"] = _timed(lambda: ort(x), warmup, steps)
+            out["int8 onnxruntime"] = median_step_s(lambda: ort(x), warmup, steps)
             ov = load_openvino(f"{prefix}-int8", num_threads=threads)
-            out["int8 OpenVINO"] = _timed(lambda: ov(x), warmup, steps)
+            out["int8 OpenVINO"] = median_step_s(lambda: ov(x), warmup, steps)
         return out
 
     if kind.startswith("bert"):
@@ -290,7 +312,7 @@ def _ours_child(cfg: dict, warmup: int, steps: int, threads: int) -> dict[str, f
                 quantize(prefix, dynamic=True, num_threads=threads, latency_repeats=1)
                 feed = (ids.numpy(), types.numpy(), mask.numpy())
                 ort = load(f"{prefix}-int8", num_threads=threads)
-                out["int8 onnxruntime"] = _timed(lambda: ort(*feed), warmup, steps)
+                out["int8 onnxruntime"] = median_step_s(lambda: ort(*feed), warmup, steps)
             return out
 
         def make_step(m):
@@ -326,9 +348,8 @@ def _ours_child(cfg: dict, warmup: int, steps: int, threads: int) -> dict[str, f
                 data, target = batches[state["i"] % len(batches)]
                 state["i"] += 1
                 opt.zero_grad(set_to_none=True)
-                # zero states, as MXNet's begin_state; passed implicitly because hybridize() of a call with
-                # an explicit state list fails in torch.export's dynamic_shapes check (reported with issue 16)
-                logits, _ = m(data)
+                # zero states passed in, as the MXNet side does with begin_state
+                logits, _ = m(data, m.begin_state(b))
                 F.cross_entropy(logits.reshape(-1, logits.shape[-1]), target.reshape(-1)).backward()
                 torch.nn.utils.clip_grad_norm_(m.parameters(), 0.25)
                 opt.step()
@@ -337,26 +358,12 @@ def _ours_child(cfg: dict, warmup: int, steps: int, threads: int) -> dict[str, f
             m = get_model(cfg["model"], vocab_size=V)
             if hybrid:
                 m.hybridize()
-            out[label] = _timed(make_step(m), warmup * len(batches), steps * len(batches))
+            out[label] = median_step_s(make_step(m), warmup * len(batches), steps * len(batches))
         return out
     raise ValueError(kind)
 
 
 # ------------------------------------------------------------------------------------------- driver
-def _cpu() -> tuple[str, list[str]]:
-    model, flags = "unknown", set()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            key, _, value = line.partition(":")
-            if key.strip() == "model name" and model == "unknown":
-                model = value.strip()
-            elif key.strip() == "flags" and not flags:
-                flags = set(value.split())
-    except OSError:
-        pass
-    return model, [f for f in ("avx2", "avx512f", "avx512_vnni", "amx_tile") if f in flags]
-
-
 def _run_side(side: str, row: str, args) -> dict[str, float] | str:
     python = str(args.peer_python) if side == "mxnet" else sys.executable
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads),
@@ -406,15 +413,16 @@ def main() -> None:
 
     if not args.peer_python.exists():
         p.error(f"no MXNet peer environment at {args.peer_python}: run benchmarks/peer/setup_mxnet_venv.sh")
-    versions = subprocess.run([str(args.peer_python), "-c", "import mxnet, gluoncv, gluonnlp; print(mxnet.__version__, "
-                               "gluoncv.__version__, gluonnlp.__version__)"], capture_output=True, text=True).stdout.split()
+    # each package on its own: a peer without gluonnlp still runs the vision rows
+    probe = ("import importlib\nfor name in ('mxnet', 'gluoncv', 'gluonnlp'):\n    try:\n"
+             "        print(importlib.import_module(name).__version__)\n    except Exception:\n        print('missing')")
+    versions = subprocess.run([str(args.peer_python), "-c", probe], capture_output=True, text=True).stdout.split()
     import torch
 
-    cpu, isa = _cpu()
-    load = os.getloadavg()
-    print(f"vs MXNet: CPU {cpu}, ISA {' '.join(isa) or '-'}, {os.cpu_count()} cores, {args.threads} threads per side; "
+    model, isa = cpu()
+    print(f"vs MXNet: CPU {model}, ISA {' '.join(isa) or '-'}, {os.cpu_count()} cores, {args.threads} threads per side; "
           f"torch {torch.__version__}; mxnet {' / gluoncv '.join(versions[:2]) if versions else '?'} / gluonnlp "
-          f"{versions[2] if len(versions) > 2 else '?'}; load average at start {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}")
+          f"{versions[2] if len(versions) > 2 else '?'}; load average at start {load_text()}")
     print(f"median of {args.steps} steps after {args.warmup} warm-up per process, {args.rounds} alternating rounds"
           + ("; SMOKE RUN (--small shapes): not a benchmark" if args.small else ""))
     print("| row | MXNet/GluonCV s | ours s | MXNet time / ours |\n|---|---|---|---|", flush=True)
@@ -441,8 +449,7 @@ def main() -> None:
         ours_text = ", ".join(f"{v:.3f} ({k})" for k, v in ours_res.items()) or ours_err
         ratio = ", ".join(f"{mx_t / v:.2f}x ({k})" for k, v in ours_res.items()) if mx_t and ours_res else "-"
         print(f"| {title} | {mx_text} | {ours_text} | {ratio} |", flush=True)
-    end = os.getloadavg()
-    print(f"load average at end {end[0]:.1f} {end[1]:.1f} {end[2]:.1f}")
+    print(f"load average at end {load_text()}")
 
 
 if __name__ == "__main__":

@@ -45,12 +45,13 @@ def _force(monkeypatch, winner: str, graph: str = "as_given") -> list[dict]:
     """Make ``winner`` the fastest kernel wherever it applies, and ``graph`` ("as_given" or
     "channels_last") the faster whole graph; returns the kernel candidate sets measured."""
     calls: list[dict] = []
-    graph_index = {"as_given": "0", "channels_last": "1"}[graph]
 
     def fake(fns, budget_s=autotune.BUDGET_S):
-        if "aten" in fns:  # a convolution's kernels, not the race of whole graphs ("0", "1")
+        if "aten" in fns:  # a convolution's kernels
             calls.append(dict(fns))
-        return {name: 0.5 if name in (winner, graph_index) else 1.0 for name in fns}
+            return {name: 0.5 if name == winner else 1.0 for name in fns}
+        # the race of whole graphs ("as_given", "channels_last") and, where enabled, the eager forward
+        return {name: 0.5 if name == graph else 1.0 for name in fns}
 
     monkeypatch.setattr(autotune, "_measure", fake)
     return calls
@@ -263,3 +264,116 @@ def test_measured_choice_on_a_real_model_is_consistent():
         assert c.kernel == "aten" or c.times[c.kernel] < autotune.MARGIN * c.times["aten"]
     for (name, a), e in zip(_grads(tuned).items(), _grads(eager).values()):
         torch.testing.assert_close(a, e, rtol=1e-4, atol=1e-5, msg=name)
+
+
+# ------------------------------------------------------------------------------------ eager fallback
+def _race(monkeypatch, times: dict[str, float]) -> list[list[str]]:
+    """Race the eager forward too, with fake medians: ``times`` for the whole-graph race (1.0 for a
+    candidate not named), aten for every convolution. Returns the candidates of each race."""
+    monkeypatch.setenv(autotune.EAGER_ENV, "1")
+    races: list[list[str]] = []
+
+    def fake(fns, budget_s=autotune.BUDGET_S):
+        if "aten" in fns:
+            return {name: 0.5 if name == "aten" else 1.0 for name in fns}
+        races.append(list(fns))
+        return {name: times.get(name, 1.0) for name in fns}
+
+    monkeypatch.setattr(autotune, "_measure", fake)
+    return races
+
+
+def _count_calls(module: nn.Module) -> list[int]:
+    """Forward hooks run in the eager module, never inside a captured graph."""
+    calls: list[int] = []
+    module.register_forward_hook(lambda *_: calls.append(1))
+    return calls
+
+
+def test_eager_winning_the_race_trains_eagerly_and_leaves_no_trace(monkeypatch):
+    races = _race(monkeypatch, {"eager": 0.5})
+    eager, tuned = _twins()
+    tuned.train().hybridize()
+    hook = _count_calls(tuned.reduce)
+    torch.manual_seed(5)
+    _train_alike(eager, tuned)  # gradients, weights and running statistics as eager's, batches 4, 4, 3, 5
+    after_tuned = torch.rand(3)
+    eager2, _ = _twins()
+    torch.manual_seed(5)
+    _train_alike(eager2, eager2)
+    torch.testing.assert_close(after_tuned, torch.rand(3), rtol=0, atol=0)  # the race drew no random number
+    assert races == [["as_given", "channels_last", "eager"]], "one race: the other batches fit its signature"
+    assert tuned.graph_memory_format == "eager" and tuned.graph is None and tuned.conv_kernels == []
+    assert tuned.race_times == {"as_given": 1.0, "channels_last": 1.0, "eager": 0.5}
+    before = len(hook)
+    tuned(torch.randn(4, 6, 11, 11))
+    assert len(hook) == before + 1, "the block's own forward must run, not a graph"
+
+
+@pytest.mark.parametrize("times, path", [
+    ({"as_given": 0.5}, "as_given"),
+    ({"channels_last": 0.5}, "channels_last"),
+    ({"as_given": 0.98}, "eager"),  # faster, but not by the margin: eager
+    ({"eager": 0.5}, "eager"),
+])
+def test_graph_kept_only_when_faster_than_eager_by_the_margin(monkeypatch, times, path):
+    _race(monkeypatch, times)
+    eager, tuned = _twins(1)
+    eager.eval()
+    tuned.eval().hybridize()
+    x = torch.randn(3, 6, 10, 10)
+    with torch.no_grad():
+        torch.testing.assert_close(tuned(x), eager(x), rtol=1e-5, atol=1e-5)
+    assert tuned.graph_memory_format == path
+    assert (tuned.graph is None) == (path == "eager")
+    assert set(tuned.race_times) == {"as_given", "channels_last", "eager"}
+
+
+def test_eager_decision_is_cached_and_skips_the_capture(monkeypatch):
+    from toolkit.nn import HybridBlock
+
+    races = _race(monkeypatch, {"eager": 0.5})
+    x = torch.randn(2, 6, 9, 9)
+    first = Bottleneck().train().hybridize()
+    first(x).sum().backward()
+    assert first.graph_memory_format == "eager" and len(races) == 1
+    autotune._cache.clear()  # what a new process starts with: the disk only
+    autotune._disk.clear()
+    exports: list[int] = []
+    real = HybridBlock._export_program
+    monkeypatch.setattr(HybridBlock, "_export_program", lambda self, *a, **k: exports.append(1) or real(self, *a, **k))
+    second = Bottleneck().train().hybridize()
+    second(x).sum().backward()
+    assert len(races) == 1 and exports == [], "a decision on disk: nothing measured, nothing captured"
+    assert second.graph_memory_format == "eager" and second.race_times == first.race_times
+    second(torch.randn(5, 6, 9, 9))  # another batch: the signature the stored decision covers
+    assert exports == [] and len(races) == 1
+    with torch.no_grad():  # forward-only is a signature of its own: captured (both layouts) and raced
+        second.eval()(x)
+    assert len(exports) == 2 and len(races) == 2
+
+
+def test_text_block_without_convolutions_races_eager(monkeypatch):
+    from .test_hybridize import TinyEncoder
+
+    races = _race(monkeypatch, {"eager": 0.5})
+    torch.manual_seed(0)
+    net = TinyEncoder().eval().hybridize()
+    with torch.no_grad():
+        for batch, seq in ((2, 7), (3, 5)):
+            tokens, mask = torch.randint(0, 50, (batch, seq)), torch.ones(batch, seq, dtype=torch.bool)
+            for a, b in zip(net(tokens, mask), TinyEncoder.forward(net, tokens, mask)):
+                torch.testing.assert_close(a, b, rtol=0, atol=0)
+    assert races == [["as_given", "eager"]] and net.graph_memory_format == "eager"
+
+
+def test_no_eager_race_without_autotune_or_when_turned_off(monkeypatch):
+    races = _race(monkeypatch, {"eager": 0.5})
+    _, tuned = _twins()
+    tuned.train().hybridize(autotune=False)
+    tuned(torch.randn(2, 6, 8, 8)).sum().backward()
+    assert races == [] and tuned.graph_memory_format == "as_given" and tuned.graph is not None
+    monkeypatch.setenv(autotune.EAGER_ENV, "0")
+    tuned.hybridize()
+    tuned(torch.randn(2, 6, 8, 8)).sum().backward()
+    assert races == [["as_given", "channels_last"]] and tuned.graph_memory_format == "as_given"

@@ -338,3 +338,34 @@ def test_lm_hybridize_recaptures_per_shape():
             x = torch.randint(0, 30, (b, length))
             assert (eager(model, x)[0] - model(x)[0]).abs().max().item() < 1e-5
     assert sum(len(v) for v in model._graphs.values()) == 2
+
+
+@pytest.mark.filterwarnings("ignore:The tensor attributes")
+def test_lm_hybridized_with_explicit_states_equals_eager():
+    """Truncated BPTT: states passed back in (a list of (h, c) pairs, a container argument of forward)."""
+    torch.manual_seed(0)
+    model = get_model("standard_lstm_lm_200", vocab_size=30, dropout=0.0).train()
+    ref = get_model("standard_lstm_lm_200", vocab_size=30, dropout=0.0).train()
+    ref.load_state_dict(model.state_dict())
+    model.hybridize()
+    states, ref_states = model.begin_state(2), ref.begin_state(2)
+    for step in range(3):
+        x = torch.randint(0, 30, (2, 5))
+        out, states = model(x, states)
+        ref_out, ref_states = ref(x, ref_states)
+        torch.testing.assert_close(out, ref_out, rtol=1e-5, atol=1e-5)
+        for (h, c), (rh, rc) in zip(states, ref_states):
+            torch.testing.assert_close(h, rh, rtol=1e-5, atol=1e-5)
+            torch.testing.assert_close(c, rc, rtol=1e-5, atol=1e-5)
+        for m, o in ((model, out), (ref, ref_out)):
+            m.zero_grad()
+            o.square().mean().backward()
+        for (name, p), q in zip(model.named_parameters(), ref.parameters()):
+            torch.testing.assert_close(p.grad, q.grad, rtol=1e-4, atol=1e-6, msg=f"step {step}: {name}")
+        states = [(h.detach(), c.detach()) for h, c in states]
+        ref_states = [(h.detach(), c.detach()) for h, c in ref_states]
+    assert model.graph is not None
+    assert sum(len(v) for v in model._graphs.values()) == 1  # the same shapes: one capture
+    with torch.no_grad():  # a tuple of tuples is a container too
+        out, _ = model.eval()(x, tuple(states))
+        torch.testing.assert_close(out, ref.eval()(x, tuple(ref_states))[0], rtol=1e-5, atol=1e-5)

@@ -28,6 +28,12 @@ channels-last training ran MobileNetV3 1.08x and ResNet-50 0.92x as fast as NCHW
 on a 2-core Intel Xeon, while on a 2-core AMD EPYC channels-last graphs won for
 both): :class:`~toolkit.nn.HybridBlock` also captures and tunes a graph on
 channels-last inputs and keeps whichever :func:`fastest` finds faster.
+
+A graph is not always faster than the eager module it was captured from (BERT-base
+inference on a 2-core AMD EPYC ran slower hybridized in 2 of 3 runs), so the eager
+forward (and backward, for graphs that train) runs in the same race: unless the
+fastest graph beats it by :data:`EAGER_MARGIN`, the block runs eagerly for that input
+signature (:data:`EAGER_ENV` turns the eager candidate off).
 """
 from __future__ import annotations
 
@@ -57,6 +63,12 @@ _aten = torch.ops.aten
 #: A candidate replaces ``aten.conv2d`` only when its median time is below this
 #: fraction of aten's, so that timing noise does not swap equal kernels back and forth.
 MARGIN = 0.97
+#: A captured graph replaces the eager forward only when its median time is below this fraction of
+#: eager's (ties go to eager: it needs no capture and has no guards).
+EAGER_MARGIN = 0.97
+#: ``0``/``off``/``false``/``no`` keeps captured graphs without racing them against eager (the test
+#: suite does so: which path wins on tiny models is down to timing noise).
+EAGER_ENV = "TOOLKIT_EAGER_FALLBACK"
 #: Measuring one shape stops after about this many seconds of kernel time (4 to 10 repeats).
 BUDGET_S = 0.3
 
@@ -484,10 +496,12 @@ class ChannelsLastInputs:
 
 
 def fastest(runners: Sequence[Callable[..., Any]], args: tuple, kwargs: dict, module: torch.nn.Module,
-            budget_s: float = 1.0, backward: bool | None = None) -> tuple[int, list[float]]:
+            budget_s: float = 1.0, backward: bool | None = None,
+            names: Sequence[str] | None = None) -> tuple[int, list[float]]:
     """The index of the fastest of several graphs of ``module``, and their median seconds.
 
-    Each graph runs on the capture's own inputs; with ``backward`` (default: when
+    ``names`` labels the runners for the measurement (default ``"0"``, ``"1"`` ...). Each graph
+    runs on the capture's own inputs; with ``backward`` (default: when
     gradients are enabled), forward and backward (through ``torch.autograd.grad``, so
     no ``.grad`` is touched). The module's buffers (running statistics that a training
     graph updates) and the random number generator are restored afterwards: timing
@@ -506,15 +520,18 @@ def fastest(runners: Sequence[Callable[..., Any]], args: tuple, kwargs: dict, mo
                 torch.autograd.grad(leaves, params, [torch.ones_like(t) for t in leaves], allow_unused=True)
         return run
 
+    labels = [str(i) for i in range(len(runners))] if names is None else [str(n) for n in names]
+    if len(set(labels)) != len(runners):
+        raise ValueError(f"fastest needs one distinct name per runner, got {labels}")
     saved = [(b, b.detach().clone()) for b in module.buffers()]
     try:
         with torch.random.fork_rng(devices=[]):
-            times = _measure({str(i): workload(r) for i, r in enumerate(runners)}, budget_s)
+            times = _measure({label: workload(r) for label, r in zip(labels, runners)}, budget_s)
     finally:
         with torch.no_grad():
             for buffer, value in saved:
                 buffer.copy_(value)
-    medians = [times[str(i)] for i in range(len(runners))]
+    medians = [times[label] for label in labels]
     return min(range(len(runners)), key=medians.__getitem__), medians
 
 
@@ -536,16 +553,32 @@ def layout_key(module: torch.nn.Module, args: tuple, kwargs: dict, backward: boo
     return f"layout {structure.hexdigest()[:24]} {module.training} {bool(backward)} {inputs!r}"
 
 
-def cached_layout(key: str) -> str | None:
-    """The memory format (``"as_given"``/``"channels_last"``) stored for ``key`` on this machine, if any."""
+#: What a race of :class:`~toolkit.nn.HybridBlock` may decide: a graph on the inputs as given, one on
+#: channels-last image inputs, or the eager module.
+PATHS = ("as_given", "channels_last", "eager")
+
+
+def eager_fallback_enabled() -> bool:
+    """Whether captures race the eager forward too (see :data:`EAGER_ENV`)."""
+    return os.environ.get(EAGER_ENV, "").strip().lower() not in ("0", "off", "false", "no")
+
+
+def cached_decision(key: str) -> dict[str, Any] | None:
+    """The decision stored for ``key`` on this machine (``memory_format`` one of :data:`PATHS`), if any."""
     disk = disk_cache()
     entry = disk.get(key) if disk is not None else None
-    layout = None if entry is None else entry.get("memory_format")
-    return layout if layout in ("as_given", "channels_last") else None
+    return entry if entry is not None and entry.get("memory_format") in PATHS else None
 
 
-def store_layout(key: str, memory_format: str, times: Sequence[float]) -> None:
-    """Remember the outcome of a layout race (see :func:`cached_layout`)."""
+def cached_layout(key: str) -> str | None:
+    """The path (``"as_given"``/``"channels_last"``/``"eager"``) stored for ``key`` on this machine, if any."""
+    entry = cached_decision(key)
+    return None if entry is None else entry["memory_format"]
+
+
+def store_layout(key: str, memory_format: str, times: Sequence[float] | dict[str, float], **extra: Any) -> None:
+    """Remember the outcome of a race (see :func:`cached_layout`); ``extra`` must be JSON values."""
     disk = disk_cache()
     if disk is not None:
-        disk.put({key: {"memory_format": memory_format, "times": [float(t) for t in times]}})
+        times = ({k: float(t) for k, t in times.items()} if isinstance(times, dict) else [float(t) for t in times])
+        disk.put({key: {"memory_format": memory_format, "times": times, **extra}})

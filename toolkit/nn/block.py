@@ -10,6 +10,8 @@ own: never a wrong answer.
 from __future__ import annotations
 
 import contextlib
+import logging
+import math
 import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
@@ -17,14 +19,16 @@ from typing import Any, Callable, Mapping, Sequence
 import torch
 from torch import nn
 
+from .autotune import EAGER_MARGIN
 from .autotune import MARGIN as AUTOTUNE_MARGIN
-from .autotune import (ChannelsLastInputs, Choice, autotune_convolutions, cached_layout, channels_last_inputs,
-                       fastest, layout_key, store_layout)
+from .autotune import (ChannelsLastInputs, Choice, autotune_convolutions, cached_decision, channels_last_inputs,
+                       eager_fallback_enabled, fastest, layout_key, store_layout)
 from .fold import FoldedGraph, fold_for_inference
 
 __all__ = ["ExportSpec", "HybridBlock", "HybridizeError"]
 
 _state = threading.local()
+_log = logging.getLogger(__name__)
 
 
 class HybridizeError(RuntimeError):
@@ -76,9 +80,9 @@ def _capture_scope():
 
 @dataclass
 class _Graph:
-    """One captured forward and the shapes it accepts."""
+    """One captured forward (or the eager module, where it won the race) and the shapes it accepts."""
 
-    program: torch.export.ExportedProgram
+    program: torch.export.ExportedProgram | None  # None: the eager forward
     runner: Callable[..., Any]
     # per user-input tensor: tuple of (static size | (low, high)) per axis
     accepts: list[tuple | None] = field(default_factory=list)
@@ -86,8 +90,11 @@ class _Graph:
     refused: set[tuple] = field(default_factory=set)
     # the kernel autotuning chose for each convolution (empty without autotune)
     kernels: list[Choice] = field(default_factory=list)
-    # the memory layout image inputs are run in ("as_given", or "channels_last" when autotuning chose it)
+    # the memory layout image inputs are run in ("as_given", or "channels_last" when autotuning chose it),
+    # or "eager" when the eager forward beat every captured graph
     memory_format: str = "as_given"
+    # median seconds of each candidate of the capture-time race, by path (empty: no race ran here)
+    race: dict[str, float] = field(default_factory=dict)
 
     def fits(self, flat_inputs: Sequence[Any]) -> bool:
         if len(flat_inputs) != len(self.accepts) or _shapes(flat_inputs) in self.refused:
@@ -108,6 +115,47 @@ class _Graph:
 
 def _shapes(flat_inputs: Sequence[Any]) -> tuple:
     return tuple(tuple(v.shape) if isinstance(v, torch.Tensor) else None for v in flat_inputs)
+
+
+class _EagerRunner:
+    """Runs a block's own forward with no graph captured or used (for it or any sub-block)."""
+
+    def __init__(self, block: nn.Module) -> None:
+        self.block = block
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        with _capture_scope():
+            return nn.Module.__call__(self.block, *args, **kwargs)
+
+
+def _accepts_to_json(accepts: list[tuple | None]) -> list:
+    """A graph's accepted sizes for the decision file (JSON has no infinity: ``None`` instead)."""
+    def size(s):
+        return s if isinstance(s, int) else [s[0], None if math.isinf(s[1]) else s[1]]
+    return [None if spec is None else [size(s) for s in spec] for spec in accepts]
+
+
+def _accepts_from_json(data: Any) -> list[tuple | None] | None:
+    try:
+        return [None if spec is None else
+                tuple(s if isinstance(s, int) else (int(s[0]), float("inf") if s[1] is None else int(s[1]))
+                      for s in spec) for spec in data]
+    except (TypeError, ValueError, IndexError):
+        return None
+
+
+def _race_times(entry: Mapping[str, Any]) -> dict[str, float]:
+    """The race medians of a decision read from the autotune cache (older entries list them unnamed)."""
+    times = entry.get("times")
+    return {str(k): float(v) for k, v in times.items()} if isinstance(times, dict) else {}
+
+
+def _is_namedtuple(value: Any) -> bool:
+    return isinstance(value, tuple) and hasattr(value, "_fields")
+
+
+def _exact_accepts(flat_inputs: Sequence[Any]) -> list[tuple | None]:
+    return [tuple(v.shape) if isinstance(v, torch.Tensor) else None for v in flat_inputs]
 
 
 # What the graph of ``ExportedProgram.module()`` raises when an input breaks one of
@@ -202,10 +250,14 @@ class HybridBlock(nn.Module):
             On CPU, time the candidate kernels of every convolution on its captured
             shape and run the fastest, and run image inputs in channels-last memory
             when the whole graph is faster so (see :mod:`toolkit.nn.autotune`; the
-            layout is not tried with ``compile=True``). The answers equal eager's up
-            to float rounding; the first call takes longer by the measuring. ``False``
-            keeps PyTorch's own kernels and layout, for graphs whose results are
-            bitwise the same from run to run.
+            layout is not tried with ``compile=True``). The eager forward runs in the same
+            race: unless a graph beats it by :data:`~toolkit.nn.autotune.EAGER_MARGIN`, calls
+            of that input signature run the block eagerly (:attr:`graph_memory_format`
+            ``"eager"``), so hybridizing never costs speed. The answers equal eager's up
+            to float rounding; the first call takes longer by the measuring (decisions are
+            kept on disk, see :func:`toolkit.nn.autotune.disk_cache`). ``False`` keeps
+            PyTorch's own kernels and layout and always runs the graph, for results that
+            are bitwise the same from run to run.
 
         Returns
         -------
@@ -226,8 +278,10 @@ class HybridBlock(nn.Module):
 
     @property
     def graph(self) -> torch.fx.Graph | None:
-        """The most recently used captured graph, or ``None`` before the first capture."""
-        return None if self._last_graph is None else self._last_graph.program.graph
+        """The most recently used captured graph, or ``None`` before the first capture (and while
+        the block runs eagerly, :attr:`graph_memory_format` ``"eager"``)."""
+        program = self.exported_program
+        return None if program is None else program.graph
 
     @property
     def exported_program(self) -> torch.export.ExportedProgram | None:
@@ -241,9 +295,18 @@ class HybridBlock(nn.Module):
 
     @property
     def graph_memory_format(self) -> str | None:
-        """``"channels_last"`` when autotuning found the graph faster on channels-last image inputs
-        (they are converted on the way in), ``"as_given"`` otherwise; ``None`` before the first capture."""
+        """How the last call ran: ``"channels_last"`` when autotuning found the graph faster on
+        channels-last image inputs (they are converted on the way in), ``"eager"`` when the eager
+        forward beat every captured graph on this input signature (the block then runs its own
+        forward, see :meth:`hybridize`), ``"as_given"`` otherwise; ``None`` before the first capture."""
         return None if self._last_graph is None else self._last_graph.memory_format
+
+    @property
+    def race_times(self) -> dict[str, float]:
+        """Median seconds per candidate (``"as_given"``, ``"channels_last"``, ``"eager"``) of the
+        capture-time race behind the last call, measured now or read back from the autotune cache;
+        empty when there was no race (``autotune=False``, a single candidate)."""
+        return {} if self._last_graph is None else dict(self._last_graph.race)
 
     def _clear_graphs(self) -> None:
         self._graphs = {}
@@ -328,6 +391,13 @@ class HybridBlock(nn.Module):
                 # torch.export specialises sizes 0 and 1 anyway; saying so avoids its warning
                 axes = {a: n for a, n in self._axes_for(i, name, value).items() if not (auto and value.shape[a] <= 1)}
                 return {a: dim(n) for a, n in axes.items()} or None
+            # torch.export wants the structure of a container argument (an LSTM's list of (h, c)
+            # states): each tensor inside gets the argument's axes
+            if isinstance(value, (list, tuple)):
+                specs = [spec(i, name, v) for v in value]
+                return type(value)(*specs) if _is_namedtuple(value) else type(value)(specs)
+            if isinstance(value, dict):
+                return {k: spec(i, name, v) for k, v in value.items()}
             return None
 
         arg_specs = tuple(spec(i, params[i] if i < len(params) else None, v) for i, v in enumerate(args))
@@ -345,24 +415,67 @@ class HybridBlock(nn.Module):
 
     def _capture(self, args: tuple, kwargs: dict) -> _Graph:
         backward = self._tunes_backward(args, kwargs)
-        converted = (channels_last_inputs(args, kwargs)
-                     if self._hybrid_autotune and not self._hybrid_compile else None)
-        # A layout race decided on this machine before (same structure, inputs and mode) is not run
-        # again, and the graph it lost is not captured at all (see toolkit.nn.autotune.disk_cache).
-        key = layout_key(self, args, kwargs, backward) if converted is not None else None
-        known = cached_layout(key) if key is not None else None
-        if known == "channels_last":
-            return self._capture_channels_last(converted, backward)
+        if not self._hybrid_autotune:
+            return self._capture_as_given(args, kwargs, backward)
+        flat = torch.utils._pytree.tree_leaves((args, kwargs))
+        # The eager forward races the graphs on CPU (timing on an accelerator would need its syncs).
+        race_eager = eager_fallback_enabled() and all(v.device.type == "cpu" for v in flat
+                                                      if isinstance(v, torch.Tensor))
+        converted = channels_last_inputs(args, kwargs) if not self._hybrid_compile else None
+        # A race decided on this machine before (same structure, inputs and mode) is not run again, and
+        # the graphs it lost are not captured at all (see toolkit.nn.autotune.disk_cache). Graph-only
+        # races keep the key they always had; races with eager (and torch.compile) have keys of their own.
+        key = None
+        if converted is not None or race_eager:
+            key = layout_key(self, args, kwargs, backward)
+            key += (" eager" if race_eager else "") + (" compile" if self._hybrid_compile else "")
+        known = cached_decision(key) if key is not None else None
+        path = None if known is None else known["memory_format"]
+        if path == "eager" and race_eager:
+            accepts = _accepts_from_json(known.get("accepts"))
+            graph = _Graph(program=None, runner=_EagerRunner(self), memory_format="eager",
+                           accepts=accepts if accepts is not None else _exact_accepts(flat))
+            if not graph.fits(flat):
+                graph.accepts = _exact_accepts(flat)
+            graph.race = _race_times(known)
+            _log.debug("%s: eager for this input signature (autotune cache: %s)", type(self).__name__, graph.race)
+            return graph
+        if path == "channels_last" and converted is not None:
+            graph = self._capture_channels_last(converted, backward)
+            graph.race = _race_times(known)
+            return graph
         graph = self._capture_as_given(args, kwargs, backward)
-        if converted is None or not graph.kernels or known == "as_given":
+        if known is not None:  # "as_given"
+            graph.race = _race_times(known)
             return graph
         # The best memory layout is a property of the whole network and the machine (see
         # toolkit.nn.autotune): capture and tune a channels-last graph as well and keep the
-        # faster. torch.compile makes layout choices of its own.
-        alt = self._capture_channels_last(converted, backward)
-        _, (t_given, t_alt) = fastest([graph.runner, alt.runner], args, kwargs, self, backward=backward)
-        best = alt if t_alt < AUTOTUNE_MARGIN * t_given else graph
-        store_layout(key, best.memory_format, (t_given, t_alt))
+        # faster. torch.compile makes layout choices of its own. And a graph is not always faster
+        # than the eager module (Python overhead saved vs. kernels eager picks better): eager races too.
+        candidates: dict[str, Callable[..., Any]] = {"as_given": graph.runner}
+        alt = None
+        if converted is not None and graph.kernels:
+            alt = self._capture_channels_last(converted, backward)
+            candidates["channels_last"] = alt.runner
+        if race_eager:
+            candidates["eager"] = _EagerRunner(self)
+        if len(candidates) == 1:
+            return graph
+        _, medians = fastest(list(candidates.values()), args, kwargs, self, backward=backward, names=list(candidates))
+        times = dict(zip(candidates, medians))
+        best = graph
+        if alt is not None and times["channels_last"] < AUTOTUNE_MARGIN * times["as_given"]:
+            best = alt
+        extra: dict[str, Any] = {}
+        if race_eager and not times[best.memory_format] < EAGER_MARGIN * times["eager"]:
+            # the eager forward takes the shapes the best graph would have taken
+            extra["accepts"] = _accepts_to_json(best.accepts)
+            best = _Graph(program=None, runner=candidates["eager"], accepts=list(best.accepts), memory_format="eager")
+        best.race = times
+        _log.debug("%s: %s kept for this input signature (%s; %s backward)", type(self).__name__,
+                   best.memory_format, ", ".join(f"{k} {v * 1e3:.2f} ms" for k, v in times.items()),
+                   "with" if backward else "without")
+        store_layout(key, best.memory_format, times, **extra)
         return best
 
     def _capture_channels_last(self, converted: tuple[tuple, dict], backward: bool) -> _Graph:

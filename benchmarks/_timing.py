@@ -1,0 +1,47 @@
+"""What the benchmark scripts share: the machine they ran on, its load, and median step times.
+
+Standard library only: ``vs_mxnet.py`` imports it in the MXNet peer environment too. The
+scripts are run as files (``python benchmarks/<name>.py``), so this folder is on ``sys.path``.
+"""
+from __future__ import annotations
+
+import os
+import statistics
+import time
+from pathlib import Path
+from typing import Callable
+
+#: CPU flags shown in the header lines (the ones that change which kernels run).
+ISA_FLAGS = ("avx2", "avx512f", "avx512_vnni", "amx_tile")
+
+
+def cpu() -> tuple[str, list[str]]:
+    """The CPU model name and which of :data:`ISA_FLAGS` it has (Linux ``/proc/cpuinfo``)."""
+    model, flags = "unknown", set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name" and model == "unknown":
+                model = value.strip()
+            elif key.strip() == "flags" and not flags:
+                flags = set(value.split())
+    except OSError:
+        pass
+    return model, [f for f in ISA_FLAGS if f in flags]
+
+
+def load_text() -> str:
+    """The 1, 5 and 15 minute load averages as ``"1.9 0.6 0.2"`` (timings under load mean little)."""
+    return " ".join(f"{v:.1f}" for v in os.getloadavg())
+
+
+def median_step_s(step: Callable[[], object], warmup: int, steps: int) -> float:
+    """Median seconds of ``steps`` calls of ``step`` after ``warmup`` untimed ones."""
+    for _ in range(warmup):
+        step()
+    times = []
+    for _ in range(steps):
+        t = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
