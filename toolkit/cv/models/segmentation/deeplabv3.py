@@ -97,15 +97,17 @@ class DeepLabV3MobileNet(SegBaseModel):
         Normalisation factory (default BatchNorm with torchvision's eps 0.001).
     pretrained_base : bool or str
         Weights of the zoo's ``mobilenetv3_large``.
+    norm_momentum : float, optional
+        BatchNorm momentum of the backbone (default torchvision's 0.01).
     **kwargs
         :class:`~._base.SegBaseModel` arguments (``align_corners`` defaults to False, torchvision's).
     """
 
     def __init__(self, nclass: int, aux: bool = False, norm_layer: Any = None, pretrained_base: bool | str = False,
-                 **kwargs: Any) -> None:
+                 norm_momentum: float | None = None, **kwargs: Any) -> None:
         kwargs.setdefault("align_corners", False)
         super().__init__(nclass, aux, **kwargs)
-        self.backbone, low, high = dilated_mobilenetv3_large(norm_layer, pretrained_base)
+        self.backbone, low, high = dilated_mobilenetv3_large(norm_layer, pretrained_base, norm_momentum)
         norm = norm_layer or nn.BatchNorm2d  # torchvision's heads keep PyTorch's default eps
         self.head = DeepLabHead(high, self.nclass, norm)
         self.auxlayer = FCNHead(low, self.nclass, norm) if self.aux else None
