@@ -92,7 +92,7 @@ def _check_provenance(folder: Path, metrics: dict[str, Any]) -> dict[str, Any]:
         raise ZooTableError(f"{folder}: config.json's command is not in command.txt")
     for key, value in (("model", args.get("model")), ("dataset", args.get("dataset")),
                        ("hardware", env.get("hardware"))):
-        if value is not None and str(value).lower() != str(metrics[key]).lower():
+        if value is not None and str(metrics[key]).lower() not in _run_names(key, value, args):
             raise ZooTableError(f"{folder}: metrics.json {key}={metrics[key]!r} but config.json says {value!r}")
     script = next((t for t in _strip_env(env["command"]).split() if t.endswith(".py")), None)
     commit = env.get("git_commit")
@@ -100,6 +100,18 @@ def _check_provenance(folder: Path, metrics: dict[str, Any]) -> dict[str, Any]:
         if not _git_has(f"{commit}:{script}"):
             raise ZooTableError(f"{folder}: config.json's commit {commit[:12]} has no {script}: not the code that ran")
     return config
+
+
+def _run_names(key: str, value: Any, args: dict[str, Any]) -> set[str]:
+    """What metrics.json may call ``key`` given the run's flag ``value`` (lower case).
+
+    GluonCV's segmentation script takes the family as ``--model`` (``fcn``) and
+    names the trained model ``<model>_<backbone>_<dataset>``: both are the run's.
+    """
+    names = {str(value).lower()}
+    if key == "model" and args.get("backbone") and args.get("dataset"):
+        names.add(f"{value}_{args['backbone']}_{args['dataset']}".lower())
+    return names
 
 
 def _strip_env(command: str) -> str:

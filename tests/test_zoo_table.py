@@ -139,6 +139,17 @@ def test_config_must_come_from_the_run(tmp_path):
         zoo_table.read_row(row)
 
 
+def test_family_model_flag_names_the_run(tmp_path):
+    """--model fcn --backbone b --dataset d (GluonCV's segmentation flags) trains the model fcn_b_d."""
+    row = _row(tmp_path, "segmentation", "r", 90.0)
+    _rewrite(row, "config.json", args={"model": "m", "backbone": "b", "dataset": "fashion-mnist"})
+    _rewrite(row, "metrics.json", model="m_b_fashion-mnist")
+    assert zoo_table.read_row(row)["metrics"]["model"] == "m_b_fashion-mnist"
+    _rewrite(row, "metrics.json", model="m_other_fashion-mnist")
+    with pytest.raises(zoo_table.ZooTableError, match="model='m_other_fashion-mnist' but config.json says 'm'"):
+        zoo_table.read_row(row)
+
+
 def test_a_folder_without_metrics_is_not_skipped(tmp_path):
     _row(tmp_path, "classification", "r", 90.0)
     (tmp_path / "classification" / "half-done").mkdir()

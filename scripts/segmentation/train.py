@@ -213,7 +213,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             (save_dir / "config.json").replace(save_dir / f"config-before-resume-epoch{start_epoch}.json")
         dump_config(args, save_dir / "config.json", {
             "resumed_from": args.resume, "start_epoch": start_epoch, "num_params": num_params,
-            "num_class": num_class, "classes": list(classes), "train_samples": len(train_raw),
+            "num_class": num_class, "num_classes": num_class, "classes": list(classes), "train_samples": len(train_raw),
             "val_samples": len(val_raw), "steps_per_epoch": steps, "world_size": dist_info.world_size,
             "global_batch_size": args.batch_size * dist_info.world_size, "device": str(device),
             "metadata": model.metadata,
@@ -286,6 +286,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                       hardware=hardware_info(world_size=dist_info.world_size), sha256=sha, weights=weights.name,
                       kwargs={"backbone": args.backbone, "aux": bool(args.aux), "base_size": args.base_size,
                               "crop_size": args.crop_size, **json.loads(args.model_kwargs)})
+        # The run's summary record backs every number of metrics.json (scripts/zoo_table.py --check).
+        logger.log(kind="final", **{k: v for k, v in result.items() if isinstance(v, (int, float))})
         (save_dir / "metrics.json").write_text(json.dumps(result, indent=2) + "\n")
         logger.info("final: " + ", ".join(f"{k} {v:.2f}" for k, v in result.items()
                                           if k.endswith(("pixAcc", "mIoU"))) + f"; weights {weights} (sha256 {sha[:12]}...)")

@@ -71,6 +71,19 @@ def test_output_layouts(family, backbone):
         assert c4.shape[-2:] == (5, 5) and c3.shape[-2:] == (5, 5)
 
 
+def test_mobilenet_norm_momentum():
+    """torchvision's BatchNorm momentum 0.01 by default; norm_momentum= sets the backbone's (not the head's)."""
+
+    def momenta(model):
+        return {m.momentum for m in model.backbone.modules() if isinstance(m, torch.nn.BatchNorm2d)}
+
+    assert momenta(get_model("lraspp_mobilenet_v3_large")) == {0.01}
+    assert momenta(get_model("lraspp_mobilenet_v3_large", norm_momentum=0.1)) == {0.1}
+    assert momenta(get_model("deeplabv3_mobilenet_v3_large", norm_momentum=0.2)) == {0.2}
+    with pytest.raises(ValueError, match="norm_momentum"):
+        get_model("lraspp_mobilenet_v3_large", norm_momentum=0.0)
+
+
 def test_bad_backbone_and_aux():
     with pytest.raises(ValueError, match="ResNet v1b-family"):
         get_model("fcn_resnet50_voc", backbone="mobilenetv2_1.0")

@@ -69,9 +69,23 @@ def test_lraspp_final_multiscale_eval_and_predictions(scenes, tmp_path):
     res = train.main(["--model", "lraspp", "--backbone", "mobilenetv3_large", "--dataset", "fashion-scenes",
                       "--data-dir", str(scenes), "--base-size", "40", "--crop-size", "32", "--batch-size", "4",
                       "--epochs", "1", "--lr", "0.01", "--num-threads", "1", "--no-progress", "--save-dir",
-                      str(tmp_path / "l"), "--final-eval", "--test-scales", "0.75,1.0", "--syncbn"])
+                      str(tmp_path / "l"), "--final-eval", "--test-scales", "0.75,1.0", "--syncbn",
+                      "--model-kwargs", '{"norm_momentum": 0.1}'])
     for k in ("pixAcc", "mIoU", "ss_pixAcc", "ss_mIoU", "ms_pixAcc", "ms_mIoU"):
         assert 0.0 <= res[k] <= 100.0
+    assert res["kwargs"]["norm_momentum"] == 0.1
+    # the run folder is a zoo row as it stands: its final log record backs every number of metrics.json
+    config = json.loads((tmp_path / "l" / "config.json").read_text())
+    assert config["num_classes"] == 11
+    # (run in-process, so config.json names pytest's command line: make it the script's, as from a shell)
+    config["env"]["command"] = "python scripts/segmentation/train.py --model lraspp"
+    (tmp_path / "l" / "config.json").write_text(json.dumps(config))
+    (tmp_path / "l" / "command.txt").write_text(config["env"]["command"] + "\n")
+    zoo_table = _load(ROOT / "scripts" / "zoo_table.py", "zoo_table_seg")
+    row = zoo_table.read_row(tmp_path / "l")
+    assert row["scores"]["ms_mIoU"] == res["ms_mIoU"] and row["sha256"] == res["sha256"]
+    final = [json.loads(x) for x in (tmp_path / "l" / "log.jsonl").read_text().splitlines()][-1]
+    assert final["kind"] == "final" and final["ss_pixAcc"] == res["ss_pixAcc"]
     assert "plain BatchNorm kept" in (tmp_path / "l" / "train.log").read_text()
     ev = _load(EVAL, "seg_eval2")
     common = ["--model", "lraspp", "--backbone", "mobilenetv3_large", "--dataset", "fashion-scenes", "--data-dir",

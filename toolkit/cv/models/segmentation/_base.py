@@ -25,7 +25,8 @@ from torch import nn
 from ....nn import HybridBlock
 from ..._blocks import IMAGENET_MEAN, IMAGENET_STD, NormLayer, check_input
 
-__all__ = ["FCNHead", "SegBaseModel", "dilated_resnet", "segmentation_preprocessing"]
+__all__ = ["FCNHead", "ResNetSegModel", "SegBaseModel", "classifier_block", "dilated_resnet",
+           "segmentation_preprocessing"]
 
 
 def segmentation_preprocessing(crop_size: int) -> dict[str, Any]:
@@ -86,18 +87,28 @@ def dilated_resnet(backbone: str, norm_layer: NormLayer | None = None, **kwargs:
     return net
 
 
+def classifier_block(in_channels: int, inter_channels: int, nclass: int,
+                     norm_layer: NormLayer = nn.BatchNorm2d) -> list[nn.Module]:
+    """The tail every GluonCV head ends with: 3x3 conv (no bias), norm, ReLU, dropout 0.1, 1x1 conv to the classes.
+
+    A list of five modules, spliced into each head's ``nn.Sequential`` so that the
+    state-dict keys stay GluonCV's/torchvision's (``head.0`` ... ``head.4`` for
+    FCN, ``head.1`` ... ``head.5`` after DeepLabV3's ASPP or PSPNet's pooling).
+    """
+    return [
+        nn.Conv2d(in_channels, inter_channels, 3, padding=1, bias=False),
+        norm_layer(inter_channels),
+        nn.ReLU(inplace=True),
+        nn.Dropout(0.1),
+        nn.Conv2d(inter_channels, nclass, 1),
+    ]
+
+
 class FCNHead(nn.Sequential):
     """GluonCV's ``_FCNHead`` (also torchvision's ``FCNHead``): 3x3 conv to in/4, norm, ReLU, dropout 0.1, 1x1 conv."""
 
     def __init__(self, in_channels: int, channels: int, norm_layer: NormLayer = nn.BatchNorm2d) -> None:
-        inter = in_channels // 4
-        super().__init__(
-            nn.Conv2d(in_channels, inter, 3, padding=1, bias=False),
-            norm_layer(inter),
-            nn.ReLU(inplace=True),
-            nn.Dropout(0.1),
-            nn.Conv2d(inter, channels, 1),
-        )
+        super().__init__(*classifier_block(in_channels, in_channels // 4, channels, norm_layer))
 
 
 class SegBaseModel(HybridBlock):
@@ -156,7 +167,11 @@ class SegBaseModel(HybridBlock):
 
 
 class ResNetSegModel(SegBaseModel):
-    """A :class:`SegBaseModel` on a dilated ResNet: holds ``conv1`` ... ``layer4`` and the auxiliary head."""
+    """A :class:`SegBaseModel` on a dilated ResNet: holds ``conv1`` ... ``layer4``, ``head`` and ``auxlayer``.
+
+    Subclasses build their main head and pass it to :meth:`set_heads`; the forward
+    pass (main head on stage 4, auxiliary FCN head on stage 3 in training) is shared.
+    """
 
     def __init__(self, nclass: int, backbone: str, aux: bool, norm_layer: NormLayer | None, backbone_kwargs: dict,
                  **kwargs: Any) -> None:
@@ -170,11 +185,22 @@ class ResNetSegModel(SegBaseModel):
         self.c4_channels = _out_channels(self.layer4)
         self.metadata["backbone"] = backbone
 
+    def set_heads(self, head: nn.Module, norm_layer: NormLayer) -> None:
+        """Attach the main ``head`` (on stage 4) and, with ``aux``, the auxiliary FCN head on stage 3."""
+        self.head = head
+        self.auxlayer = FCNHead(self.c3_channels, self.nclass, norm_layer) if self.aux else None
+
     def base_forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(c3, c4)``: the outputs of stages 3 and 4 (GluonCV's ``base_forward``)."""
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
         c3 = self.layer3(self.layer2(self.layer1(x)))
         return c3, self.layer4(c3)
+
+    def forward(self, data: torch.Tensor):
+        self._check(data)
+        c3, c4 = self.base_forward(data)
+        aux = self.auxlayer(c3) if self.auxlayer is not None and self.training else None
+        return self._outputs(self.head(c4), aux, data.shape[-2:])
 
 
 def _out_channels(stage: nn.Sequential) -> int:

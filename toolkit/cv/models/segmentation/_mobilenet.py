@@ -10,6 +10,7 @@ padding; the weights are unchanged).
 """
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import torch
@@ -36,18 +37,34 @@ class MobileNetV3Features(nn.Module):
         return low, self.high(low)
 
 
-def torchvision_mobilenet_norm(channels: int) -> nn.Module:
+#: torchvision's BatchNorm momentum for MobileNetV3 (PyTorch's default is 0.1).
+TORCHVISION_MOMENTUM = 0.01
+
+
+def torchvision_mobilenet_norm(channels: int, momentum: float = TORCHVISION_MOMENTUM) -> nn.Module:
     """BatchNorm as torchvision's MobileNetV3 has it (eps 0.001, momentum 0.01)."""
-    return nn.BatchNorm2d(channels, eps=0.001, momentum=0.01)
+    return nn.BatchNorm2d(channels, eps=0.001, momentum=momentum)
 
 
-def dilated_mobilenetv3_large(norm_layer: Any = None, pretrained: bool | str = False
-                              ) -> tuple[MobileNetV3Features, int, int]:
-    """The zoo's ``mobilenetv3_large`` without its classifier, dilated; returns ``(features, 40, 960)``."""
+def dilated_mobilenetv3_large(norm_layer: Any = None, pretrained: bool | str = False,
+                              norm_momentum: float | None = None) -> tuple[MobileNetV3Features, int, int]:
+    """The zoo's ``mobilenetv3_large`` without its classifier, dilated; returns ``(features, 40, 960)``.
+
+    ``norm_momentum`` replaces torchvision's BatchNorm momentum 0.01 of the default norm layer
+    (not of a given ``norm_layer``). Training from scratch wants PyTorch's 0.1: with 0.01 the
+    running statistics trail the fast-moving weights by about 100 steps, and a short schedule
+    evaluates with statistics that no longer fit (a model that segments in training mode then
+    predicts background only in eval mode).
+    """
     from ....zoo import get_model
     from ..mobilenetv3 import MobileNetV3Unit
 
-    net = get_model("mobilenetv3_large", pretrained=pretrained, norm_layer=norm_layer or torchvision_mobilenet_norm)
+    if norm_momentum is not None and not 0.0 < float(norm_momentum) <= 1.0:
+        raise ValueError(f"norm_momentum must be in (0, 1], got {norm_momentum}")
+    if norm_layer is None:
+        momentum = TORCHVISION_MOMENTUM if norm_momentum is None else float(norm_momentum)
+        norm_layer = partial(torchvision_mobilenet_norm, momentum=momentum)
+    net = get_model("mobilenetv3_large", pretrained=pretrained, norm_layer=norm_layer)
     layers = list(net.features.children())[:-1]  # drop the global pooling
     blocks = layers[_STEM:_STEM + 15]
     for unit in blocks[_DILATED_FROM:]:

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._base import FCNHead, ResNetSegModel, SegBaseModel
+from ._base import FCNHead, ResNetSegModel, SegBaseModel, classifier_block
 from ._mobilenet import dilated_mobilenetv3_large
 from ....zoo import register_model
 from ._registry import META, register_segmentation, resolve_nclass
@@ -61,8 +61,7 @@ class DeepLabHead(nn.Sequential):
 
     def __init__(self, in_channels: int, nclass: int, norm_layer: Any = nn.BatchNorm2d,
                  rates: Sequence[int] = (12, 24, 36)) -> None:
-        super().__init__(ASPP(in_channels, rates, 256, norm_layer), *_cbr(256, 256, 3, 1, norm_layer),
-                         nn.Dropout(0.1), nn.Conv2d(256, nclass, 1))
+        super().__init__(ASPP(in_channels, rates, 256, norm_layer), *classifier_block(256, 256, nclass, norm_layer))
 
 
 class DeepLabV3(ResNetSegModel):
@@ -72,14 +71,7 @@ class DeepLabV3(ResNetSegModel):
                  norm_layer: Any = None, pretrained_base: bool | str = False, **kwargs: Any) -> None:
         super().__init__(nclass, backbone, aux, norm_layer, {"pretrained": pretrained_base}, **kwargs)
         norm = norm_layer or nn.BatchNorm2d
-        self.head = DeepLabHead(self.c4_channels, self.nclass, norm)
-        self.auxlayer = FCNHead(self.c3_channels, self.nclass, norm) if self.aux else None
-
-    def forward(self, data: torch.Tensor):
-        self._check(data)
-        c3, c4 = self.base_forward(data)
-        aux = self.auxlayer(c3) if self.auxlayer is not None and self.training else None
-        return self._outputs(self.head(c4), aux, data.shape[-2:])
+        self.set_heads(DeepLabHead(self.c4_channels, self.nclass, norm), norm)
 
 
 class DeepLabV3MobileNet(SegBaseModel):
@@ -97,15 +89,17 @@ class DeepLabV3MobileNet(SegBaseModel):
         Normalisation factory (default BatchNorm with torchvision's eps 0.001).
     pretrained_base : bool or str
         Weights of the zoo's ``mobilenetv3_large``.
+    norm_momentum : float, optional
+        BatchNorm momentum of the backbone (default torchvision's 0.01).
     **kwargs
         :class:`~._base.SegBaseModel` arguments (``align_corners`` defaults to False, torchvision's).
     """
 
     def __init__(self, nclass: int, aux: bool = False, norm_layer: Any = None, pretrained_base: bool | str = False,
-                 **kwargs: Any) -> None:
+                 norm_momentum: float | None = None, **kwargs: Any) -> None:
         kwargs.setdefault("align_corners", False)
         super().__init__(nclass, aux, **kwargs)
-        self.backbone, low, high = dilated_mobilenetv3_large(norm_layer, pretrained_base)
+        self.backbone, low, high = dilated_mobilenetv3_large(norm_layer, pretrained_base, norm_momentum)
         norm = norm_layer or nn.BatchNorm2d  # torchvision's heads keep PyTorch's default eps
         self.head = DeepLabHead(high, self.nclass, norm)
         self.auxlayer = FCNHead(low, self.nclass, norm) if self.aux else None

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch
 from torch import nn
 
 from ._base import FCNHead, ResNetSegModel
@@ -39,14 +38,7 @@ class FCN(ResNetSegModel):
                  norm_layer: Any = None, pretrained_base: bool | str = False, **kwargs: Any) -> None:
         super().__init__(nclass, backbone, aux, norm_layer, {"pretrained": pretrained_base}, **kwargs)
         norm = norm_layer or nn.BatchNorm2d
-        self.head = FCNHead(self.c4_channels, self.nclass, norm)
-        self.auxlayer = FCNHead(self.c3_channels, self.nclass, norm) if self.aux else None
-
-    def forward(self, data: torch.Tensor):
-        self._check(data)
-        c3, c4 = self.base_forward(data)
-        aux = self.auxlayer(c3) if self.auxlayer is not None and self.training else None
-        return self._outputs(self.head(c4), aux, data.shape[-2:])
+        self.set_heads(FCNHead(self.c4_channels, self.nclass, norm), norm)
 
 
 register_segmentation("fcn", FCN, [

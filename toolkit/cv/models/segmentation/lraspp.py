@@ -54,17 +54,21 @@ class LRASPP(SegBaseModel):
         Normalisation factory (default: backbone BatchNorm with torchvision's eps 0.001, head PyTorch's default).
     pretrained_base : bool or str
         Weights of the zoo's ``mobilenetv3_large``.
+    norm_momentum : float, optional
+        BatchNorm momentum of the backbone (default torchvision's 0.01; 0.1 for short
+        from-scratch schedules, see :func:`~._mobilenet.dilated_mobilenetv3_large`).
     **kwargs
         :class:`~._base.SegBaseModel` arguments (``align_corners`` defaults to False, torchvision's).
     """
 
     def __init__(self, nclass: int, inter_channels: int = 128, norm_layer: Any = None,
-                 pretrained_base: bool | str = False, aux: bool = False, **kwargs: Any) -> None:
+                 pretrained_base: bool | str = False, aux: bool = False, norm_momentum: float | None = None,
+                 **kwargs: Any) -> None:
         if aux:
             raise ValueError("LR-ASPP has no auxiliary head (aux=True is for FCN, PSPNet and DeepLabV3)")
         kwargs.setdefault("align_corners", False)
         super().__init__(nclass, False, **kwargs)
-        self.backbone, low, high = dilated_mobilenetv3_large(norm_layer, pretrained_base)
+        self.backbone, low, high = dilated_mobilenetv3_large(norm_layer, pretrained_base, norm_momentum)
         self.head = LRASPPHead(low, high, self.nclass, inter_channels, norm_layer or nn.BatchNorm2d,
                                self.align_corners)
         self.metadata["backbone"] = "mobilenetv3_large"

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._base import FCNHead, ResNetSegModel
+from ._base import ResNetSegModel, classifier_block
 from ._registry import register_segmentation
 
 __all__ = ["PSPNet", "PyramidPooling"]
@@ -49,21 +49,9 @@ class PSPNet(ResNetSegModel):
         super().__init__(nclass, backbone, aux, norm_layer, {"pretrained": pretrained_base}, **kwargs)
         norm = norm_layer or nn.BatchNorm2d
         c4 = self.c4_channels
-        self.head = nn.Sequential(
-            PyramidPooling(c4, norm, self.align_corners),
-            nn.Conv2d(2 * c4, 512, 3, padding=1, bias=False),
-            norm(512),
-            nn.ReLU(inplace=True),
-            nn.Dropout(0.1),
-            nn.Conv2d(512, self.nclass, 1),
-        )
-        self.auxlayer = FCNHead(self.c3_channels, self.nclass, norm) if self.aux else None
-
-    def forward(self, data: torch.Tensor):
-        self._check(data)
-        c3, c4 = self.base_forward(data)
-        aux = self.auxlayer(c3) if self.auxlayer is not None and self.training else None
-        return self._outputs(self.head(c4), aux, data.shape[-2:])
+        head = nn.Sequential(PyramidPooling(c4, norm, self.align_corners),
+                             *classifier_block(2 * c4, 512, self.nclass, norm))
+        self.set_heads(head, norm)
 
 
 register_segmentation("psp", PSPNet, [
