@@ -23,7 +23,8 @@ def presets(args):
     from toolkit.cv.presets.ssd import SSDDefaultTrainTransform, SSDDefaultValTransform
 
     s = args.data_shape
-    return SSDDefaultTrainTransform(s, s), SSDDefaultValTransform(s, s), detection_batchify()
+    train = SSDDefaultTrainTransform(s, s, expand_ratio=getattr(args, "expand_ratio", 4.0))
+    return train, SSDDefaultValTransform(s, s), detection_batchify()
 
 
 def loss_fn(model, x, labels, batch, args, epoch):

@@ -15,13 +15,14 @@ torch.set_num_threads(2)
 
 DETECTORS = [
     "ssd_300_vgg16_atrous_voc", "ssd_300_vgg16_atrous_coco", "ssd_512_resnet50_v1_voc", "ssd_512_resnet50_v1_coco",
-    "ssd_512_mobilenet1.0_voc", "ssd_512_mobilenet1.0_coco", "ssdlite320_mobilenet_v3_large",
+    "ssd_512_mobilenet1.0_voc", "ssd_512_mobilenet1.0_coco", "ssd_128_mobilenet0.25_voc", "ssd_128_mobilenet0.25_coco",
+    "ssdlite320_mobilenet_v3_large",
     "yolo3_darknet53_voc", "yolo3_darknet53_coco", "yolo3_mobilenet1.0_voc", "yolo3_mobilenet1.0_coco",
     "faster_rcnn_resnet50_v1b_voc", "faster_rcnn_resnet50_v1b_coco", "faster_rcnn_fpn_resnet50_v1b_coco",
     "faster_rcnn_fpn_resnet50_v1b_voc", "fasterrcnn_mobilenet_v3_large_fpn", "fasterrcnn_mobilenet_v3_large_320_fpn",
 ]
 # the light ones run on every test run; the others (VGG-16, ResNet-50, Darknet-53 bodies) are marked slow
-LIGHT = {"ssd_512_mobilenet1.0_voc", "ssdlite320_mobilenet_v3_large", "yolo3_mobilenet1.0_voc",
+LIGHT = {"ssd_512_mobilenet1.0_voc", "ssd_128_mobilenet0.25_voc", "ssdlite320_mobilenet_v3_large", "yolo3_mobilenet1.0_voc",
          "fasterrcnn_mobilenet_v3_large_320_fpn"}
 
 
@@ -81,6 +82,23 @@ def test_ssd_anchors_match_gluoncv_counts():
     # first anchor: center (4, 4) (step 8, offset 0.5), size 30 at ratio 1; second sqrt(30 * 60)
     torch.testing.assert_close(anchors[0, 0], torch.tensor([4.0, 4.0, 30.0, 30.0]))
     torch.testing.assert_close(anchors[0, 1, 2:], torch.tensor([1800.0 ** 0.5] * 2))
+
+
+def test_ssd_anchor_centers_stay_on_small_inputs():
+    # below 512 px the extra blocks reach 1x1 maps early: their anchors belong at the image center, not at
+    # (step/2, step/2) = (128, 128) or (256, 256) for a 128-px input
+    for name, kw in (("ssd_512_mobilenet1.0_voc", {"backbone": "mobilenet0.25", "data_shape": 128}),
+                     ("ssd_128_mobilenet0.25_voc", {})):
+        net = get_model(name, classes=["a"], **kw).train()
+        anchors = net(torch.randn(1, 3, 128, 128))[2][0]
+        assert float(anchors[:, :2].min()) > 0 and float(anchors[:, :2].max()) < 128
+        assert bool((anchors[-4:, :2] == 64.0).all())
+    # 512 px keeps GluonCV's steps; the small-input SSD has a 16x16 first map at 128 px (4 anchors each)
+    assert get_model("ssd_512_mobilenet1.0_voc", classes=["a"]).steps == [16, 32, 64, 128, 256, 512]
+    assert net.steps == [8, 16, 32, 64, 128, 128] and net.sizes[0] == pytest.approx(0.16 * 128)
+    torch.testing.assert_close(anchors[0], torch.tensor([4.0, 4.0, 20.48, 20.48]))
+    with pytest.raises(ValueError, match="base_strides"):
+        get_model("ssd_512_mobilenet1.0_voc", backbone="mobilenet0.25", classes=["a"], base_strides=(8, 32))
 
 
 def _small_ssd(**kw):

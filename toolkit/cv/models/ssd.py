@@ -58,17 +58,17 @@ def _flatten_pred(x: torch.Tensor, width: int) -> torch.Tensor:
     return x.permute(0, 2, 3, 1).reshape(x.shape[0], -1, width)
 
 
-def _extra_block(cin: int, f: int, norm: bool = True, reduce_ratio: float = 1.0, min_depth: int = 128
-                 ) -> nn.Sequential:
+def _extra_block(cin: int, f: int, norm: bool = True, reduce_ratio: float = 1.0, min_depth: int = 128,
+                 eps: float = 1e-3) -> nn.Sequential:
     # GluonCV's FeatureExpander: the 1x1 transition has max(min_depth, round(f * reduce_ratio)) channels,
     # and its BatchNorms are MXNet symbol BatchNorms (eps 1e-3; fix_gamma, so a converted gamma is 1)
     mid = max(int(min_depth), int(round(f * reduce_ratio)))
     layers: list[nn.Module] = [nn.Conv2d(cin, mid, 1, bias=not norm)]
     if norm:
-        layers.append(nn.BatchNorm2d(mid, eps=1e-3))
+        layers.append(nn.BatchNorm2d(mid, eps=eps))
     layers += [nn.ReLU(inplace=True), nn.Conv2d(mid, f, 3, 2, 1, bias=not norm)]
     if norm:
-        layers.append(nn.BatchNorm2d(f, eps=1e-3))
+        layers.append(nn.BatchNorm2d(f, eps=eps))
     layers.append(nn.ReLU(inplace=True))
     return nn.Sequential(*layers)
 
@@ -251,28 +251,53 @@ def _names(classes: Sequence[str] | None, default: Sequence[str]) -> Sequence[st
 
 def ssd_512(backbone: str | nn.Module, classes: Sequence[str], pretrained_base: bool | str = False,
             norm_layer=None, reduce_ratio: float = 1.0, min_depth: int = 128,
-            filters: Sequence[int] = (512, 512, 256, 256), **kwargs: Any) -> SSD:
-    """SSD-512 on a classification-zoo backbone cut at strides 16 and 32, with 4 extra blocks (``filters``
-    channels, GluonCV's ``get_ssd`` argument: 512, 512, 256, 256).
+            filters: Sequence[int] = (512, 512, 256, 256), base_strides: Sequence[int] = (16, 32),
+            sizes: Sequence[float] | None = None, extra_bn_eps: float = 1e-3, **kwargs: Any) -> SSD:
+    """SSD-512 on a classification-zoo backbone cut at ``base_strides`` (GluonCV: 16 and 32), with 4 extra
+    blocks (``filters`` channels, GluonCV's ``get_ssd`` argument: 512, 512, 256, 256).
 
-    ``data_shape`` (default 512) scales GluonCV's anchor sizes for other input sizes. ``reduce_ratio`` and
-    ``min_depth`` size the extra blocks' 1x1 transitions as GluonCV's ``SSD`` does (``max(min_depth,
-    f * reduce_ratio)``; ``reduce_ratio=0.5`` gives the ``f / 2`` transitions of toolkit models built before
-    the GluonCV converter).
+    ``data_shape`` (default 512) scales GluonCV's anchor sizes for other input sizes; ``sizes`` (7 values,
+    pixels) replaces them. Each extra block halves the last map, so the anchor steps are ``base_strides``
+    followed by doublings, capped at ``data_shape`` (a 1x1 map's anchors sit at the image center).
+    ``reduce_ratio`` and ``min_depth`` size the extra blocks' 1x1 transitions as GluonCV's ``SSD`` does
+    (``max(min_depth, f * reduce_ratio)``), and ``extra_bn_eps`` is their BatchNorms' epsilon (GluonCV's
+    symbol BatchNorm: 1e-3); ``reduce_ratio=0.5, extra_bn_eps=1e-5`` give the extras of toolkit models
+    built before the GluonCV converter (``ssd_128_*``).
     """
     base_kw = {} if norm_layer is None else {"norm_layer": norm_layer}
-    feats = BackboneFeatures(build_backbone(backbone, pretrained_base, **base_kw), strides=(16, 32),
+    if len(base_strides) != 2 or base_strides[1] != 2 * base_strides[0]:
+        raise ValueError(f"base_strides must be two strides, the second twice the first, got {base_strides}")
+    feats = BackboneFeatures(build_backbone(backbone, pretrained_base, **base_kw), strides=tuple(base_strides),
                              in_channels=kwargs.get("in_channels", 3))
     filters = [int(f) for f in filters]
     extras, cin = [], feats.channels[-1]
     for f in filters:
-        extras.append(_extra_block(cin, f, reduce_ratio=reduce_ratio, min_depth=min_depth))
+        extras.append(_extra_block(cin, f, reduce_ratio=reduce_ratio, min_depth=min_depth, eps=extra_bn_eps))
         cin = f
     kwargs.setdefault("data_shape", 512)
-    # anchor sizes are GluonCV's for 512-pixel inputs: another data_shape scales them (the steps follow the
-    # feature maps' real strides and stay)
-    sizes = [s * kwargs["data_shape"] / 512 for s in _SIZES_512]
-    return SSD(feats, nn.ModuleList(extras), filters, sizes, _RATIOS, _STEPS_512, classes, **kwargs)
+    if sizes is None:  # GluonCV's sizes for 512-pixel inputs, scaled to data_shape
+        sizes = [s * kwargs["data_shape"] / 512 for s in _SIZES_512]
+    # below 512 the last maps shrink to 1x1 before the strides reach 512: a 1x1 map's anchor center is the
+    # image center (step = data_shape), not (256, 256) or beyond the image
+    steps = [min(base_strides[0] * 2 ** i, kwargs["data_shape"]) for i in range(len(_STEPS_512))]
+    return SSD(feats, nn.ModuleList(extras), filters, sizes, _RATIOS, steps, classes, **kwargs)
+
+
+#: Anchor sizes of the small-input SSD (``ssd_128_*``), as fractions of the input side: items of about
+#: 15-50 % of the image (as in ``fashion-scenes``) each get several anchors at IoU >= 0.5 on the stride-8 map.
+_SIZES_SMALL = (0.16, 0.28, 0.41, 0.53, 0.70, 0.86, 1.0)
+
+
+def ssd_small(backbone: str | nn.Module, classes: Sequence[str], **kwargs: Any) -> SSD:
+    """SSD for small inputs (default 128 px): :func:`ssd_512` cut at strides 8 and 16 (a 16x16 first map at
+    128 px instead of 8x8) with anchor sizes ``_SIZES_SMALL`` times ``data_shape``."""
+    kwargs.setdefault("data_shape", 128)
+    # our own model, trained before the GluonCV converter changed ssd_512's extras: keep its f/2 transitions
+    # and PyTorch's BatchNorm epsilon so its zoo weights load and evaluate as they were trained
+    kwargs.setdefault("reduce_ratio", 0.5)
+    kwargs.setdefault("extra_bn_eps", 1e-5)
+    kwargs.setdefault("sizes", [round(f * kwargs["data_shape"], 2) for f in _SIZES_SMALL])
+    return ssd_512(backbone, classes, base_strides=(8, 16), **kwargs)
 
 
 def ssd_300_vgg16_atrous(classes: Sequence[str], pretrained_base: bool | str = False, **kwargs: Any) -> SSD:
@@ -332,6 +357,20 @@ def ssd_512_mobilenet1_0_coco(classes: Sequence[str] | None = None, backbone: st
                               **kwargs: Any) -> SSD:
     """SSD-512 on MobileNet 1.0, 80 COCO classes."""
     return ssd_512(backbone, _names(classes, COCO_CLASSES), **kwargs)
+
+
+@register_model(name="ssd_128_mobilenet0.25_voc", task="detection", metadata=_META)
+def ssd_128_mobilenet0_25_voc(classes: Sequence[str] | None = None, backbone: str | nn.Module = "mobilenet0.25",
+                              **kwargs: Any) -> SSD:
+    """Small-input SSD (:func:`ssd_small`, 128 px) on MobileNet 0.25, 20 VOC classes (not a GluonCV model)."""
+    return ssd_small(backbone, _names(classes, VOC_CLASSES), **kwargs)
+
+
+@register_model(name="ssd_128_mobilenet0.25_coco", task="detection", metadata=_META)
+def ssd_128_mobilenet0_25_coco(classes: Sequence[str] | None = None, backbone: str | nn.Module = "mobilenet0.25",
+                               **kwargs: Any) -> SSD:
+    """Small-input SSD (128 px) on MobileNet 0.25, 80 COCO classes (not a GluonCV model)."""
+    return ssd_small(backbone, _names(classes, COCO_CLASSES), **kwargs)
 
 
 # ------------------------------------------------------------------------------------------------ SSDlite
