@@ -80,6 +80,8 @@ def test_export_metadata_comes_from_the_roi_heads():
     net = _small("fpn")
     meta = prepare_detection_export(net).metadata["detection"]
     assert (meta["nms_thresh"], meta["score_thresh"], meta["post_nms"]) == (0.5, 0.05, 25)
+    net.nms_thresh, net.post_nms = 0.4, 10  # settable like SSD/YOLO's attributes
+    assert (net.roi_heads.nms_thresh, net.roi_heads.detections_per_img) == (0.4, 10)
 
 
 @pytest.mark.slow
