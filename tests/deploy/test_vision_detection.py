@@ -160,11 +160,11 @@ def test_quantize_reports_map(det_export, photos, tmp_path, monkeypatch, capsys)
 
 
 # ---------------------------------------------------------------- the C++ runner (deploy/cpp)
-def _cpp_vs_python(cpp_runner, prefix, pics, capsys):
+def _cpp_vs_python(cpp_runner, prefix, pics, capsys, threshold="0.3"):
     from _deploy_helpers import native_json
 
-    got = native_json(cpp_runner, prefix, pics, "--threshold", "0.3")
-    rc, out, err = _run(capsys, ["predict", str(prefix), *map(str, pics), "--threshold", "0.3",
+    got = native_json(cpp_runner, prefix, pics, "--threshold", threshold)
+    rc, out, err = _run(capsys, ["predict", str(prefix), *map(str, pics), "--threshold", threshold,
                                  "--runtime", "openvino", "--json"])
     assert rc == 0, err
     ref = json.loads(out)

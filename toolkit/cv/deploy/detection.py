@@ -67,17 +67,18 @@ def check_nms_in_graph(onnx_file: str | os.PathLike) -> None:
 
 #: ops whose outputs are features (what int8 is for)
 _COMPUTE_OPS = frozenset({"Conv", "ConvTranspose", "Gemm", "MatMul"})
-#: ops whose other inputs are indices, boxes, sizes or shapes: only input 0 carries features to them
-_DATA_INPUT_ONLY = frozenset({"RoiAlign", "MaxRoiPool", "Gather", "GatherElements", "GatherND", "TopK", "Reshape",
-                              "Expand", "Tile", "Slice", "Pad", "Resize", "ScatterElements", "ScatterND"})
+#: the inputs that carry features into ops whose other inputs are indices, boxes, sizes or shapes
+_FEATURE_INPUTS = {**{op: (0,) for op in ("RoiAlign", "MaxRoiPool", "Gather", "GatherElements", "GatherND", "TopK",
+                                          "Reshape", "Expand", "Tile", "Slice", "Pad", "Resize")},
+                   "ScatterElements": (0, 2), "ScatterND": (0, 2), "Shape": (), "Size": (), "ConstantOfShape": ()}
 
 
 def postprocessing_nodes(onnx_file: str | os.PathLike) -> list[str]:
     """Names of a detector graph's nodes that are not part of its feature network, for int8 to leave in float.
 
     The feature network is every Conv/ConvTranspose/Gemm/MatMul and every node feeding one through a
-    feature input (input 0 of RoIAlign, Gather*, TopK, Reshape, ...; never through boxes, indices or
-    shapes). The rest is post-processing: flattening the head outputs, softmax, anchor/proposal box
+    feature input (input 0 of RoIAlign, Gather*, TopK, Reshape, ..., inputs 0 and 2 of Scatter*; never
+    through boxes, indices or shapes). The rest is post-processing: flattening the head outputs, softmax, anchor/proposal box
     decoding, top-k, NMS and the gathers of the padded output. Quantizing it gains no speed, costs box
     precision (8 bits over the image width) and breaks OpenVINO's CPU plugin: it folds the
     FakeQuantize of the decoded boxes into a fused subgraph around the Expand/Reshape before
@@ -95,7 +96,8 @@ def postprocessing_nodes(onnx_file: str | os.PathLike) -> list[str]:
         if id(node) in feature:
             continue
         feature.add(id(node))
-        inputs = node.input[:1] if node.op_type in _DATA_INPUT_ONLY else node.input
+        positions = _FEATURE_INPUTS.get(node.op_type)
+        inputs = node.input if positions is None else [node.input[i] for i in positions if i < len(node.input)]
         stack.extend(producer[i] for i in inputs if i in producer)
     return [n.name for n in graph.node if id(n) not in feature]
 

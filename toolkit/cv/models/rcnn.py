@@ -135,20 +135,33 @@ class FasterRCNN(Detector):
         return _pad(detections, self.roi_heads.detections_per_img, data.device)
 
     # ---------------------------------------------------------------- eval: batched, fixed shapes
+    # SSD/YOLO keep these as attributes; here they live in torchvision's RoIHeads (settable alike)
     @property
     def nms_thresh(self) -> float:
         """IoU of the final per-class NMS (export metadata)."""
         return float(self.roi_heads.nms_thresh)
+
+    @nms_thresh.setter
+    def nms_thresh(self, value: float) -> None:
+        self.roi_heads.nms_thresh = float(value)
 
     @property
     def score_thresh(self) -> float:
         """Detections scoring at most this are dropped."""
         return float(self.roi_heads.score_thresh)
 
+    @score_thresh.setter
+    def score_thresh(self, value: float) -> None:
+        self.roi_heads.score_thresh = float(value)
+
     @property
     def post_nms(self) -> int:
         """``K``: detections per image."""
         return int(self.roi_heads.detections_per_img)
+
+    @post_nms.setter
+    def post_nms(self, value: int) -> None:
+        self.roi_heads.detections_per_img = int(value)
 
     def _detect(self, data: torch.Tensor, image_sizes: torch.Tensor | None) -> tuple[torch.Tensor, ...]:
         h, w = int(data.shape[-2]), int(data.shape[-1])
