@@ -1,9 +1,10 @@
 """Write GluonCV detection reference fixtures for ``tests/cv/test_detection_convert_gluoncv.py``.
 
 For reduced SSD and YOLOv3 detectors (GluonCV's own constructors with a MobileNet 0.25 base,
-3 classes and half (SSD) or a quarter (YOLOv3) of the extra layers' widths, random weights: ``pretrained_base=False``, nothing is downloaded): randomise and sparsify the
-parameters as ``make_gluoncv_fixtures.py`` does (so the committed files stay small), save them with
-``net.save_parameters`` (xz-compressed), and record for a fixed batch of two 96x128 images
+3 classes and half (SSD) or a quarter (YOLOv3) of the extra layers' widths, random weights:
+``pretrained_base=False``, nothing is downloaded) and a Faster R-CNN (below): randomise and sparsify
+the parameters as ``make_gluoncv_fixtures.py`` does (so the committed files stay small), save them
+with ``net.save_parameters`` (xz-compressed), and record for a fixed batch of two 96x128 images
 
 * the raw head outputs, captured with forward hooks on GluonCV's own layers in inference mode:
   SSD ``cls_preds`` (B, N, C+1), ``box_preds`` (B, N, 4) and ``anchors`` (1, N, 4) concatenated as
@@ -185,8 +186,10 @@ def yolo_outputs(net, x: mx.nd.NDArray) -> dict:
 
 MODELS = [
     # fixture, zoo name, zoo kwargs, GluonCV builder, recorder
-    ("ssd_mobilenet0_25", "ssd_512_mobilenet1.0_voc", {"backbone": "mobilenet0.25", "filters": SSD_FILTERS}, build_ssd, ssd_outputs),
-    ("yolo3_mobilenet0_25", "yolo3_mobilenet1.0_voc", {"backbone": "mobilenet0.25", "filters": YOLO_FILTERS}, build_yolo, yolo_outputs),
+    ("ssd_mobilenet0_25", "ssd_512_mobilenet1.0_voc", {"backbone": "mobilenet0.25", "filters": SSD_FILTERS},
+     build_ssd, ssd_outputs),
+    ("yolo3_mobilenet0_25", "yolo3_mobilenet1.0_voc", {"backbone": "mobilenet0.25", "filters": YOLO_FILTERS},
+     build_yolo, yolo_outputs),
     ("faster_rcnn_resnet18_v1b", "faster_rcnn_resnet50_v1b_voc", {"backbone": "resnet18_v1b"}, build_faster_rcnn,
      faster_rcnn_outputs),
 ]
@@ -195,8 +198,8 @@ MODELS = [
 def main(out_dir: str) -> None:
     os.makedirs(out_dir, exist_ok=True)
     index = {"mxnet": mx.__version__, "gluoncv": gluoncv.__version__, "gluoncv_dist": _dist_version("gluoncv"),
-             "numpy": np.__version__, "python": sys.version.split()[0], "seed": SEED, "keep": KEEP, "keep_faster_rcnn": KEEP_RCNN,
-             "sparse_above": SPARSE_ABOVE, "classes": CLASSES, "models": {}}
+             "numpy": np.__version__, "python": sys.version.split()[0], "seed": SEED, "keep": KEEP,
+             "keep_faster_rcnn": KEEP_RCNN, "sparse_above": SPARSE_ABOVE, "classes": CLASSES, "models": {}}
     for i, (stem, name, kwargs, build, record) in enumerate(MODELS):
         mx.random.seed(SEED + 300 + i)
         rng = np.random.RandomState(SEED + 300 + i)

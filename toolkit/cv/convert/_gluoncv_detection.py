@@ -53,7 +53,8 @@ from ._common import assign_state, to_tensor
 __all__ = ["from_gluoncv_detection", "gluoncv_detection_state"]
 
 _SYMBOL_PARAM = re.compile(r"^features\.(.+)_(weight|bias|gamma|beta|running_mean|running_var|moving_mean|moving_var)$")
-_EXPAND = re.compile(r"^features\.expand_(trans_conv|trans_bn|conv|bn)(\d+)_(weight|bias|gamma|beta|moving_mean|moving_var)$")
+_EXPAND = re.compile(
+    r"^features\.expand_(trans_conv|trans_bn|conv|bn)(\d+)_(weight|bias|gamma|beta|moving_mean|moving_var)$")
 _EXPAND_SLOT = {"trans_conv": 0, "trans_bn": 1, "conv": 3, "bn": 4}
 _KIND = {"gamma": "weight", "beta": "bias", "moving_mean": "running_mean", "moving_var": "running_var",
          "weight": "weight", "bias": "bias", "running_mean": "running_mean", "running_var": "running_var"}
@@ -233,7 +234,8 @@ def _num_classes(family: str, arrays: Mapping[str, Any], source: str) -> int:
     if family == "ssd":
         cls, box = arrays.get("class_predictors.0.predictor.weight"), arrays.get("box_predictors.0.predictor.weight")
         if cls is None or box is None:
-            raise WeightsError(f"{source} has no SSD predictors (class_predictors.0.predictor.weight): not a GluonCV SSD")
+            raise WeightsError(f"{source} has no SSD predictors (class_predictors.0.predictor.weight): "
+                               "not a GluonCV SSD")
         anchors = int(box.shape[0]) // 4
         return int(cls.shape[0]) // anchors - 1
     if family == "faster_rcnn":
