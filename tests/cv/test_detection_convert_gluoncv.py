@@ -1,5 +1,6 @@
-"""GluonCV SSD / YOLOv3 ``.params`` -> zoo detectors: GluonCV's (MXNet's) raw head outputs, anchors and
-final detections, from fixtures written by tools/legacy/make_gluoncv_detection_fixtures.py (no MXNet here)."""
+"""GluonCV SSD / YOLOv3 / Faster R-CNN ``.params`` -> zoo detectors: GluonCV's (MXNet's) raw head outputs,
+anchors and final detections (SSD, YOLOv3), from fixtures written by
+tools/legacy/make_gluoncv_detection_fixtures.py (no MXNet here)."""
 from __future__ import annotations
 
 import json
@@ -109,6 +110,30 @@ def test_yolo3_matches_gluoncv(tmp_path):
         _same_detections(model(x), io)
 
 
+def test_faster_rcnn_heads_match_gluoncv(tmp_path):
+    """RPN head and box head (RoIAlign, layer4, predictors) on GluonCV's own proposals; the proposals and
+    detections themselves follow torchvision's R-CNN post-processing (see _gluoncv_detection's docstring)."""
+    io = np.load(FIXTURES / INDEX["models"]["faster_rcnn_resnet18_v1b"]["io"])
+    model = _load("faster_rcnn_resnet18_v1b", tmp_path)
+    x = torch.from_numpy(io["x"])
+    with torch.no_grad():
+        feats = model.feature_maps(x)
+        objectness, offsets = model.rpn.head(list(feats.values()))
+        _close(objectness[0].permute(0, 2, 3, 1).reshape(1, -1, 1).numpy(), io["rpn_scores"])
+        _close(offsets[0].permute(0, 2, 3, 1).reshape(1, -1, 4).numpy(), io["rpn_boxes"])
+        # GluonCV's 300 proposals, best first and -1 padded: every third one (the box head
+        # costs a ResNet layer4 per RoI), some of them padding
+        rows = np.arange(0, 300, 3)
+        proposals = torch.from_numpy(io["proposals"][0][rows])
+        assert 20 < (proposals >= 0).all(1).sum() < len(rows)
+        pooled = model.roi_heads.box_roi_pool(feats, [proposals], [tuple(x.shape[-2:])])
+        cls_pred, box_pred = model.roi_heads.box_predictor(model.roi_heads.box_head(pooled))
+    assert np.abs(io["cls_pred"]).max() > 0.1 and np.abs(io["box_pred"]).max() > 0.1
+    _close(cls_pred.numpy(), io["cls_pred"][rows])
+    assert (box_pred[:, :4] == 0).all()  # no background box in GluonCV
+    _close(box_pred[:, 4:].numpy(), io["box_pred"][rows])
+
+
 @pytest.mark.parametrize("name", sorted(INDEX["manifest"]))
 def test_full_size_names_map(name):
     """Every tensor of GluonCV's full-size detector (names and shapes only) lands on one of ours, and back."""
@@ -146,3 +171,8 @@ def test_errors(tmp_path):
     with pytest.raises(WeightsError, match="does not fit"):
         from_gluoncv(_unpack("yolo3_mobilenet0_25", tmp_path), yolo["name"], classes=INDEX["classes"],
                      backbone="mobilenet0.25")  # GluonCV's full widths, not the file's
+    with pytest.raises(WeightsError, match="not a GluonCV Faster R-CNN"):
+        from_gluoncv(path, "faster_rcnn_resnet50_v1b_voc", classes=INDEX["classes"], backbone="resnet18_v1b")
+    with pytest.raises(WeightsError, match="does not fit"):  # the default ResNet-50 backbone
+        from_gluoncv(_unpack("faster_rcnn_resnet18_v1b", tmp_path), "faster_rcnn_resnet50_v1b_voc",
+                     classes=INDEX["classes"])

@@ -1,16 +1,20 @@
 """Write GluonCV detection reference fixtures for ``tests/cv/test_detection_convert_gluoncv.py``.
 
 For reduced SSD and YOLOv3 detectors (GluonCV's own constructors with a MobileNet 0.25 base,
-3 classes and half (SSD) or a quarter (YOLOv3) of the extra layers' widths, random weights: ``pretrained_base=False``, nothing is downloaded): randomise and sparsify the
-parameters as ``make_gluoncv_fixtures.py`` does (so the committed files stay small), save them with
-``net.save_parameters`` (xz-compressed), and record for a fixed batch of two 96x128 images
+3 classes and half (SSD) or a quarter (YOLOv3) of the extra layers' widths, random weights:
+``pretrained_base=False``, nothing is downloaded) and a Faster R-CNN (below): randomise and sparsify
+the parameters as ``make_gluoncv_fixtures.py`` does (so the committed files stay small), save them
+with ``net.save_parameters`` (xz-compressed), and record for a fixed batch of two 96x128 images
 
 * the raw head outputs, captured with forward hooks on GluonCV's own layers in inference mode:
   SSD ``cls_preds`` (B, N, C+1), ``box_preds`` (B, N, 4) and ``anchors`` (1, N, 4) concatenated as
   ``SSD.hybrid_forward`` does; YOLOv3 ``pred`` (B, N, 5+C) per position and anchor, deepest level
   first (``YOLOOutputV3``'s reshape of its prediction convolution), with the decoded ``bboxes``
   (B, N, 4) and class ``scores`` (B, N, C) that ``YOLOOutputV3`` hands to NMS;
-* the final ``ids``, ``scores``, ``bboxes`` of ``net(x)`` (box_nms, -1 padded).
+* the final ``ids``, ``scores``, ``bboxes`` of ``net(x)`` (box_nms, -1 padded);
+* Faster R-CNN (GluonCV's ``faster_rcnn_resnet50_v1b_voc`` recipe on ResNet-18 v1b, one image): the
+  RPN head's scores and offsets, the RPN's 300 proposals, and the box head's class and box outputs on
+  them (GluonCV's final detections are not recorded: the zoo's R-CNN post-processing is torchvision's).
 
 ``manifest`` in the JSON index lists parameter names and shapes (no arrays) of full-size GluonCV
 detectors, so the tests check the name mapping at their real size.
@@ -41,7 +45,8 @@ from make_gluoncv_fixtures import SEED, SPARSE_ABOVE, _dist_version, randomise  
 
 # Denser than the classifiers' 0.005: at that sparsity most of the deep SSD/YOLO activations die after the
 # ReLUs, many positions then predict exactly the same scores, and NMS order between exact ties is arbitrary.
-KEEP = base.KEEP = 0.05
+KEEP = 0.05
+KEEP_RCNN = 0.02  # Faster R-CNN: only raw outputs are compared (no NMS order), so sparser and smaller
 # class logits scaled up so that scores spread out (near-uniform softmax/sigmoid outputs crowd together)
 LOGIT_SCALE = 4.0
 
@@ -55,7 +60,8 @@ SSD_KW = dict(features=["relu22_fwd", "relu26_fwd"], filters=SSD_FILTERS,
               steps=[16, 32, 64, 128, 256, 512])
 YOLO_FILTERS = [128, 64, 32]  # GluonCV's are 512, 256, 128
 YOLO_ANCHORS = [[10, 13, 16, 30, 33, 23], [30, 61, 62, 45, 59, 119], [116, 90, 156, 198, 373, 326]]
-MANIFEST = ["ssd_512_mobilenet1.0_voc", "ssd_512_resnet50_v1_voc", "yolo3_mobilenet1.0_voc", "yolo3_darknet53_voc"]
+MANIFEST = ["ssd_512_mobilenet1.0_voc", "ssd_512_resnet50_v1_voc", "yolo3_mobilenet1.0_voc", "yolo3_darknet53_voc",
+            "faster_rcnn_resnet50_v1b_voc"]
 
 
 def randomise_moving_stats(net, rng: np.random.RandomState) -> None:
@@ -75,7 +81,7 @@ def scale_logits(net) -> None:
             for param in cp.predictor.collect_params().values():
                 param.set_data(param.data() * LOGIT_SCALE)
         return
-    for out in net.yolo_outputs:
+    for out in getattr(net, "yolo_outputs", []):  # (Faster R-CNN: only raw outputs are compared)
         for param in out.prediction.collect_params().values():
             data = param.data().asnumpy()
             rows = data.reshape(out._num_anchors, -1, *data.shape[1:])
@@ -98,6 +104,39 @@ def build_yolo():
     stages = [base.features[:33], base.features[33:69], base.features[69:-2]]  # as yolo3_mobilenet1_0_voc
     return get_yolov3("mobilenet0.25", stages, YOLO_FILTERS, YOLO_ANCHORS, [8, 16, 32], CLASSES, "voc",
                       pretrained=False)
+
+
+def build_faster_rcnn():
+    """GluonCV's faster_rcnn_resnet50_v1b_voc recipe (predefined_models.py) on ResNet-18 v1b, RPN width 256."""
+    from gluoncv.model_zoo.rcnn.faster_rcnn.faster_rcnn import get_faster_rcnn
+    from gluoncv.model_zoo.resnetv1b import resnet18_v1b
+    from mxnet.gluon import nn
+
+    base = resnet18_v1b(pretrained=False, dilated=False, use_global_stats=True)
+    features, top_features = nn.HybridSequential(), nn.HybridSequential()
+    for layer in ["conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3"]:
+        features.add(getattr(base, layer))
+    top_features.add(base.layer4)
+    return get_faster_rcnn(
+        name="resnet18_v1b", dataset="voc", pretrained=False, features=features, top_features=top_features,
+        classes=CLASSES, short=600, max_size=1000, train_patterns=None, nms_thresh=0.3, nms_topk=400, post_nms=100,
+        roi_mode="align", roi_size=(14, 14), strides=16, clip=None, rpn_channel=256, base_size=16,
+        scales=(2, 4, 8, 16, 32), ratios=(0.5, 1, 2), alloc_size=(128, 128), rpn_nms_thresh=0.7,
+        rpn_train_pre_nms=12000, rpn_train_post_nms=2000, rpn_test_pre_nms=6000, rpn_test_post_nms=300,
+        rpn_min_size=16, num_sample=128, pos_iou_thresh=0.5, pos_ratio=0.25)
+
+
+def faster_rcnn_outputs(net, x: mx.nd.NDArray) -> dict:
+    """RPN head outputs, the RPN's proposals and the box head's outputs on them (batch of one image)."""
+    score, loc, rpn, cls, box = [], [], [], [], []
+    net.rpn.score.register_forward_hook(_hook(score))
+    net.rpn.loc.register_forward_hook(_hook(loc))
+    net.rpn.register_forward_hook(lambda blk, inp, out: rpn.append([o.asnumpy() for o in out]))
+    net.class_predictor.register_forward_hook(_hook(cls))
+    net.box_predictor.register_forward_hook(_hook(box))
+    net(x)
+    return {"rpn_scores": _flat(score[0], 1), "rpn_boxes": _flat(loc[0], 4), "proposals": rpn[0][1],
+            "proposal_scores": rpn[0][0], "cls_pred": cls[0], "box_pred": box[0]}
 
 
 def _flat(a: np.ndarray, width: int) -> np.ndarray:
@@ -147,8 +186,12 @@ def yolo_outputs(net, x: mx.nd.NDArray) -> dict:
 
 MODELS = [
     # fixture, zoo name, zoo kwargs, GluonCV builder, recorder
-    ("ssd_mobilenet0_25", "ssd_512_mobilenet1.0_voc", {"backbone": "mobilenet0.25", "filters": SSD_FILTERS}, build_ssd, ssd_outputs),
-    ("yolo3_mobilenet0_25", "yolo3_mobilenet1.0_voc", {"backbone": "mobilenet0.25", "filters": YOLO_FILTERS}, build_yolo, yolo_outputs),
+    ("ssd_mobilenet0_25", "ssd_512_mobilenet1.0_voc", {"backbone": "mobilenet0.25", "filters": SSD_FILTERS},
+     build_ssd, ssd_outputs),
+    ("yolo3_mobilenet0_25", "yolo3_mobilenet1.0_voc", {"backbone": "mobilenet0.25", "filters": YOLO_FILTERS},
+     build_yolo, yolo_outputs),
+    ("faster_rcnn_resnet18_v1b", "faster_rcnn_resnet50_v1b_voc", {"backbone": "resnet18_v1b"}, build_faster_rcnn,
+     faster_rcnn_outputs),
 ]
 
 
@@ -156,7 +199,7 @@ def main(out_dir: str) -> None:
     os.makedirs(out_dir, exist_ok=True)
     index = {"mxnet": mx.__version__, "gluoncv": gluoncv.__version__, "gluoncv_dist": _dist_version("gluoncv"),
              "numpy": np.__version__, "python": sys.version.split()[0], "seed": SEED, "keep": KEEP,
-             "sparse_above": SPARSE_ABOVE, "classes": CLASSES, "models": {}}
+             "keep_faster_rcnn": KEEP_RCNN, "sparse_above": SPARSE_ABOVE, "classes": CLASSES, "models": {}}
     for i, (stem, name, kwargs, build, record) in enumerate(MODELS):
         mx.random.seed(SEED + 300 + i)
         rng = np.random.RandomState(SEED + 300 + i)
@@ -166,8 +209,10 @@ def main(out_dir: str) -> None:
             if param.init is None and pname.endswith(("gamma", "beta", "moving_mean", "moving_var")):
                 param.init = mx.init.One() if pname.endswith(("gamma", "var")) else mx.init.Zero()
         net.initialize(mx.init.Xavier(magnitude=2), ctx=mx.cpu())
-        x = (np.round(rng.standard_normal(SHAPE) * 16) / 16).astype(np.float32)  # 1/16 steps: compresses
+        shape = SHAPE if not stem.startswith("faster") else (1,) + SHAPE[1:]  # GluonCV's R-CNN: one image
+        x = (np.round(rng.standard_normal(shape) * 16) / 16).astype(np.float32)  # 1/16 steps: compresses
         net(mx.nd.array(x))
+        base.KEEP = KEEP_RCNN if stem.startswith("faster") else KEEP  # randomise() reads the module's KEEP
         randomise(net, rng)
         randomise_moving_stats(net, rng)
         scale_logits(net)
@@ -178,12 +223,9 @@ def main(out_dir: str) -> None:
             with open(raw, "rb") as src, lzma.open(os.path.join(out_dir, stem + ".params.xz"), "wb", preset=9) as dst:
                 shutil.copyfileobj(src, dst)
         np.savez_compressed(os.path.join(out_dir, stem + ".npz"), x=x, **out)
-        kept = int((out["ids"] >= 0).sum())
-        index["models"][stem] = {"name": name, "kwargs": kwargs, "input_shape": list(SHAPE),
-                                 "params": stem + ".params.xz", "io": stem + ".npz",
-                                 "nms": {"thresh": net.nms_thresh, "topk": net.nms_topk, "post_nms": net.post_nms},
-                                 "detections": kept}
-        print(f"{stem}: " + ", ".join(f"{k} {v.shape}" for k, v in out.items()) + f"; {kept} detections")
+        index["models"][stem] = {"name": name, "kwargs": kwargs, "input_shape": list(shape),
+                                 "params": stem + ".params.xz", "io": stem + ".npz"}
+        print(f"{stem}: " + ", ".join(f"{k} {v.shape}" for k, v in out.items()))
     index["manifest"] = {}
     for name in MANIFEST:
         net = get_model(name, pretrained=False, pretrained_base=False)

@@ -1,4 +1,4 @@
-"""GluonCV ``.params`` of SSD and YOLOv3 -> zoo detectors.
+"""GluonCV ``.params`` of SSD, YOLOv3 and (C4) Faster R-CNN -> zoo detectors.
 
 SSD (``ssd_512_*``: a backbone cut by GluonCV's ``FeatureExpander``):
 
@@ -23,12 +23,19 @@ against ours and ``yolo_outputs.{i}.offsets`` (the cell grid) dropped.
 ``classes`` is read from the file when it has the model's default number of classes (VOC 20,
 COCO 80); otherwise the class names must be given (a ``.params`` file has no names).
 
-Faster R-CNN is not converted: the zoo's is built on torchvision's RPN and RoI heads, whose
-semantics differ from GluonCV's beyond renaming (measured on gluoncv 0.10.5): GluonCV's RPN anchors
+Faster R-CNN (GluonCV's C4 ``faster_rcnn_resnet50_v1b_*``): ``features.0/1`` -> our stem
+``backbone.stages.0.0.0/1``, ``features.4-6`` (layer1-3) -> ``backbone.stages.0.1-3``,
+``top_features.0`` (layer4) -> ``roi_heads.box_head.0``, ``rpn.conv1.0`` / ``rpn.score`` / ``rpn.loc``
+-> torchvision's ``rpn.head.conv.0.0`` / ``cls_logits`` / ``bbox_pred``, ``class_predictor`` ->
+``roi_heads.box_predictor.cls_score``, and ``box_predictor`` (``C * 4`` rows: GluonCV predicts no
+background box) -> ``bbox_pred`` with four zero background rows first. The weights, the RPN head
+and the box head (RoIAlign 14x14, layer4, pooling, predictors) then reproduce GluonCV's; the
+proposals and final detections do not, because the zoo's R-CNN runs torchvision's RPN and RoI
+post-processing, which differ from GluonCV's (measured on gluoncv 0.10.5): GluonCV's RPN anchors
 are Detectron's (centred at ``stride / 2 - 0.5``, rounded sizes; torchvision's are centred at 0),
-its proposals drop boxes under ``rpn_min_size=16`` pixels, its box predictor has ``C * 4`` rows
-(no background box; torchvision ``(C + 1) * 4``), and its final per-class NMS keeps scores above
-0.01, at most ``nms_topk=400`` per class (torchvision: above 0.05, no top-k).
+its proposals drop boxes under ``rpn_min_size=16`` pixels and keep ``-1`` rows when fewer than 300
+survive, and its final per-class NMS keeps scores above 0.01 without clipping boxes to the image
+(torchvision: above 0.05, clipped).
 """
 from __future__ import annotations
 
@@ -46,7 +53,8 @@ from ._common import assign_state, to_tensor
 __all__ = ["from_gluoncv_detection", "gluoncv_detection_state"]
 
 _SYMBOL_PARAM = re.compile(r"^features\.(.+)_(weight|bias|gamma|beta|running_mean|running_var|moving_mean|moving_var)$")
-_EXPAND = re.compile(r"^features\.expand_(trans_conv|trans_bn|conv|bn)(\d+)_(weight|bias|gamma|beta|moving_mean|moving_var)$")
+_EXPAND = re.compile(
+    r"^features\.expand_(trans_conv|trans_bn|conv|bn)(\d+)_(weight|bias|gamma|beta|moving_mean|moving_var)$")
 _EXPAND_SLOT = {"trans_conv": 0, "trans_bn": 1, "conv": 3, "bn": 4}
 _KIND = {"gamma": "weight", "beta": "bias", "moving_mean": "running_mean", "moving_var": "running_var",
          "weight": "weight", "bias": "bias", "running_mean": "running_mean", "running_var": "running_var"}
@@ -60,8 +68,11 @@ def _tensor(value: Any) -> torch.Tensor:
 
 def _family(name: str) -> str:
     family = str(get_entry(name).metadata.get("family", ""))
+    if family == "faster_rcnn" and name.startswith("faster_rcnn_") and "_fpn_" not in name:
+        return family
     if family not in ("ssd", "yolo3"):
-        raise ValueError(f"from_gluoncv reads GluonCV's SSD (ssd_512_*) and YOLOv3 (yolo3_*) detectors, not {name!r}")
+        raise ValueError(f"from_gluoncv reads GluonCV's SSD (ssd_512_*), YOLOv3 (yolo3_*) and C4 Faster R-CNN "
+                         f"(faster_rcnn_resnet50_v1b_*) detectors, not {name!r}")
     return family
 
 
@@ -167,6 +178,38 @@ def _check_yolo_anchors(model: nn.Module, anchors: dict[int, torch.Tensor], sour
                                f"model's {ours.tolist()}")
 
 
+# GluonCV's C4 Faster R-CNN -> ours: ``features`` (conv1, bn1, relu, maxpool, layer1..3) is our first
+# backbone segment (stem Sequential, layer1..3), ``top_features.0`` (layer4) our box head
+_RCNN_RULES = [
+    (r"^features\.([01])\.", lambda m: f"backbone.stages.0.0.{m.group(1)}."),
+    (r"^features\.([4-6])\.", lambda m: f"backbone.stages.0.{int(m.group(1)) - 3}."),
+    (r"^top_features\.0\.", lambda m: "roi_heads.box_head.0."),
+    (r"^rpn\.conv1\.0\.", lambda m: "rpn.head.conv.0.0."),
+    (r"^rpn\.score\.", lambda m: "rpn.head.cls_logits."),
+    (r"^rpn\.loc\.", lambda m: "rpn.head.bbox_pred."),
+    (r"^class_predictor\.", lambda m: "roi_heads.box_predictor.cls_score."),
+    (r"^box_predictor\.", lambda m: "roi_heads.box_predictor.bbox_pred."),
+]
+
+
+def _rcnn_state(arrays: Mapping[str, Any]) -> dict[str, torch.Tensor]:
+    state: dict[str, torch.Tensor] = {}
+    for key, value in arrays.items():
+        if key == "rpn.anchor_generator.anchors":
+            continue  # Detectron-style anchors; ours are torchvision's (see the module docstring)
+        t = _tensor(value)
+        new = re.sub(r"\.gamma$", ".weight", re.sub(r"\.beta$", ".bias", key))
+        for pattern, repl in _RCNN_RULES:
+            new, n = re.subn(pattern, repl, new)
+            if n:
+                break
+        if new.startswith("roi_heads.box_predictor.bbox_pred."):
+            # GluonCV predicts no background box: torchvision's first 4 rows (background) are zero
+            t = torch.cat([torch.zeros((4,) + tuple(t.shape[1:]), device=t.device), t], 0)
+        state[new] = t
+    return state
+
+
 def gluoncv_detection_state(model: nn.Module, name: str, arrays: Mapping[str, Any], source: str = "GluonCV file"
                             ) -> dict[str, torch.Tensor]:
     """GluonCV detector tensors renamed to ``model``'s names (see the module docstring).
@@ -174,6 +217,10 @@ def gluoncv_detection_state(model: nn.Module, name: str, arrays: Mapping[str, An
     ``arrays`` may hold ``meta`` tensors (names and shapes only): the anchor checks are then skipped.
     """
     family = _family(name)
+    if family == "faster_rcnn":
+        if getattr(model, "fpn", None) is not None:
+            raise ValueError("from_gluoncv reads GluonCV's C4 Faster R-CNN, not an FPN model")
+        return _rcnn_state(arrays)
     if family == "ssd":
         state, anchors = _ssd_state(model, arrays, source)
         _check_ssd_anchors(model, anchors, source)
@@ -187,9 +234,15 @@ def _num_classes(family: str, arrays: Mapping[str, Any], source: str) -> int:
     if family == "ssd":
         cls, box = arrays.get("class_predictors.0.predictor.weight"), arrays.get("box_predictors.0.predictor.weight")
         if cls is None or box is None:
-            raise WeightsError(f"{source} has no SSD predictors (class_predictors.0.predictor.weight): not a GluonCV SSD")
+            raise WeightsError(f"{source} has no SSD predictors (class_predictors.0.predictor.weight): "
+                               "not a GluonCV SSD")
         anchors = int(box.shape[0]) // 4
         return int(cls.shape[0]) // anchors - 1
+    if family == "faster_rcnn":
+        cls = arrays.get("class_predictor.weight")
+        if cls is None or "rpn.score.weight" not in arrays:
+            raise WeightsError(f"{source} has no R-CNN predictors (class_predictor.weight): not a GluonCV Faster R-CNN")
+        return int(cls.shape[0]) - 1
     pred, anc = arrays.get("yolo_outputs.0.prediction.weight"), arrays.get("yolo_outputs.0.anchors")
     if pred is None or anc is None:
         raise WeightsError(f"{source} has no YOLOv3 outputs (yolo_outputs.0.prediction.weight): not a GluonCV YOLOv3")
