@@ -100,8 +100,6 @@ def test_java_int8_class_maps_equal_python(java_runner, seg_int8_export, photos,
 
 
 @pytest.mark.slow  # quantizing the tiny SSD: ~25 s
-@pytest.mark.xfail(strict=True, reason="known: OpenVINO 2026.4 fails shape inference (GatherElements after the "
-                   "quantized anchors/box decoding) on the int8 detector graph; onnxruntime runs it")
 def test_java_int8_detections_equal_python(java_runner, det_int8_export, photos, capsys):
     done = run_native(java_runner, det_int8_export, *photos, "--threshold", "0.3", "--json", check=False)
     assert done.returncode == 0, done.stderr

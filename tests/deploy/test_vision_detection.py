@@ -184,19 +184,9 @@ def test_cpp_runner_gives_the_same_detections(cpp_runner, det_export, photos, ca
 
 
 @pytest.fixture(scope="module")
-def int8_export(det_export, photos, tmp_path_factory):
-    """The tiny SSD quantized (static QDQ int8) with the photos as calibration images."""
-    folder = tmp_path_factory.mktemp("det-int8")
-    prefix, _ = det_export
-    for suffix in (".onnx", ".json"):
-        shutil.copy(f"{prefix}{suffix}", folder / f"ssd{suffix}")
-    calib = folder / "calib"
-    calib.mkdir()
-    for p in photos:
-        shutil.copy(p, calib / p.name)
-    assert main(["quantize", str(folder / "ssd"), "--calib", str(calib), "--batch-size", "2",
-                 "--num-calib-batches", "2"]) == 0
-    return folder / "ssd-int8"
+def int8_export(det_int8_export):
+    """The tiny SSD quantized (static QDQ int8, the photos as calibration images): the session's export."""
+    return det_int8_export
 
 
 def test_int8_quantizes_features_not_postprocessing(int8_export, capsys):
