@@ -24,12 +24,12 @@ load of a shared machine hits them alike; each number is the median over the rou
 ``torchvision eager / variant`` (above 1: faster). Each library keeps its own score threshold (ours
 0.01, torchvision's SSDlite 0.001): with random weights nearly every class score of every anchor passes
 it, so the detectors' timings are dominated by the NMS over the per-class top candidates (27,000 boxes
-for SSDlite's 90 classes x 300), a worst case that trained weights do not reach. A runtime that refuses a graph is reported with its
-one-line error, never timed.
+for SSDlite's 90 classes x 300), a worst case that trained weights do not reach. A runtime that
+refuses a graph is reported with its one-line error, never timed.
 
 Peak memory (torchvision eager and the exported variants): each runs in a fresh child process
-(``--child``), which loads it, runs it three times and reports the kernel's resident-set high-water mark (``VmHWM`` of ``/proc/self/status``): the
-peak RSS of the whole process, and its growth over the process's RSS just before the model was
+(``--child``), which loads it, runs it three times and reports the kernel's resident-set high-water
+mark (``VmHWM`` of ``/proc/self/status``): the peak RSS of the whole process, and its growth over the process's RSS just before the model was
 loaded (the runtime libraries already imported). tracemalloc would miss native allocations
 (oneDNN, onnxruntime and OpenVINO arenas), so it is not used.
 
