@@ -11,7 +11,9 @@ the process reports the median. The table gives the median over rounds and
 
 MXNet blocks are hybridized with ``static_alloc=True, static_shape=True`` (the bucketed
 LSTM, whose shapes change, with ``static_alloc`` only); ours with ``hybridize()``
-(default autotune), eager alongside. int8: MXNet's oneDNN quantization
+(default autotune), eager alongside. ``hybridized: <path>`` names what ``hybridize()``
+ran in each round: a graph (``as_given``/``channels_last`` inputs) or ``eager``, where
+the eager forward won its capture-time race. int8: MXNet's oneDNN quantization
 (``mxnet.contrib.quantization.quantize_net``, naive calibration on random batches)
 against our QDQ graph (``toolkit.deploy.quantize``) on onnxruntime and on OpenVINO.
 
@@ -230,6 +232,8 @@ def _ours_child(cfg: dict, warmup: int, steps: int, threads: int) -> dict[str, f
             if hybrid:
                 m.hybridize()
             out[label] = median_step_s(make_step(m), warmup, steps)
+            if hybrid:  # what hybridize() ran: a graph's layout, or "eager" where eager won its race
+                out["hybridized path"] = m.graph_memory_format
 
     if kind in ("cnn_train", "cnn_infer"):
         b, s = cfg["batch"], cfg["size"]
@@ -359,6 +363,8 @@ def _ours_child(cfg: dict, warmup: int, steps: int, threads: int) -> dict[str, f
             if hybrid:
                 m.hybridize()
             out[label] = median_step_s(make_step(m), warmup * len(batches), steps * len(batches))
+            if hybrid:  # of the last bucket's call
+                out["hybridized path"] = m.graph_memory_format
         return out
     raise ValueError(kind)
 
@@ -440,13 +446,17 @@ def main() -> None:
             errors = [x for x in results if isinstance(x, str)]
             if not good:
                 return {}, errors[0] if errors else "not run"
-            return {k: statistics.median(g[k] for g in good if k in g) for k in good[0]}, ""
+            return {k: statistics.median(g[k] for g in good if k in g) for k in good[0]
+                    if not isinstance(good[0][k], str)}, ""
 
         mx_res, mx_err = summary(runs["mxnet"])
         ours_res, ours_err = summary(runs["ours"])
+        # the path hybridize() took in each round (a graph layout, or eager), e.g. "hybridized: eager/as_given"
+        paths = "/".join(str(r["hybridized path"]) for r in runs["ours"] if isinstance(r, dict) and "hybridized path" in r)
         mx_t = mx_res.get("hybridized")
         mx_text = f"{mx_t:.3f}" if mx_t is not None else mx_err
-        ours_text = ", ".join(f"{v:.3f} ({k})" for k, v in ours_res.items()) or ours_err
+        ours_text = ", ".join(f"{v:.3f} ({k}{': ' + paths if k == 'hybridized' and paths else ''})"
+                              for k, v in ours_res.items()) or ours_err
         ratio = ", ".join(f"{mx_t / v:.2f}x ({k})" for k, v in ours_res.items()) if mx_t and ours_res else "-"
         print(f"| {title} | {mx_text} | {ours_text} | {ratio} |", flush=True)
     print(f"load average at end {load_text()}")
