@@ -427,3 +427,20 @@ def test_vgg_and_darknet_join_the_classification_zoo():
         assert eager.shape == (2, 5)
         small.hybridize(autotune=False)
         torch.testing.assert_close(small(x), eager, atol=1e-5, rtol=1e-5)
+
+
+def test_fixed_detections_eager_equals_captured_suppression(monkeypatch):
+    """Eagerly, many candidates go through batched_nms's per-class loop; the captured path (one NMS with
+    each (image, class) shifted apart) must keep the same detections."""
+    from toolkit.cv.models.detection import _boxes
+
+    torch.manual_seed(0)
+    b, n, c = 2, 500, 12  # 12,000 candidates: above batched_nms's 4,000 switch to its loop
+    xy = torch.rand(b, n, 2) * 300
+    boxes = torch.cat([xy, xy + torch.rand(b, n, 2) * 60 + 5], -1)
+    scores = torch.rand(b, n, c)
+    eager = fixed_detections(boxes, scores, 0.01, 0.45, -1, 200)
+    monkeypatch.setattr(_boxes, "_capturing", lambda: True)
+    captured = fixed_detections(boxes, scores, 0.01, 0.45, -1, 200)
+    for got, want in zip(eager, captured):
+        torch.testing.assert_close(got, want)
