@@ -59,7 +59,7 @@ NOT_NUMBERS = {"model", "dataset", "hardware", "sha256", "weights", "kwargs", "n
 # Scores rounded to two decimals in metrics.json.
 SCORE_TOLERANT = {"top1", "top5", "bleu", "sacrebleu", "ppl", "perplexity", "em", "f1", "accuracy", "mcc", "loss"}
 # Preferred column order of known metrics; other numeric keys follow alphabetically.
-METRIC_ORDER = ["top1", "top5", "pixAcc", "mIoU", "ss_pixAcc", "ss_mIoU", "ms_pixAcc", "ms_mIoU", "bleu", "sacrebleu",
+METRIC_ORDER = ["top1", "top5", "voc07_map", "coco_map", "pixAcc", "mIoU", "ss_pixAcc", "ss_mIoU", "ms_pixAcc", "ms_mIoU", "bleu", "sacrebleu",
                 "ppl", "em", "f1", "accuracy", "mcc", "loss"]
 WEIGHTS_COMMIT_LIMIT = 3 * 1024 * 1024  # bytes; larger weight files are published by sha256 only
 TABLE_MD = "MODEL_ZOO.md"

@@ -90,7 +90,7 @@ def test_ssd_anchor_centers_stay_on_small_inputs():
     for name, kw in (("ssd_512_mobilenet1.0_voc", {"backbone": "mobilenet0.25", "data_shape": 128}),
                      ("ssd_128_mobilenet0.25_voc", {})):
         net = get_model(name, classes=["a"], **kw).train()
-        anchors = net(torch.randn(1, 3, 128, 128))[2][0]
+        anchors = net(torch.randn(2, 3, 128, 128))[2][0]  # 2 images: BN on the 1x1 maps
         assert float(anchors[:, :2].min()) > 0 and float(anchors[:, :2].max()) < 128
         assert bool((anchors[-4:, :2] == 64.0).all())
     # 512 px keeps GluonCV's steps; the small-input SSD has a 16x16 first map at 128 px (4 anchors each)
