@@ -16,7 +16,7 @@ from torch import nn
 from ....zoo import register_model
 from ._base import SegBaseModel
 from ._mobilenet import dilated_mobilenetv3_large
-from ._registry import META, resolve_nclass
+from ._registry import DATASET_CLASSES, META, fashion_scenes_weights, resolve_nclass
 
 __all__ = ["LRASPP", "LRASPPHead"]
 
@@ -83,3 +83,25 @@ class LRASPP(SegBaseModel):
 def lraspp_mobilenet_v3_large(**kwargs: Any) -> LRASPP:
     """LR-ASPP MobileNetV3-Large (torchvision's name; 21 classes by default, VOC's)."""
     return LRASPP(resolve_nclass(kwargs, 21), **kwargs)
+
+
+def lraspp_mobilenetv3_large_fashion_scenes(**kwargs: Any) -> LRASPP:
+    """LR-ASPP MobileNetV3-Large for ``fashion-scenes`` (11 classes), the zoo row trained here.
+
+    The name is the one ``scripts/segmentation/train.py --model lraspp --backbone mobilenetv3_large
+    --dataset fashion-scenes`` gives its weights; ``pretrained=True`` loads the row's.
+    """
+    return LRASPP(resolve_nclass(kwargs, DATASET_CLASSES["fashion-scenes"]), **kwargs)
+
+
+register_model(
+    lraspp_mobilenetv3_large_fashion_scenes, name="lraspp_mobilenetv3_large_fashion-scenes", task="segmentation",
+    metadata={**META, "family": "lraspp", "dataset": "fashion-scenes"},
+    # Numbers as the run in model_zoo_logs/<log>/ wrote them (tests/core/test_zoo.py compares).
+    weights=[fashion_scenes_weights(
+        "segmentation/lraspp_mobilenetv3_large-fashion-scenes",
+        sha256="3a3f207c3772050514b4aad3da0264fbacbbf08d9bc407dbde208c6f81c214d6",
+        metrics={"pixAcc": 81.03, "mIoU": 13.63, "ss_pixAcc": 81.47, "ss_mIoU": 14.1, "ms_pixAcc": 81.66, "ms_mIoU": 14.08},
+        crop_size=96, base_size=128, norm_momentum=0.1,
+    )],
+)
