@@ -359,17 +359,7 @@ def ssd_512_mobilenet1_0_coco(classes: Sequence[str] | None = None, backbone: st
     return ssd_512(backbone, _names(classes, COCO_CLASSES), **kwargs)
 
 
-#: The zoo row ``model_zoo_logs/detection/ssd_128_mobilenet0.25-fashion-scenes`` (a short CPU schedule, see its README).
-_SSD128_FASHION_SCENES = Weights(
-    sha256="f86217bc5af2b33cdbffa7f495eb3358d6d1f8e38da2efba2e72c5c7b981bf90",
-    metrics={"voc07_map": 1.94, "coco_map": 0.55},
-    log="detection/ssd_128_mobilenet0.25-fashion-scenes",
-    kwargs={"classes": ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"], "data_shape": 128},
-    metadata={"dataset": "fashion-scenes", "input_shape": [3, 128, 128], "classes": ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]},
-)
-
-
-@register_model(name="ssd_128_mobilenet0.25_voc", task="detection", metadata=_META, weights=[_SSD128_FASHION_SCENES])
+@register_model(name="ssd_128_mobilenet0.25_voc", task="detection", metadata=_META)
 def ssd_128_mobilenet0_25_voc(classes: Sequence[str] | None = None, backbone: str | nn.Module = "mobilenet0.25",
                               **kwargs: Any) -> SSD:
     """Small-input SSD (:func:`ssd_small`, 128 px) on MobileNet 0.25, 20 VOC classes (not a GluonCV model)."""

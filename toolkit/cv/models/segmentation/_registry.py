@@ -4,9 +4,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from ....zoo import register_model
+from ....zoo import Weights, register_model
 
-__all__ = ["DATASET_CLASSES", "META", "register_segmentation", "resolve_nclass"]
+__all__ = ["DATASET_CLASSES", "META", "fashion_scenes_weights", "register_segmentation", "resolve_nclass"]
 
 #: Classes (background included) of the datasets GluonCV's names end with.
 DATASET_CLASSES = {"voc": 21, "coco": 21, "ade": 150, "citys": 19, "fashion-scenes": 11}
@@ -47,3 +47,21 @@ def register_segmentation(prefix: str, cls: type, combos: Sequence[tuple[str, st
         name = f"{prefix}_{depth}_{dataset}"
         register_model(_builder(cls, name, depth, dataset), name=name, task="segmentation",
                        metadata={**META, "family": prefix, "dataset": dataset})
+
+
+def fashion_scenes_weights(log: str, sha256: str, metrics: dict[str, float], crop_size: int,
+                           **kwargs: Any) -> Weights:
+    """:class:`~toolkit.zoo.Weights` of a zoo row trained on ``fashion-scenes`` (``model_zoo_logs/<log>``).
+
+    The metadata (class names, input shape, preprocessing) is what the run's
+    ``config.json`` records; ``kwargs`` are the builder arguments the weights need.
+    """
+    from ...data.scenes import SCENES_CLASSES
+    from ._base import segmentation_preprocessing
+
+    return Weights(
+        sha256=sha256, metrics=dict(metrics), log=log,
+        kwargs={"classes": DATASET_CLASSES["fashion-scenes"], "crop_size": crop_size, **kwargs},
+        metadata={"dataset": "fashion-scenes", "classes": ["background", *SCENES_CLASSES],
+                  "input_shape": [3, crop_size, crop_size], "preprocessing": segmentation_preprocessing(crop_size)},
+    )

@@ -16,7 +16,7 @@ from torch import nn
 from ....zoo import register_model
 from ._base import SegBaseModel
 from ._mobilenet import dilated_mobilenetv3_large
-from ._registry import META, resolve_nclass
+from ._registry import DATASET_CLASSES, META, fashion_scenes_weights, resolve_nclass
 
 __all__ = ["LRASPP", "LRASPPHead"]
 
@@ -83,3 +83,18 @@ class LRASPP(SegBaseModel):
 def lraspp_mobilenet_v3_large(**kwargs: Any) -> LRASPP:
     """LR-ASPP MobileNetV3-Large (torchvision's name; 21 classes by default, VOC's)."""
     return LRASPP(resolve_nclass(kwargs, 21), **kwargs)
+
+
+def lraspp_mobilenetv3_large_fashion_scenes(**kwargs: Any) -> LRASPP:
+    """LR-ASPP MobileNetV3-Large for ``fashion-scenes`` (11 classes).
+
+    The name is the one ``scripts/segmentation/train.py --model lraspp --backbone mobilenetv3_large
+    --dataset fashion-scenes`` gives its weights (no zoo row yet: the CPU runs so far did not converge).
+    """
+    return LRASPP(resolve_nclass(kwargs, DATASET_CLASSES["fashion-scenes"]), **kwargs)
+
+
+register_model(
+    lraspp_mobilenetv3_large_fashion_scenes, name="lraspp_mobilenetv3_large_fashion-scenes", task="segmentation",
+    metadata={**META, "family": "lraspp", "dataset": "fashion-scenes"},
+)
