@@ -42,20 +42,6 @@ from toolkit.cv.utils import plot_training_curves  # noqa: E402
 from toolkit.zoo import get_model  # noqa: E402
 
 
-class Transformed(torch.utils.data.Dataset):
-    """Apply an image transform to ``(image, label)`` samples."""
-
-    def __init__(self, data, transform):
-        self.data, self.transform = data, transform
-
-    def __len__(self):
-        return len(self.data)
-
-    def __getitem__(self, i):
-        image, label = self.data[i]
-        return self.transform(image), label
-
-
 def evaluate(model, loader) -> dict[str, float]:
     metric = TopKAccuracy((1, 5))
     model.eval()
@@ -80,11 +66,13 @@ def main() -> None:
     train_set, test_set = FashionMNIST(train=True), FashionMNIST(train=False)
     print(f"{train_set}\n{test_set}\nclasses: {train_set.classes}")
     epochs, batch = args.epochs, 128
+    # Gluon's transform_first: the preset maps the image of each (image, label) sample
+    train_data = train_set.transform_first(presets.train_preset("fashion-mnist"))
+    test_data = test_set.transform_first(presets.eval_preset("fashion-mnist"))
     if args.tiny:
-        train_set, test_set, epochs, batch = Subset(train_set, range(512)), Subset(test_set, range(256)), 2, 64
-    train_loader = DataLoader(Transformed(train_set, presets.train_preset("fashion-mnist")), batch_size=batch,
-                              shuffle=True, drop_last=True)
-    test_loader = DataLoader(Transformed(test_set, presets.eval_preset("fashion-mnist")), batch_size=256)
+        train_data, test_data, epochs, batch = Subset(train_data, range(512)), Subset(test_data, range(256)), 2, 64
+    train_loader = DataLoader(train_data, batch_size=batch, shuffle=True, drop_last=True)
+    test_loader = DataLoader(test_data, batch_size=256)
 
     # 3. a zoo model for 1-channel images; its metadata says how to feed it once exported
     model = get_model(args.model, classes=10, in_channels=1)

@@ -55,17 +55,6 @@ from toolkit.zoo import get_model  # noqa: E402
 REFUSALS = ("does not yet support task", "unknown option --threshold", "unknown option --out")
 
 
-class Transformed(torch.utils.data.Dataset):
-    """Apply a ``(image, target) -> sample`` preset to a dataset's items."""
-
-    def __init__(self, data, transform):
-        self.data, self.transform = data, transform
-
-    def __len__(self):
-        return len(self.data)
-
-    def __getitem__(self, i):
-        return self.transform(*self.data[i])
 
 
 # ------------------------------------------------------------------------------------------- 1. training
@@ -78,7 +67,7 @@ def train_detector(root: Path, size: int, epochs: int, folder: Path) -> Path:
     kwargs = {"backbone": "mobilenet0.25", "data_shape": size, "classes": list(train.classes)}
     torch.manual_seed(0)
     model = get_model("ssd_512_mobilenet1.0_voc", **kwargs)
-    loader = DataLoader(Transformed(train, SSDDefaultTrainTransform(size, size)), batch_size=8, shuffle=True,
+    loader = DataLoader(train.transform(SSDDefaultTrainTransform(size, size)), batch_size=8, shuffle=True,
                         drop_last=True, collate_fn=detection_batchify())
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
     targets, criterion = SSDTargetGenerator(), SSDMultiBoxLoss()
@@ -114,7 +103,7 @@ def train_segmenter(root: Path, size: int, epochs: int, arch: str, folder: Path)
     torch.manual_seed(0)
     model = get_model(name, **kwargs)
     crop = size - size // 8  # train on crops; the export takes whole canvases (crop_size = size)
-    loader = DataLoader(Transformed(train, segmentation_train(base_size=size, crop_size=crop, num_class=n)),
+    loader = DataLoader(train.transform(segmentation_train(base_size=size, crop_size=crop, num_class=n)),
                         batch_size=8, shuffle=True, drop_last=True)
     criterion = MixSoftmaxCrossEntropyLoss(aux=model.aux, aux_weight=0.5)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.02, momentum=0.9, weight_decay=1e-4)

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch.utils.data import DataLoader, Subset
+from torch.utils.data import DataLoader
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -39,19 +39,6 @@ from toolkit.cv.models.ssd import SSDMultiBoxLoss, SSDTargetGenerator  # noqa: E
 from toolkit.cv.presets.ssd import SSDDefaultTrainTransform, SSDDefaultValTransform  # noqa: E402
 from toolkit.cv.utils import plot_bbox  # noqa: E402
 from toolkit.zoo import get_model  # noqa: E402
-
-
-class Transformed(torch.utils.data.Dataset):
-    """Apply a detection preset to ``(image, target)`` samples."""
-
-    def __init__(self, data, transform):
-        self.data, self.transform = data, transform
-
-    def __len__(self):
-        return len(self.data)
-
-    def __getitem__(self, i):
-        return self.transform(*self.data[i])
 
 
 def evaluate(model, loader, val_set, size: int) -> dict[str, float]:
@@ -85,9 +72,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     epochs = args.epochs or (2 if args.tiny else 20)
 
     # 2. presets and batches
-    train_loader = DataLoader(Transformed(train_set, SSDDefaultTrainTransform(size, size)), batch_size=8,
+    train_loader = DataLoader(train_set.transform(SSDDefaultTrainTransform(size, size)), batch_size=8,
                               shuffle=True, drop_last=True, collate_fn=detection_batchify())
-    val_loader = DataLoader(Transformed(val_set, SSDDefaultValTransform(size, size)), batch_size=8,
+    val_loader = DataLoader(val_set.transform(SSDDefaultValTransform(size, size)), batch_size=8,
                             collate_fn=detection_batchify())
 
     # 3. the model, re-headed for the set's classes
