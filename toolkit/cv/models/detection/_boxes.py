@@ -149,7 +149,7 @@ def fixed_detections(
         else:
             # Eagerly, batched_nms is the same suppression but loops over the groups once there are
             # many candidates: one NMS over SSDlite's ~27,000 (class, anchor) pairs is quadratic in
-            # all of them and took 3.4 s of a 3.9 s forward at 320 px (1 thread).
+            # all of them (SSDlite320 eager forward, 1 thread: 0.63 s with it, 0.14 s with batched_nms).
             kept = batched_nms(cand_boxes[keep].float(), cand_scores[keep].float(), group[keep].long(), nms_thresh)
         keep = keep[kept]
     else:
