@@ -18,6 +18,8 @@ the eager forward won its capture-time race. int8: MXNet's oneDNN quantization
 against our QDQ graph (``toolkit.deploy.quantize``) on onnxruntime and on OpenVINO.
 
     bash benchmarks/peer/setup_mxnet_venv.sh                 # once: ~/.toolkit/peer-venv
+    # or a second one beside it: PEER_VENV=~/.toolkit/peer-venv-2 bash ... ; then
+    # PEER_PYTHON=~/.toolkit/peer-venv-2/bin/python (or --peer-python) for the runs below
     OMP_WAIT_POLICY=PASSIVE python benchmarks/vs_mxnet.py --rounds 3 --steps 5
     python benchmarks/vs_mxnet.py --rows r50-train,bert-fp32 --rounds 1 --steps 1 --warmup 1 --small   # smoke
 
@@ -44,7 +46,9 @@ from pathlib import Path
 from _timing import cpu, load_text, median_step_s
 
 REPO = Path(__file__).resolve().parents[1]
-DEFAULT_PEER = Path(os.environ.get("TOOLKIT_HOME", Path.home() / ".toolkit")).expanduser() / "peer-venv" / "bin" / "python"
+#: $PEER_PYTHON, else the default venv of benchmarks/peer/setup_mxnet_venv.sh
+DEFAULT_PEER = Path(os.environ.get("PEER_PYTHON") or Path(os.environ.get("TOOLKIT_HOME", Path.home() / ".toolkit"))
+                    / "peer-venv" / "bin" / "python").expanduser()
 
 #: id -> (what it measures, settings). ``kind`` picks the step function of each side.
 ROWS: dict[str, dict] = {
@@ -420,8 +424,9 @@ def main() -> None:
     if not args.peer_python.exists():
         p.error(f"no MXNet peer environment at {args.peer_python}: run benchmarks/peer/setup_mxnet_venv.sh")
     # each package on its own: a peer without gluonnlp still runs the vision rows
-    probe = ("import importlib\nfor name in ('mxnet', 'gluoncv', 'gluonnlp'):\n    try:\n"
-             "        print(importlib.import_module(name).__version__)\n    except Exception:\n        print('missing')")
+    # the installed distributions' versions: gluoncv 0.10.5.post0's own __version__ says 0.11.0
+    probe = ("import importlib, importlib.metadata as md\nfor name in ('mxnet', 'gluoncv', 'gluonnlp'):\n    try:\n"
+             "        importlib.import_module(name); print(md.version(name))\n    except Exception:\n        print('missing')")
     versions = subprocess.run([str(args.peer_python), "-c", probe], capture_output=True, text=True).stdout.split()
     import torch
 
