@@ -199,6 +199,18 @@ def test_faster_rcnn_fpn_matches_gluoncv(tmp_path):
     _same_rcnn_detections(model, io)
 
 
+@pytest.mark.slow
+def test_faster_rcnn_gluoncv_postprocess_exports(rcnn):
+    """GluonCV's semantics stay on the batched fixed-shape path: ``torch.export`` captures it, same output."""
+    model, io = rcnn
+    x = torch.from_numpy(io["x"])
+    with torch.no_grad():
+        ref = model(x)
+        out = torch.export.export(model, (x,)).module()(x)
+    for a, b in zip(out, ref):
+        torch.testing.assert_close(a, b, atol=1e-4, rtol=0)
+
+
 def test_faster_rcnn_torchvision_postprocess_differs(tmp_path):
     """``postprocess="torchvision"`` keeps the zoo's default semantics: same weights, other detections."""
     io = np.load(FIXTURES / INDEX["models"]["faster_rcnn_resnet18_v1b"]["io"])
