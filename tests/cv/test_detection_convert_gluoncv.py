@@ -163,7 +163,8 @@ def _same_rcnn_detections(model: torch.nn.Module, io) -> None:
     assert got.shape == want.shape, (got.shape, want.shape)
     np.testing.assert_allclose(got[:, 1], want[:, 1], rtol=0, atol=1e-5)
     for row in got:  # each has a GluonCV twin (the order of near ties may differ)
-        twin = (want[:, 0] == row[0]) & (np.abs(want[:, 1] - row[1]) < 1e-5) & (np.abs(want[:, 2:] - row[2:]).max(1) < 1e-3)
+        twin = ((want[:, 0] == row[0]) & (np.abs(want[:, 1] - row[1]) < 1e-5)
+                & (np.abs(want[:, 2:] - row[2:]).max(1) < 1e-3))
         assert twin.any(), row
     assert bool((boxes[0, ~keep] == -1).all())
 
@@ -192,7 +193,8 @@ def test_faster_rcnn_fpn_matches_gluoncv(tmp_path):
         np.testing.assert_array_equal(valid[0].numpy(), real)
         _close(proposals[0, real].numpy(), theirs[real])
         rois = torch.cat([torch.zeros(len(theirs), 1), torch.from_numpy(theirs)], 1)
-        cls_pred, box_pred = model.roi_heads.box_predictor(model.roi_heads.box_head(model._gluoncv_roi_align(feats, rois)))
+        pooled = model._gluoncv_roi_align(feats, rois)
+        cls_pred, box_pred = model.roi_heads.box_predictor(model.roi_heads.box_head(pooled))
     assert np.abs(io["cls_pred"]).max() > 0.1 and np.abs(io["box_pred"]).max() > 0.1
     _close(cls_pred.numpy(), io["cls_pred"])
     _close(box_pred[:, 4:].numpy(), io["box_pred"])
