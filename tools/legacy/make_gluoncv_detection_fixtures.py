@@ -5,6 +5,7 @@ For reduced SSD and YOLOv3 detectors (GluonCV's own constructors with a MobileNe
 ``pretrained_base=False``, nothing is downloaded) and a Faster R-CNN (below): randomise and sparsify
 the parameters as ``make_gluoncv_fixtures.py`` does (so the committed files stay small), save them
 with ``net.save_parameters`` (xz-compressed), and record for a fixed batch of two 96x128 images
+(Faster R-CNN: one 64x64 image)
 
 * the raw head outputs, captured with forward hooks on GluonCV's own layers in inference mode:
   SSD ``cls_preds`` (B, N, C+1), ``box_preds`` (B, N, 4) and ``anchors`` (1, N, 4) concatenated as
@@ -13,8 +14,11 @@ with ``net.save_parameters`` (xz-compressed), and record for a fixed batch of tw
   (B, N, 4) and class ``scores`` (B, N, C) that ``YOLOOutputV3`` hands to NMS;
 * the final ``ids``, ``scores``, ``bboxes`` of ``net(x)`` (box_nms, -1 padded);
 * Faster R-CNN (GluonCV's ``faster_rcnn_resnet50_v1b_voc`` recipe on ResNet-18 v1b, one image): the
-  RPN head's scores and offsets, the RPN's 300 proposals, and the box head's class and box outputs on
-  them (GluonCV's final detections are not recorded: the zoo's R-CNN post-processing is torchvision's).
+  RPN head's scores and offsets, the RPN's proposals (``RCNN_RPN_TEST``), the box head's class and box
+  outputs on them, and the final ``ids``, ``scores``, ``bboxes`` (GluonCV's class-major (1, C * P, 1/4)
+  rows, padding proposals included);
+* FPN Faster R-CNN (``faster_rcnn_fpn_resnet50_v1b_coco``'s recipe on ResNet-18 v1b, narrower, one image):
+  the RPN's proposals, the box head's outputs on them and the final detections.
 
 ``manifest`` in the JSON index lists parameter names and shapes (no arrays) of full-size GluonCV
 detectors, so the tests check the name mapping at their real size.
@@ -60,8 +64,17 @@ SSD_KW = dict(features=["relu22_fwd", "relu26_fwd"], filters=SSD_FILTERS,
               steps=[16, 32, 64, 128, 256, 512])
 YOLO_FILTERS = [128, 64, 32]  # GluonCV's are 512, 256, 128
 YOLO_ANCHORS = [[10, 13, 16, 30, 33, 23], [30, 61, 62, 45, 59, 119], [116, 90, 156, 198, 373, 326]]
+# Faster R-CNN: one 64x64 image; 100 / 48 proposals before / after the RPN's NMS (GluonCV's are 6000 / 300:
+# the box head costs a ResNet layer4 per proposal) so that the pre-NMS cut applies (64x64 has 240 anchors)
+# and some of the 48 proposals are GluonCV's -1 padding
+RCNN_SHAPE = (1, 3, 64, 64)
+RCNN_RPN_TEST = (100, 48)
+# FPN Faster R-CNN: GluonCV's proposal counts (6000 / 1000), one 80x112 image (odd C4/C5 sizes: the
+# top-down path crops its upsampled maps), FPN / box head / RPN head widths (GluonCV's: 256, 1024, 1024)
+FPN_SHAPE = (1, 3, 80, 112)
+FPN_WIDTHS = (64, 128, 128)
 MANIFEST = ["ssd_512_mobilenet1.0_voc", "ssd_512_resnet50_v1_voc", "yolo3_mobilenet1.0_voc", "yolo3_darknet53_voc",
-            "faster_rcnn_resnet50_v1b_voc"]
+            "faster_rcnn_resnet50_v1b_voc", "faster_rcnn_fpn_resnet50_v1b_coco"]
 
 
 def randomise_moving_stats(net, rng: np.random.RandomState) -> None:
@@ -107,7 +120,8 @@ def build_yolo():
 
 
 def build_faster_rcnn():
-    """GluonCV's faster_rcnn_resnet50_v1b_voc recipe (predefined_models.py) on ResNet-18 v1b, RPN width 256."""
+    """GluonCV's faster_rcnn_resnet50_v1b_voc recipe (predefined_models.py) on ResNet-18 v1b, RPN width 256,
+    RCNN_RPN_TEST proposals."""
     from gluoncv.model_zoo.rcnn.faster_rcnn.faster_rcnn import get_faster_rcnn
     from gluoncv.model_zoo.resnetv1b import resnet18_v1b
     from mxnet.gluon import nn
@@ -122,8 +136,67 @@ def build_faster_rcnn():
         classes=CLASSES, short=600, max_size=1000, train_patterns=None, nms_thresh=0.3, nms_topk=400, post_nms=100,
         roi_mode="align", roi_size=(14, 14), strides=16, clip=None, rpn_channel=256, base_size=16,
         scales=(2, 4, 8, 16, 32), ratios=(0.5, 1, 2), alloc_size=(128, 128), rpn_nms_thresh=0.7,
-        rpn_train_pre_nms=12000, rpn_train_post_nms=2000, rpn_test_pre_nms=6000, rpn_test_post_nms=300,
+        rpn_train_pre_nms=12000, rpn_train_post_nms=2000, rpn_test_pre_nms=RCNN_RPN_TEST[0],
+        rpn_test_post_nms=RCNN_RPN_TEST[1],
         rpn_min_size=16, num_sample=128, pos_iou_thresh=0.5, pos_ratio=0.25)
+
+
+def build_faster_rcnn_fpn():
+    """GluonCV's faster_rcnn_fpn_resnet50_v1b_coco recipe (predefined_models.py) on ResNet-18 v1b (outputs as
+    its mask_rcnn_fpn_resnet18_v1b_coco), FPN_WIDTHS instead of 256 / 1024 / 1024 channels."""
+    from gluoncv.model_zoo.rcnn.faster_rcnn.faster_rcnn import get_faster_rcnn
+    from gluoncv.model_zoo.resnetv1b import resnet18_v1b
+    from gluoncv.nn.feature import FPNFeatureExpander
+    from mxnet.gluon import nn
+
+    fpn, box, rpn = FPN_WIDTHS
+    base = resnet18_v1b(pretrained=False, dilated=False, use_global_stats=True)
+    features = FPNFeatureExpander(
+        network=base, outputs=["layers1_relu3_fwd", "layers2_relu3_fwd", "layers3_relu3_fwd", "layers4_relu3_fwd"],
+        num_filters=[fpn] * 4, use_1x1=True, use_upsample=True, use_elewadd=True, use_p6=True, no_bias=False,
+        pretrained=False)
+    box_features = nn.HybridSequential()
+    for _ in range(2):
+        box_features.add(nn.Dense(box))
+        box_features.add(nn.Activation("relu"))
+    return get_faster_rcnn(
+        name="fpn_resnet18_v1b", dataset="coco", pretrained=False, features=features, top_features=None,
+        classes=CLASSES, box_features=box_features, short=800, max_size=1333, min_stage=2, max_stage=6,
+        train_patterns=None, nms_thresh=0.5, nms_topk=-1, post_nms=-1, roi_mode="align", roi_size=(7, 7),
+        strides=(4, 8, 16, 32, 64), clip=4.14, rpn_channel=rpn, base_size=16, scales=(2, 4, 8, 16, 32),
+        ratios=(0.5, 1, 2), alloc_size=(384, 384), rpn_nms_thresh=0.7, rpn_train_pre_nms=12000,
+        rpn_train_post_nms=2000, rpn_test_pre_nms=6000, rpn_test_post_nms=1000, rpn_min_size=1, num_sample=512,
+        pos_iou_thresh=0.5, pos_ratio=0.25, max_num_gt=100)
+
+
+def _roi_align_zeroing_invalid(roi_align):
+    """MXNet 1.9.1's CPU ``contrib.ROIAlign`` leaves the output rows of RoIs with batch index -1
+    unwritten (measured here: NaN and other leftovers of earlier buffers), and GluonCV's FPN
+    ``_pyramid_roi_feats`` sums the pooling of every level with the RoIs of other levels masked that
+    way, so its box-head inputs pick up whatever memory held (the recorded outputs then change from
+    run to run). Zero those rows: the sum GluonCV means (its other branch, ROIAlign of every RoI then
+    ``where(level == l)``, computes the same)."""
+    def wrapped(data, rois, *args, **kwargs):
+        out = roi_align(data, rois, *args, **kwargs)
+        valid = (rois.slice_axis(axis=1, begin=0, end=1) >= 0).reshape((-1, 1, 1, 1))
+        return mx.nd.where(mx.nd.broadcast_like(valid, out), out, mx.nd.zeros_like(out))
+    return wrapped
+
+
+def faster_rcnn_fpn_outputs(net, x: mx.nd.NDArray) -> dict:
+    """The RPN's proposals, the box head's outputs on them and the final detections (one image)."""
+    rpn, cls, box = [], [], []
+    net.rpn.register_forward_hook(lambda blk, inp, out: rpn.append([o.asnumpy() for o in out]))
+    net.class_predictor.register_forward_hook(_hook(cls))
+    net.box_predictor.register_forward_hook(_hook(box))
+    original = mx.nd.contrib.ROIAlign
+    mx.nd.contrib.ROIAlign = _roi_align_zeroing_invalid(original)
+    try:
+        ids, scores, bboxes = net(x)
+    finally:
+        mx.nd.contrib.ROIAlign = original
+    return {"proposals": rpn[0][1], "proposal_scores": rpn[0][0], "cls_pred": cls[0], "box_pred": box[0],
+            "ids": ids.asnumpy(), "scores": scores.asnumpy(), "bboxes": bboxes.asnumpy()}
 
 
 def faster_rcnn_outputs(net, x: mx.nd.NDArray) -> dict:
@@ -134,9 +207,10 @@ def faster_rcnn_outputs(net, x: mx.nd.NDArray) -> dict:
     net.rpn.register_forward_hook(lambda blk, inp, out: rpn.append([o.asnumpy() for o in out]))
     net.class_predictor.register_forward_hook(_hook(cls))
     net.box_predictor.register_forward_hook(_hook(box))
-    net(x)
+    ids, scores, bboxes = net(x)
     return {"rpn_scores": _flat(score[0], 1), "rpn_boxes": _flat(loc[0], 4), "proposals": rpn[0][1],
-            "proposal_scores": rpn[0][0], "cls_pred": cls[0], "box_pred": box[0]}
+            "proposal_scores": rpn[0][0], "cls_pred": cls[0], "box_pred": box[0],
+            "ids": ids.asnumpy(), "scores": scores.asnumpy(), "bboxes": bboxes.asnumpy()}
 
 
 def _flat(a: np.ndarray, width: int) -> np.ndarray:
@@ -190,8 +264,10 @@ MODELS = [
      build_ssd, ssd_outputs),
     ("yolo3_mobilenet0_25", "yolo3_mobilenet1.0_voc", {"backbone": "mobilenet0.25", "filters": YOLO_FILTERS},
      build_yolo, yolo_outputs),
-    ("faster_rcnn_resnet18_v1b", "faster_rcnn_resnet50_v1b_voc", {"backbone": "resnet18_v1b"}, build_faster_rcnn,
-     faster_rcnn_outputs),
+    ("faster_rcnn_resnet18_v1b", "faster_rcnn_resnet50_v1b_voc",
+     {"backbone": "resnet18_v1b", "rpn_test": list(RCNN_RPN_TEST)}, build_faster_rcnn, faster_rcnn_outputs),
+    ("faster_rcnn_fpn_resnet18_v1b", "faster_rcnn_fpn_resnet50_v1b_coco", {"backbone": "resnet18_v1b"},
+     build_faster_rcnn_fpn, faster_rcnn_fpn_outputs),
 ]
 
 
@@ -205,11 +281,12 @@ def main(out_dir: str) -> None:
         rng = np.random.RandomState(SEED + 300 + i)
         net = build()
         # the symbol BatchNorms of SSD's FeatureExpander carry no init of their own (Xavier refuses vectors)
+        # (and the biases of GluonCV's FPN convolutions)
         for pname, param in net.collect_params().items():
-            if param.init is None and pname.endswith(("gamma", "beta", "moving_mean", "moving_var")):
+            if param.init is None and pname.endswith(("gamma", "beta", "moving_mean", "moving_var", "bias")):
                 param.init = mx.init.One() if pname.endswith(("gamma", "var")) else mx.init.Zero()
         net.initialize(mx.init.Xavier(magnitude=2), ctx=mx.cpu())
-        shape = SHAPE if not stem.startswith("faster") else (1,) + SHAPE[1:]  # GluonCV's R-CNN: one image
+        shape = {"faster_rcnn_resnet18_v1b": RCNN_SHAPE, "faster_rcnn_fpn_resnet18_v1b": FPN_SHAPE}.get(stem, SHAPE)
         x = (np.round(rng.standard_normal(shape) * 16) / 16).astype(np.float32)  # 1/16 steps: compresses
         net(mx.nd.array(x))
         base.KEEP = KEEP_RCNN if stem.startswith("faster") else KEEP  # randomise() reads the module's KEEP

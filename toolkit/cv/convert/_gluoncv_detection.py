@@ -28,14 +28,13 @@ Faster R-CNN (GluonCV's C4 ``faster_rcnn_resnet50_v1b_*``): ``features.0/1`` -> 
 ``top_features.0`` (layer4) -> ``roi_heads.box_head.0``, ``rpn.conv1.0`` / ``rpn.score`` / ``rpn.loc``
 -> torchvision's ``rpn.head.conv.0.0`` / ``cls_logits`` / ``bbox_pred``, ``class_predictor`` ->
 ``roi_heads.box_predictor.cls_score``, and ``box_predictor`` (``C * 4`` rows: GluonCV predicts no
-background box) -> ``bbox_pred`` with four zero background rows first. The weights, the RPN head
-and the box head (RoIAlign 14x14, layer4, pooling, predictors) then reproduce GluonCV's; the
-proposals and final detections do not, because the zoo's R-CNN runs torchvision's RPN and RoI
-post-processing, which differ from GluonCV's (measured on gluoncv 0.10.5): GluonCV's RPN anchors
-are Detectron's (centred at ``stride / 2 - 0.5``, rounded sizes; torchvision's are centred at 0),
-its proposals drop boxes under ``rpn_min_size=16`` pixels and keep ``-1`` rows when fewer than 300
-survive, and its final per-class NMS keeps scores above 0.01 without clipping boxes to the image
-(torchvision: above 0.05, clipped).
+background box) -> ``bbox_pred`` with four zero background rows first. The model is built with
+``postprocess="gluoncv"`` (unless ``postprocess=`` is passed): GluonCV's RPN anchors, proposal
+filtering and final per-class NMS (see :mod:`toolkit.cv.models.rcnn`), so that the converted model
+gives GluonCV's detections; ``rpn.anchor_generator.anchors`` (GluonCV's precomputed anchor grid) is
+compared with the model's anchors, as SSD's are. GluonCV's output is class-major and also holds
+detections of its ``-1`` padding proposals (boxes ``-1, -1, -1, -1``); ours are the contract's:
+the ``post_nms`` best real detections, best first.
 """
 from __future__ import annotations
 
@@ -68,11 +67,11 @@ def _tensor(value: Any) -> torch.Tensor:
 
 def _family(name: str) -> str:
     family = str(get_entry(name).metadata.get("family", ""))
-    if family == "faster_rcnn" and name.startswith("faster_rcnn_") and "_fpn_" not in name:
-        return family
+    if family == "faster_rcnn" and name.startswith("faster_rcnn_"):
+        return "faster_rcnn_fpn" if "_fpn_" in name else family
     if family not in ("ssd", "yolo3"):
-        raise ValueError(f"from_gluoncv reads GluonCV's SSD (ssd_512_*), YOLOv3 (yolo3_*) and C4 Faster R-CNN "
-                         f"(faster_rcnn_resnet50_v1b_*) detectors, not {name!r}")
+        raise ValueError(f"from_gluoncv reads GluonCV's SSD (ssd_512_*), YOLOv3 (yolo3_*) and Faster R-CNN "
+                         f"(faster_rcnn_resnet50_v1b_*, faster_rcnn_fpn_resnet50_v1b_*) detectors, not {name!r}")
     return family
 
 
@@ -81,17 +80,18 @@ def _backbone_layers(features: nn.Module) -> list[tuple[str, nn.Module]]:
             if isinstance(m, (nn.Conv2d, nn.BatchNorm2d, nn.Linear))]
 
 
-def _ssd_backbone(model: nn.Module, theirs: list[tuple[str, torch.Tensor]], source: str) -> dict[str, torch.Tensor]:
-    """Match the ``SymbolBlock`` backbone layer by layer (file order) with ours (module order)."""
+def _ssd_backbone(model: nn.Module, theirs: list[tuple[str, torch.Tensor]], source: str,
+                  root: str = "features") -> dict[str, torch.Tensor]:
+    """Match the ``SymbolBlock`` backbone layer by layer (file order) with ours (``model.<root>``, module order)."""
     layers: dict[str, dict[str, torch.Tensor]] = {}
     for key, value in theirs:
         m = _SYMBOL_PARAM.match(key)
         if m is None:
             raise WeightsError(f"{source}: unexpected backbone tensor {key!r}")
         layers.setdefault(m.group(1), {})[_KIND[m.group(2)]] = value
-    ours = _backbone_layers(model.features)
+    ours = _backbone_layers(getattr(model, root))
     if len(layers) != len(ours):
-        raise WeightsError(f"{source} has {len(layers)} backbone layers up to the SSD features, the model's "
+        raise WeightsError(f"{source} has {len(layers)} backbone layers up to the detector's features, the model's "
                            f"backbone {len(ours)}: another backbone (pass backbone=...)")
     state: dict[str, torch.Tensor] = {}
     for (layer, tensors), (path, module) in zip(layers.items(), ours):
@@ -99,10 +99,10 @@ def _ssd_backbone(model: nn.Module, theirs: list[tuple[str, torch.Tensor]], sour
         if set(tensors) != set(own) or any(tuple(tensors[k].shape) != tuple(own[k].shape) for k in own):
             got = {k: tuple(v.shape) for k, v in tensors.items()}
             want = {k: tuple(v.shape) for k, v in own.items()}
-            raise WeightsError(f"{source}: backbone layer {layer} {got} does not fit features.{path} "
+            raise WeightsError(f"{source}: backbone layer {layer} {got} does not fit {root}.{path} "
                                f"({type(module).__name__} {want}): another backbone (pass backbone=...)")
         for k, v in tensors.items():
-            state[f"features.{path}.{k}"] = v
+            state[f"{root}.{path}.{k}"] = v
     return state
 
 
@@ -192,12 +192,14 @@ _RCNN_RULES = [
 ]
 
 
-def _rcnn_state(arrays: Mapping[str, Any]) -> dict[str, torch.Tensor]:
+def _rcnn_state(arrays: Mapping[str, Any]) -> tuple[dict[str, torch.Tensor], dict[int, torch.Tensor]]:
     state: dict[str, torch.Tensor] = {}
+    anchors: dict[int, torch.Tensor] = {}
     for key, value in arrays.items():
-        if key == "rpn.anchor_generator.anchors":
-            continue  # Detectron-style anchors; ours are torchvision's (see the module docstring)
         t = _tensor(value)
+        if key == "rpn.anchor_generator.anchors":
+            anchors[0] = t  # (1, 1, H, W, A * 4): GluonCV's anchor grid, checked, not loaded
+            continue
         new = re.sub(r"\.gamma$", ".weight", re.sub(r"\.beta$", ".bias", key))
         for pattern, repl in _RCNN_RULES:
             new, n = re.subn(pattern, repl, new)
@@ -207,7 +209,74 @@ def _rcnn_state(arrays: Mapping[str, Any]) -> dict[str, torch.Tensor]:
             # GluonCV predicts no background box: torchvision's first 4 rows (background) are zero
             t = torch.cat([torch.zeros((4,) + tuple(t.shape[1:]), device=t.device), t], 0)
         state[new] = t
-    return state
+    return state, anchors
+
+
+def _check_rcnn_anchors(model: nn.Module, anchors: dict[int, torch.Tensor], source: str) -> None:
+    """GluonCV's anchor grids (one per level) against the model's on a corner of each
+    (``postprocess="gluoncv"`` only)."""
+    if getattr(model, "postprocess", "") != "gluoncv":
+        return
+    generator = model.rpn.anchor_generator
+    count = generator.num_anchors_per_location()[0]
+    for level, grid in sorted(anchors.items()):
+        if grid.device.type == "meta":
+            continue
+        if level >= len(generator.strides) or grid.dim() != 5 or grid.shape[-1] != count * 4:
+            raise WeightsError(f"{source}: RPN anchor grid {level} {tuple(grid.shape)} does not fit the model's "
+                               f"{len(generator.strides)} levels of {count} anchors per position")
+        h, w = min(4, int(grid.shape[2])), min(5, int(grid.shape[3]))
+        theirs = grid[0, 0, :h, :w].reshape(-1, 4)
+        stride = generator.strides[level]
+        ys, xs = torch.meshgrid(torch.arange(h) * stride, torch.arange(w) * stride, indexing="ij")
+        shifts = torch.stack([xs, ys, xs, ys], -1).reshape(-1, 1, 4).float()
+        ours = (shifts + generator.cell_anchors[level].float().view(1, -1, 4)).reshape(-1, 4)
+        if theirs.shape != ours.shape or not torch.allclose(theirs, ours, atol=1e-3):
+            raise WeightsError(f"{source}: the RPN anchors of level {level} differ from the model's (sizes "
+                               f"{generator.sizes[level]}, ratios {generator.aspect_ratios[level]}, stride "
+                               f"{generator.strides[level]}): the file is of another Faster R-CNN configuration")
+
+
+# GluonCV's FPN Faster R-CNN -> ours (``features.*`` other than P*: the SymbolBlock backbone)
+_FPN_RULES = [
+    (r"^features\.P([2-5])_conv_lat_", lambda m: f"fpn.inner_blocks.{int(m.group(1)) - 2}.0."),
+    (r"^features\.P([2-5])_conv1_", lambda m: f"fpn.layer_blocks.{int(m.group(1)) - 2}.0."),
+    (r"^features\.P6_conv1_", lambda m: "fpn.p6."),
+    (r"^rpn\.rpn_head\.conv1\.0\.", lambda m: "rpn.head.conv.0.0."),
+    (r"^rpn\.rpn_head\.score\.", lambda m: "rpn.head.cls_logits."),
+    (r"^rpn\.rpn_head\.loc\.", lambda m: "rpn.head.bbox_pred."),
+    (r"^box_features\.0\.", lambda m: "roi_heads.box_head.fc6."),
+    (r"^box_features\.2\.", lambda m: "roi_heads.box_head.fc7."),
+    (r"^class_predictor\.", lambda m: "roi_heads.box_predictor.cls_score."),
+    (r"^box_predictor\.", lambda m: "roi_heads.box_predictor.bbox_pred."),
+]
+
+
+def _fpn_state(model: nn.Module, arrays: Mapping[str, Any], source: str
+               ) -> tuple[dict[str, torch.Tensor], dict[int, torch.Tensor]]:
+    state: dict[str, torch.Tensor] = {}
+    backbone: list[tuple[str, torch.Tensor]] = []
+    anchors: dict[int, torch.Tensor] = {}
+    for key, value in arrays.items():
+        t = _tensor(value)
+        m = re.match(r"^rpn\.anchor_generator\.(\d+)\.anchors$", key)
+        if m is not None:
+            anchors[int(m.group(1))] = t
+            continue
+        for pattern, repl in _FPN_RULES:
+            new, n = re.subn(pattern, repl, key)
+            if n:
+                break
+        else:
+            if key.startswith("features."):
+                backbone.append((key, t))
+                continue
+            new = key  # assign_state reports it as not in the model
+        if new.startswith("roi_heads.box_predictor.bbox_pred."):
+            t = torch.cat([torch.zeros((4,) + tuple(t.shape[1:]), device=t.device), t], 0)
+        state[new] = t
+    state.update(_ssd_backbone(model, backbone, source, root="backbone"))
+    return state, anchors
 
 
 def gluoncv_detection_state(model: nn.Module, name: str, arrays: Mapping[str, Any], source: str = "GluonCV file"
@@ -217,10 +286,12 @@ def gluoncv_detection_state(model: nn.Module, name: str, arrays: Mapping[str, An
     ``arrays`` may hold ``meta`` tensors (names and shapes only): the anchor checks are then skipped.
     """
     family = _family(name)
-    if family == "faster_rcnn":
-        if getattr(model, "fpn", None) is not None:
-            raise ValueError("from_gluoncv reads GluonCV's C4 Faster R-CNN, not an FPN model")
-        return _rcnn_state(arrays)
+    if family.startswith("faster_rcnn"):
+        if (getattr(model, "fpn", None) is not None) != (family == "faster_rcnn_fpn"):
+            raise ValueError(f"{name} and the model disagree on FPN")
+        state, anchors = _fpn_state(model, arrays, source) if family == "faster_rcnn_fpn" else _rcnn_state(arrays)
+        _check_rcnn_anchors(model, anchors, source)
+        return state
     if family == "ssd":
         state, anchors = _ssd_state(model, arrays, source)
         _check_ssd_anchors(model, anchors, source)
@@ -238,9 +309,10 @@ def _num_classes(family: str, arrays: Mapping[str, Any], source: str) -> int:
                                "not a GluonCV SSD")
         anchors = int(box.shape[0]) // 4
         return int(cls.shape[0]) // anchors - 1
-    if family == "faster_rcnn":
+    if family.startswith("faster_rcnn"):
         cls = arrays.get("class_predictor.weight")
-        if cls is None or "rpn.score.weight" not in arrays:
+        rpn = "rpn.rpn_head.score.weight" if family == "faster_rcnn_fpn" else "rpn.score.weight"
+        if cls is None or rpn not in arrays:
             raise WeightsError(f"{source} has no R-CNN predictors (class_predictor.weight): not a GluonCV Faster R-CNN")
         return int(cls.shape[0]) - 1
     pred, anc = arrays.get("yolo_outputs.0.prediction.weight"), arrays.get("yolo_outputs.0.anchors")
@@ -264,6 +336,15 @@ def from_gluoncv_detection(arrays: Mapping[str, Any], name: str, source: str, **
         if len(default) != count:
             raise WeightsError(f"{source} has {count} classes, {name} {len(default)}: pass classes=[...] "
                                f"({count} names; a .params file does not store them)")
+    if family.startswith("faster_rcnn"):
+        kwargs.setdefault("postprocess", "gluoncv")
+    if family == "faster_rcnn_fpn" and kwargs["postprocess"] == "gluoncv":
+        # the widths a .params file of GluonCV's FPN R-CNN shows (GluonCV's: 256, 1024, 1024)
+        for arg, key in (("fpn_channels", "features.P2_conv1_weight"), ("box_channels", "box_features.0.weight"),
+                         ("rpn_channels", "rpn.rpn_head.conv1.0.weight")):
+            if key not in arrays:
+                raise WeightsError(f"{source} has no {key}: not a GluonCV FPN Faster R-CNN")
+            kwargs.setdefault(arg, int(arrays[key].shape[0]))
     model = get_model(name, **kwargs)
     state = gluoncv_detection_state(model, name, arrays, source)
     return assign_state(model, state, source)

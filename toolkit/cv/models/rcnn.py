@@ -27,6 +27,27 @@ for the batch (``torchvision.ops.nms`` -> ONNX ``NonMaxSuppression``), the best
 ONNX ``RoiAlign``; FPN levels by torchvision's ``LevelMapper``), the box head on every padded
 proposal, torchvision's box decoding and :func:`fixed_detections` with the padding masked out.
 It computes what torchvision's eval path computes (tests compare both).
+
+``postprocess="gluoncv"`` (set by ``toolkit.cv.convert.from_gluoncv``, recorded in
+``metadata["postprocess"]``) swaps in GluonCV's semantics where they differ from torchvision's, so
+that converted GluonCV weights give GluonCV's detections (facts from gluoncv 0.10.5's ``rpn`` and
+``faster_rcnn`` modules):
+
+* anchors (:class:`GluonCVAnchorGenerator`): Detectron's, centred at ``stride / 2 - 0.5`` with
+  rounded shapes (torchvision's are centred at 0);
+* proposals: boxes decoded without the ``log(1000 / 16)`` clamp (C4; FPN clamps at 4.14), clipped to
+  ``[0, W] x [0, H]``, dropped when ``x2 - x1 + 1`` or ``y2 - y1 + 1`` is under
+  ``rpn_min_size`` (16 for C4, 1 for FPN), the best ``pre_nms`` over *all* levels kept and one NMS
+  (0.7) across levels (torchvision: per level top-k and per-level NMS);
+* RoI level (FPN): ``floor(4 + log2(sqrt((w + 1) (h + 1)) / 224 + 1e-6))`` in ``[2, 5]``;
+* detections: boxes decoded with the proposals' clamp and *not* clipped, no small-box removal, scores
+  above 0.01, per-class NMS over each class's best ``nms_topk`` (400 for C4; all for FPN);
+* FPN models: :class:`GluonCVFPN` (P6 a stride-2 convolution of the last lateral, top-down maps
+  upsampled by 2 and cropped) and :class:`GluonCVRPNHead` (a 1024-wide 3x3 convolution).
+
+GluonCV's own output is class-major (all of class 0's rows, then class 1's ...) and also holds
+detections of its ``-1`` padding proposals (boxes ``-1, -1, -1, -1``, real scores); ours is the
+contract's: the best ``post_nms`` real detections, best first.
 """
 from __future__ import annotations
 
@@ -53,7 +74,102 @@ from .detection._base import ClassLayer, Detector, labels_to_targets
 from .detection._boxes import fixed_detections
 from .detection._classes import COCO_CLASSES, VOC_CLASSES
 
-__all__ = ["FasterRCNN"]
+__all__ = ["FasterRCNN", "GluonCVAnchorGenerator", "GluonCVFPN", "GluonCVRPNHead", "gluoncv_cell_anchors"]
+
+POSTPROCESS = ("torchvision", "gluoncv")
+
+
+def gluoncv_cell_anchors(stride: int, sizes: Sequence[float], ratios: Sequence[float]) -> torch.Tensor:
+    """GluonCV's (Detectron's) anchors of one feature-map cell, ``(len(ratios) * len(sizes), 4)``, ratio-major.
+
+    A ``stride x stride`` window at the origin is reshaped per ratio (``w = round(sqrt(stride^2 / r))``,
+    ``h = round(w * r)``, half to even), scaled by ``size / stride`` and centred at ``(stride - 1) / 2``;
+    corners are ``centre -+ (w - 1) / 2`` (inclusive pixel boxes).
+    """
+    centre = (stride - 1) / 2.0
+    rows = []
+    for r in ratios:
+        w = round(math.sqrt(stride * stride / float(r)))  # Python rounds half to even, as numpy does
+        h = round(w * float(r))
+        for size in sizes:
+            ws, hs = w * size / stride, h * size / stride
+            rows.append([centre - (ws - 1) / 2, centre - (hs - 1) / 2, centre + (ws - 1) / 2, centre + (hs - 1) / 2])
+    return torch.tensor(rows, dtype=torch.float64).float()
+
+
+class GluonCVAnchorGenerator(AnchorGenerator):
+    """torchvision's ``AnchorGenerator`` with GluonCV's cell anchors and fixed strides.
+
+    Parameters
+    ----------
+    sizes, aspect_ratios : tuple of tuples
+        As torchvision's (one tuple per feature map).
+    strides : sequence of int
+        Each feature map's stride (GluonCV's are fixed; torchvision divides image by map size).
+    """
+
+    def __init__(self, sizes, aspect_ratios, strides: Sequence[int]) -> None:
+        super().__init__(sizes, aspect_ratios)
+        if len(strides) != len(self.sizes):
+            raise ValueError(f"{len(strides)} strides for {len(self.sizes)} anchor levels")
+        self.strides = [int(s) for s in strides]
+        self.cell_anchors = [gluoncv_cell_anchors(st, s, r)
+                             for st, s, r in zip(self.strides, self.sizes, self.aspect_ratios)]
+
+    def forward(self, image_list: ImageList, feature_maps: list[torch.Tensor]) -> list[torch.Tensor]:
+        if len(feature_maps) != len(self.strides):
+            raise ValueError(f"{len(feature_maps)} feature maps for {len(self.strides)} anchor levels")
+        device = feature_maps[0].device
+        grid_sizes = [list(f.shape[-2:]) for f in feature_maps]
+        strides = [[torch.tensor(s, dtype=torch.int64, device=device)] * 2 for s in self.strides]
+        self.set_cell_anchors(feature_maps[0].dtype, device)
+        anchors = torch.cat(self.grid_anchors(grid_sizes, strides))
+        return [anchors for _ in image_list.image_sizes]
+
+
+class GluonCVFPN(FeaturePyramidNetwork):
+    """GluonCV's ``FPNFeatureExpander`` (``use_p6``, ``p6_conv``) on torchvision's FPN modules.
+
+    The same ``inner_blocks`` (1x1 laterals) and ``layer_blocks`` (3x3) as torchvision's, but the
+    top-down path upsamples by 2 (nearest) and crops to the lateral's size, as GluonCV's
+    ``UpSampling`` + ``slice_like`` (torchvision resizes to the size: other pixels for odd sizes),
+    and ``"pool"`` (P6) is a 3x3 stride-2 convolution of the *lateral* of the last map, not a max-pool.
+    """
+
+    def __init__(self, in_channels_list: Sequence[int], out_channels: int) -> None:
+        super().__init__(list(in_channels_list), out_channels)
+        self.p6 = nn.Conv2d(out_channels, out_channels, 3, 2, 1)
+
+    def forward(self, x: "OrderedDict[str, torch.Tensor]") -> "OrderedDict[str, torch.Tensor]":
+        names, feats = list(x.keys()), list(x.values())
+        last = self.get_result_from_inner_blocks(feats[-1], -1)
+        p6 = self.p6(last)
+        results = [self.get_result_from_layer_blocks(last, -1)]
+        for i in range(len(feats) - 2, -1, -1):
+            lateral = self.get_result_from_inner_blocks(feats[i], i)
+            up = last.repeat_interleave(2, dim=2).repeat_interleave(2, dim=3)
+            last = lateral + up[..., :lateral.shape[-2], :lateral.shape[-1]]
+            results.insert(0, self.get_result_from_layer_blocks(last, i))
+        return OrderedDict([*zip(names, results), ("pool", p6)])
+
+
+class GluonCVRPNHead(nn.Module):
+    """GluonCV's FPN ``RPNHead``: torchvision's ``RPNHead`` layout with a ``channels``-wide 3x3 conv
+    (GluonCV's ``rpn_channel``; torchvision's keeps the input width)."""
+
+    def __init__(self, in_channels: int, channels: int, num_anchors: int) -> None:
+        super().__init__()
+        self.conv = nn.Sequential(nn.Sequential(nn.Conv2d(in_channels, channels, 3, 1, 1), nn.ReLU(inplace=True)))
+        self.cls_logits = nn.Conv2d(channels, num_anchors, 1)
+        self.bbox_pred = nn.Conv2d(channels, num_anchors * 4, 1)
+
+    def forward(self, x: list[torch.Tensor]) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        logits, boxes = [], []
+        for f in x:
+            t = self.conv(f)
+            logits.append(self.cls_logits(t))
+            boxes.append(self.bbox_pred(t))
+        return logits, boxes
 
 
 class FasterRCNN(Detector):
@@ -70,12 +186,22 @@ class FasterRCNN(Detector):
     classes : sequence of str
     data_shape : int or (int, int)
         Typical input size (metadata).
+    postprocess : {"torchvision", "gluoncv"}
+        Whose proposal and detection semantics the eval path follows (module docstring); the
+        builders set up the anchors and box coders to match. Recorded in ``metadata["postprocess"]``.
+    nms_topk : int
+        ``"gluoncv"``: best candidates per class kept before the final NMS (``-1``: all).
     """
 
     def __init__(self, backbone: BackboneFeatures, fpn: nn.Module | None, rpn: RegionProposalNetwork,
-                 roi_heads: RoIHeads, classes: Sequence[str], data_shape=(600, 600), in_channels: int = 3) -> None:
+                 roi_heads: RoIHeads, classes: Sequence[str], data_shape=(600, 600), in_channels: int = 3,
+                 postprocess: str = "torchvision", nms_topk: int = -1) -> None:
         super().__init__(classes, in_channels, data_shape)
+        if postprocess not in POSTPROCESS:
+            raise ValueError(f"postprocess must be one of {POSTPROCESS}, got {postprocess!r}")
         self.backbone, self.fpn, self.rpn, self.roi_heads = backbone, fpn, rpn, roi_heads
+        self.postprocess, self.nms_topk = postprocess, int(nms_topk)
+        self.metadata["postprocess"] = postprocess
 
     def _class_layers(self) -> list[ClassLayer]:
         return [ClassLayer("roi_heads.box_predictor.cls_score", extra=1),
@@ -173,6 +299,9 @@ class FasterRCNN(Detector):
             upper = torch.stack([sizes[:, 1], sizes[:, 0], sizes[:, 1], sizes[:, 0]], 1).unsqueeze(1)
             pool_hw = (int(image_sizes[:, 0].max()), int(image_sizes[:, 1].max()))
         feats = self.feature_maps(data)
+        if self.postprocess == "gluoncv":
+            proposals, valid = self._gluoncv_proposals(data, feats, upper)
+            return self._gluoncv_box_detections(feats, proposals, valid)
         proposals, valid = self._proposals(data, feats, upper)
         return self._box_detections(feats, proposals, valid, upper, pool_hw)
 
@@ -242,6 +371,68 @@ class FasterRCNN(Detector):
                                 post_nms=int(heads.detections_per_img))
 
 
+    # ---------------------------------------------------------------- eval: GluonCV's semantics
+    def _gluoncv_proposals(self, data: torch.Tensor, feats: "OrderedDict[str, torch.Tensor]",
+                           upper: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """GluonCV's ``RPN`` (eval) for the batch: ``(B, P, 4)`` proposals, ``(B, P)`` valid.
+
+        ``upper``: (B or 1, 1, 4) ``[W, H, W, H]``, the clipping bounds (GluonCV's ``BBoxClipToImage``).
+        """
+        rpn = self.rpn
+        maps = list(feats.values())
+        objectness, deltas = rpn.head(maps)
+        anchors = rpn.anchor_generator(ImageList(data[:1], [tuple(data.shape[-2:])]), maps)[0]
+        objectness, deltas = concat_box_prediction_layers(objectness, deltas)
+        batch, m = data.shape[0], anchors.shape[0]
+        boxes = rpn.box_coder.decode_single(deltas.detach(), anchors.repeat(batch, 1)).reshape(batch, m, 4)
+        boxes = _clip(boxes, upper)
+        scores = torch.sigmoid(objectness.detach().reshape(batch, m))
+        size = boxes[..., 2:] - boxes[..., :2] + 1  # GluonCV's inclusive pixel sizes
+        scores = torch.where((size >= rpn.min_size).all(-1), scores, torch.full_like(scores, -1.0))
+        # the best pre_nms of all levels together (the invalid ones last), one NMS across levels
+        top = scores.topk(min(int(rpn.pre_nms_top_n()), m), dim=1)
+        boxes = torch.gather(boxes, 1, top.indices.unsqueeze(-1).expand(-1, -1, 4))
+        groups = torch.zeros(top.indices.shape[1], dtype=torch.int64, device=data.device)
+        return _padded_nms(boxes, top.values, groups, 1, top.values > 0, float(rpn.nms_thresh),
+                           int(rpn.post_nms_top_n()))
+
+    def _gluoncv_roi_align(self, feats: "OrderedDict[str, torch.Tensor]", rois: torch.Tensor) -> torch.Tensor:
+        """RoIAlign at GluonCV's fixed strides; FPN levels by GluonCV's rule (module docstring)."""
+        pool = self.roi_heads.box_roi_pool
+        names = [n for n in pool.featmap_names if n in feats]
+        strides = self.rpn.anchor_generator.strides[:len(names)]
+        size, ratio = tuple(pool.output_size), int(pool.sampling_ratio)
+        if len(names) == 1:
+            return roi_align(feats[names[0]], rois, size, 1.0 / strides[0], ratio)
+        wh = rois[:, 3:5] - rois[:, 1:3] + 1
+        first = int(round(math.log2(strides[0])))
+        level = torch.floor(4 + torch.log2(torch.sqrt(wh[:, 0] * wh[:, 1]) / 224.0 + 1e-6))
+        level = level.clamp(first, first + len(names) - 1).to(torch.int64) - first
+        out = rois.new_zeros((rois.shape[0], feats[names[0]].shape[1], *size))
+        for i, (name, stride) in enumerate(zip(names, strides)):
+            idx = torch.nonzero(level == i).squeeze(1)
+            out = out.index_put((idx,), roi_align(feats[name], rois[idx], size, 1.0 / stride, ratio))
+        return out
+
+    def _gluoncv_box_detections(self, feats: "OrderedDict[str, torch.Tensor]", proposals: torch.Tensor,
+                                valid: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """GluonCV's R-CNN head (eval): unclipped boxes, per-class NMS, the contract's fixed shape."""
+        heads = self.roi_heads
+        batch, p = valid.shape
+        image = torch.arange(batch, device=proposals.device).repeat_interleave(p).to(proposals.dtype)
+        flat = proposals.reshape(-1, 4)
+        x = heads.box_head(self._gluoncv_roi_align(feats, torch.cat([image[:, None], flat], 1)))
+        logits, deltas = heads.box_predictor(x)
+        n = logits.shape[-1]
+        boxes = heads.box_coder.decode_single(deltas, flat).reshape(batch, p, n, 4)[:, :, 1:]
+        scores = F.softmax(logits, -1).reshape(batch, p, n)[:, :, 1:]
+        scores = torch.where(valid.unsqueeze(-1), scores, torch.full_like(scores, -1.0))
+        topk = self.nms_topk if 0 < self.nms_topk < p else None
+        return fixed_detections(boxes, scores, score_thresh=float(heads.score_thresh),
+                                nms_thresh=float(heads.nms_thresh), nms_topk=-1,
+                                post_nms=int(heads.detections_per_img), per_class_topk=topk)
+
+
 def _pad(detections: list[dict[str, torch.Tensor]], k: int, device) -> tuple[torch.Tensor, ...]:
     b = len(detections)
     ids = torch.full((b, k, 1), -1.0, device=device)
@@ -292,21 +483,40 @@ def _padded_nms(boxes: torch.Tensor, scores: torch.Tensor, groups: torch.Tensor,
 
 
 def _rpn(anchors: AnchorGenerator, channels: int, pre_train: int, pre_test: int, post_train: int, post_test: int,
-         nms: float = 0.7, score_thresh: float = 0.0) -> RegionProposalNetwork:
+         nms: float = 0.7, score_thresh: float = 0.0, head: nn.Module | None = None) -> RegionProposalNetwork:
+    head = head if head is not None else RPNHead(channels, anchors.num_anchors_per_location()[0])
     return RegionProposalNetwork(
-        anchors, RPNHead(channels, anchors.num_anchors_per_location()[0]), fg_iou_thresh=0.7, bg_iou_thresh=0.3,
+        anchors, head, fg_iou_thresh=0.7, bg_iou_thresh=0.3,
         batch_size_per_image=256, positive_fraction=0.5,
         pre_nms_top_n={"training": pre_train, "testing": pre_test},
         post_nms_top_n={"training": post_train, "testing": post_test}, nms_thresh=nms, score_thresh=score_thresh)
 
 
+def _gluoncv_semantics(net: FasterRCNN, rpn_min_size: float, clip: float) -> FasterRCNN:
+    """The parts of ``postprocess="gluoncv"`` that live in torchvision's modules: the RPN's minimum
+    proposal size and both box coders' ``exp`` clamp (GluonCV's ``clip``; ``inf``: none)."""
+    net.rpn.min_size = float(rpn_min_size)
+    net.rpn.box_coder.bbox_xform_clip = float(clip)
+    net.roi_heads.box_coder.bbox_xform_clip = float(clip)
+    return net
+
+
+def _check_postprocess(postprocess: str) -> bool:
+    if postprocess not in POSTPROCESS:
+        raise ValueError(f"postprocess must be one of {POSTPROCESS}, got {postprocess!r}")
+    return postprocess == "gluoncv"
+
+
 def faster_rcnn_c4(backbone: str | nn.Module, classes: Sequence[str], pretrained_base: bool | str = False,
                    norm_layer=None, in_channels: int = 3, rpn_test: tuple[int, int] = (6000, 300),
-                   **kwargs: Any) -> FasterRCNN:
+                   postprocess: str = "torchvision", **kwargs: Any) -> FasterRCNN:
     """GluonCV's Faster R-CNN: features to stride 16, the rest of the backbone as the box head.
 
     ``rpn_test``: proposals per image kept before and after the RPN's NMS in eval mode.
+    ``postprocess="gluoncv"``: GluonCV's anchors, proposals and detections (module docstring;
+    score threshold 0.01, ``nms_topk`` 400, ``rpn_min_size`` 16, no box clamp).
     """
+    gluoncv = _check_postprocess(postprocess)
     base_kw = {} if norm_layer is None else {"norm_layer": norm_layer}
     feats = BackboneFeatures(build_backbone(backbone, pretrained_base, **base_kw), strides=(16,),
                              in_channels=in_channels)
@@ -315,33 +525,61 @@ def faster_rcnn_c4(backbone: str | nn.Module, classes: Sequence[str], pretrained
     with torch.no_grad():
         head_out = head.eval()(torch.zeros(1, feats.channels[0], 14, 14)).shape[1]
     head.train()
-    anchors = AnchorGenerator(((32, 64, 128, 256, 512),), ((0.5, 1.0, 2.0),))
+    sizes, ratios = ((32, 64, 128, 256, 512),), ((0.5, 1.0, 2.0),)
+    anchors = GluonCVAnchorGenerator(sizes, ratios, (16,)) if gluoncv else AnchorGenerator(sizes, ratios)
     rpn = _rpn(anchors, feats.channels[0], 12000, rpn_test[0], 2000, rpn_test[1], kwargs.pop("rpn_nms_thresh", 0.7))
     roi = RoIHeads(MultiScaleRoIAlign(["0"], 14, 2), head, FastRCNNPredictor(head_out, len(classes) + 1),
-                   0.5, 0.5, 128, 0.25, None, kwargs.pop("score_thresh", 0.05), kwargs.pop("nms_thresh", 0.3),
-                   kwargs.pop("post_nms", 100))
-    return FasterRCNN(feats, None, rpn, roi, classes, in_channels=in_channels, **kwargs)
+                   0.5, 0.5, 128, 0.25, None, kwargs.pop("score_thresh", 0.01 if gluoncv else 0.05),
+                   kwargs.pop("nms_thresh", 0.3), kwargs.pop("post_nms", 100))
+    rpn_min_size = kwargs.pop("rpn_min_size", 16)
+    net = FasterRCNN(feats, None, rpn, roi, classes, in_channels=in_channels, postprocess=postprocess,
+                     nms_topk=kwargs.pop("nms_topk", 400 if gluoncv else -1), **kwargs)
+    return _gluoncv_semantics(net, rpn_min_size, math.inf) if gluoncv else net
 
 
 def faster_rcnn_fpn(backbone: str | nn.Module, classes: Sequence[str], pretrained_base: bool | str = False,
                     norm_layer=None, in_channels: int = 3, cuts: Sequence[int] | None = None,
                     anchor_sizes=((32,), (64,), (128,), (256,), (512,)), rpn_score_thresh: float = 0.0,
-                    rpn_test: tuple[int, int] = (1000, 1000), **kwargs: Any) -> FasterRCNN:
-    """Faster R-CNN with FPN (256 channels, max-pool extra level) and torchvision's box head."""
+                    rpn_test: tuple[int, int] | None = None, postprocess: str = "torchvision",
+                    fpn_channels: int = 256, box_channels: int = 1024, rpn_channels: int | None = None,
+                    **kwargs: Any) -> FasterRCNN:
+    """Faster R-CNN with FPN (256 channels, max-pool extra level) and torchvision's box head.
+
+    ``postprocess="gluoncv"``: GluonCV's ``faster_rcnn_fpn_*`` instead (:class:`GluonCVFPN` with a
+    convolutional P6, :class:`GluonCVRPNHead` ``rpn_channels`` wide (1024), GluonCV's anchors,
+    proposals (6000 / 1000, ``rpn_min_size`` 1) and detections (score 0.01, box clamp 4.14); module
+    docstring). ``fpn_channels`` / ``box_channels``: FPN and box-head widths (small test models).
+    """
+    gluoncv = _check_postprocess(postprocess)
     base_kw = {} if norm_layer is None else {"norm_layer": norm_layer}
     model = build_backbone(backbone, pretrained_base, **base_kw)
     feats = (BackboneFeatures(model, cuts=cuts, in_channels=in_channels) if cuts is not None
              else BackboneFeatures(model, strides=(4, 8, 16, 32), in_channels=in_channels))
-    fpn = FeaturePyramidNetwork(feats.channels, 256, extra_blocks=LastLevelMaxPool())
     levels = len(feats.channels) + 1
     if len(anchor_sizes) == 1:
         anchor_sizes = tuple(anchor_sizes) * levels
-    anchors = AnchorGenerator(tuple(anchor_sizes), ((0.5, 1.0, 2.0),) * levels)
-    rpn = _rpn(anchors, 256, 2000, rpn_test[0], 2000, rpn_test[1], score_thresh=rpn_score_thresh)
-    roi = RoIHeads(MultiScaleRoIAlign(["0", "1", "2", "3"], 7, 2), TwoMLPHead(256 * 49, 1024),
-                   FastRCNNPredictor(1024, len(classes) + 1), 0.5, 0.5, 512, 0.25, None,
-                   kwargs.pop("score_thresh", 0.05), kwargs.pop("nms_thresh", 0.5), kwargs.pop("post_nms", 100))
-    return FasterRCNN(feats, fpn, rpn, roi, classes, in_channels=in_channels, **kwargs)
+    ratios = ((0.5, 1.0, 2.0),) * levels
+    if rpn_test is None:
+        rpn_test = (6000, 1000) if gluoncv else (1000, 1000)
+    if gluoncv:
+        if cuts is not None:
+            raise ValueError("postprocess='gluoncv' builds GluonCV's FPN at strides 4..32, not cuts")
+        fpn = GluonCVFPN(feats.channels, fpn_channels)
+        anchors = GluonCVAnchorGenerator(tuple(anchor_sizes), ratios, (*feats.strides, feats.strides[-1] * 2))
+        head = GluonCVRPNHead(fpn_channels, rpn_channels or 1024, anchors.num_anchors_per_location()[0])
+    else:
+        fpn = FeaturePyramidNetwork(feats.channels, fpn_channels, extra_blocks=LastLevelMaxPool())
+        anchors = AnchorGenerator(tuple(anchor_sizes), ratios)
+        head = RPNHead(fpn_channels, anchors.num_anchors_per_location()[0])
+    rpn = _rpn(anchors, fpn_channels, 2000, rpn_test[0], 2000, rpn_test[1], score_thresh=rpn_score_thresh, head=head)
+    roi = RoIHeads(MultiScaleRoIAlign(["0", "1", "2", "3"], 7, 2), TwoMLPHead(fpn_channels * 49, box_channels),
+                   FastRCNNPredictor(box_channels, len(classes) + 1), 0.5, 0.5, 512, 0.25, None,
+                   kwargs.pop("score_thresh", 0.01 if gluoncv else 0.05), kwargs.pop("nms_thresh", 0.5),
+                   kwargs.pop("post_nms", 100))
+    rpn_min_size = kwargs.pop("rpn_min_size", 1)
+    net = FasterRCNN(feats, fpn, rpn, roi, classes, in_channels=in_channels, postprocess=postprocess,
+                     nms_topk=kwargs.pop("nms_topk", -1), **kwargs)
+    return _gluoncv_semantics(net, rpn_min_size, 4.14) if gluoncv else net
 
 
 _META = {"family": "faster_rcnn", "paper": "https://arxiv.org/abs/1506.01497"}
