@@ -16,7 +16,7 @@ import pytest
 pytest.importorskip("torchvision")
 
 from _deploy_helpers import run_native  # noqa: E402
-from test_native_vision_java import _python, _same_detections  # noqa: E402
+from test_native_vision_java import _edited_copy, _python, _refused, _same_detections  # noqa: E402
 
 pytestmark = [pytest.mark.native, pytest.mark.slow]  # a two-stage detector export (~1 min), its quantization
 
@@ -42,3 +42,20 @@ def test_int8_detections_equal_python(runner, rcnn_int8_export, photos, capsys):
     assert done.returncode == 0, done.stderr
     ref = json.loads(_python(capsys, rcnn_int8_export, *photos, "--threshold", "0.05", "--json"))
     _same_detections(json.loads(done.stdout), ref)
+
+
+def test_bad_input_is_one_clear_line(runner, rcnn_export, photos, tmp_path):
+    """Issue 14's refusals on the two-stage export too: no NMS block, a threshold outside [0, 1], --draw under a file."""
+    prefix, photo = rcnn_export[0], photos[0]
+    watch = tmp_path / "watch"
+    watch.mkdir()
+    blocker = watch / "a-file"
+    blocker.write_text("x")
+    no_nms = _edited_copy(prefix, tmp_path / "no-nms", lambda m: m.pop("detection"))
+    cases = {
+        "no NMS block": ([no_nms, photo, "--json"], "NMS"),
+        "threshold above 1": ([prefix, photo, "--threshold", "1.5"], "--threshold"),
+        "--draw under a file": ([prefix, photo, "--draw", blocker / "d"], "cannot be created"),
+    }
+    failed = {name: p for name, (args, expected) in cases.items() if (p := _refused(runner, args, expected, watch))}
+    assert not failed, failed
