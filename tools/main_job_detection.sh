@@ -14,8 +14,8 @@
 #   MAX_TRAIN (first N training images, default 1000; 0 = all 8,000), MAX_VAL (first N validation images,
 #   default 200; 0 = all 1,000), THRESHOLD (default 0.1: the small schedule's detector scores about 0.1-0.15),
 #   OUT (default runs/main-detection), SKIP_SETUP=1 (skip tools/setup.sh on a machine already set up).
-# Duration at the defaults with SKIP_SETUP=1: 36 min (2,148 s) on a 2-core AMD EPYC shared with other jobs
-# (load average 12-16), of which training 12 min (320 s + 391 s); an idle machine takes less.
+# Duration at the defaults with SKIP_SETUP=1: 25 and 36 min (1,521 s and 2,148 s) in two runs on a 2-core AMD
+# EPYC shared with other jobs (load average 9-17), of which training 12-13 min; an idle machine takes less.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [[ "${SKIP_SETUP:-0}" == 1 ]] || bash tools/setup.sh
