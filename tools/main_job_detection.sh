@@ -4,26 +4,35 @@
 #   from Debian's dataset-fashion-mnist) -> evaluate (VOC07 mAP) -> export to ONNX with the NMS in the graph ->
 #   int8-quantize (fp32 vs int8 mAP) -> run fp32 and int8 graphs from Python (onnxruntime, OpenVINO), C++ and
 #   Java and check that they agree.
-# A runtime that refuses a graph (OpenVINO on int8 detector graphs at the time of writing; a Java runner
-# without detection) is reported with its own error and skipped; fp32 C++ must agree with Python.
-# Environment: EPOCHS (default 10), NETWORK (default mobilenet1.0, any zoo classifier), DATA_SHAPE (default 128),
-#   MAX_TRAIN / MAX_VAL (first N images; default all), THRESHOLD (default 0.5), OUT (default runs/main-detection),
-#   SKIP_SETUP=1 (skip tools/setup.sh on a machine already set up).
+# A runtime that refuses a graph is reported with its own error and skipped where that is allowed (OpenVINO
+# on an int8 detector graph); fp32 C++ and Java must agree with Python (OpenVINO), and so must int8 C++ and
+# Java wherever Python's OpenVINO runs the int8 graph.
+# The default is a small schedule that exercises the whole path on 2 CPU cores (SSD MobileNet 0.25, 128x128,
+# the first 1,000 training canvases for 2 epochs, 200 validation canvases): it proves the path, it does not
+# train a useful detector (docs/training_attempts: 3 full epochs of the same SSD, 65 min, VOC07 mAP 1.9 %).
+# Environment: EPOCHS (default 2), NETWORK (default mobilenet0.25, any zoo classifier), DATA_SHAPE (default 128),
+#   MAX_TRAIN (first N training images, default 1000; 0 = all 8,000), MAX_VAL (first N validation images,
+#   default 200; 0 = all 1,000), THRESHOLD (default 0.1: the small schedule's detector scores about 0.1-0.15),
+#   OUT (default runs/main-detection), SKIP_SETUP=1 (skip tools/setup.sh on a machine already set up).
+# Duration at the defaults with SKIP_SETUP=1: 25 and 36 min (1,521 s and 2,148 s) in two runs on a 2-core AMD
+# EPYC shared with other jobs (load average 9-17), of which training 12-13 min; an idle machine takes less.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [[ "${SKIP_SETUP:-0}" == 1 ]] || bash tools/setup.sh
 export OMP_WAIT_POLICY=PASSIVE
-EPOCHS=${EPOCHS:-10}
-NETWORK=${NETWORK:-mobilenet1.0}
+EPOCHS=${EPOCHS:-2}
+NETWORK=${NETWORK:-mobilenet0.25}
 DATA_SHAPE=${DATA_SHAPE:-128}
-THRESHOLD=${THRESHOLD:-0.5}
+THRESHOLD=${THRESHOLD:-0.1}
+MAX_TRAIN=${MAX_TRAIN:-1000}
+MAX_VAL=${MAX_VAL:-200}
 OUT=${OUT:-runs/main-detection}
 SUBSET=()
-[[ -n "${MAX_TRAIN:-}" ]] && SUBSET+=(--max-train-samples "$MAX_TRAIN")
+[[ "$MAX_TRAIN" != 0 ]] && SUBSET+=(--max-train-samples "$MAX_TRAIN")
 VAL=()
-[[ -n "${MAX_VAL:-}" ]] && VAL+=(--max-val-samples "$MAX_VAL")
+[[ "$MAX_VAL" != 0 ]] && VAL+=(--max-val-samples "$MAX_VAL")
 NUM_VAL=()
-[[ -n "${MAX_VAL:-}" ]] && NUM_VAL+=(--num-val "$MAX_VAL")
+[[ "$MAX_VAL" != 0 ]] && NUM_VAL+=(--num-val "$MAX_VAL")
 mkdir -p "$OUT"
 step() { printf '\n==== %s ====\n' "$*"; }
 
@@ -100,14 +109,13 @@ for name in ("onnxruntime", "openvino", "cpp", "java"):
         runs[name] = json.loads(path.read_text())
     else:
         refused[name] = (Path(f"{prefix}.{name}.err").read_text().strip().splitlines() or ["?"])[-1]
-# onnxruntime must run both graphs; the C++ runner must run the fp32 graph; the Java runner may refuse the
-# task (it serves classification and text models until its detection support lands), OpenVINO the int8 graph
+# onnxruntime must run both graphs and OpenVINO the fp32 one; C++ and Java run OpenVINO as Python's
+# OpenVINO does, so they must run every graph Python's OpenVINO runs (and may only refuse one it refuses)
 assert "onnxruntime" in runs, f"{prefix}: Python onnxruntime failed: {refused['onnxruntime']}"
 if not int8:
-    assert "openvino" in runs and "cpp" in runs, f"{prefix}: fp32 refused: {refused}"
-if "java" in refused:
-    known = ("does not yet support task", "unknown option --threshold")
-    assert any(k in refused["java"] for k in known), f"{prefix}: the Java runner failed: {refused['java']}"
+    assert "openvino" in runs, f"{prefix}: fp32 refused by Python OpenVINO: {refused['openvino']}"
+if "openvino" in runs:
+    assert "cpp" in runs and "java" in runs, f"{prefix}: a native runner refused what Python OpenVINO runs: {refused}"
 
 
 def labels(run):
@@ -127,8 +135,8 @@ if "openvino" in runs:  # C++ and Java run OpenVINO too: they must print what Py
         if name in runs:
             w = worst(runs[name], ref)
             assert labels(runs[name]) == labels(ref) and w < 1e-3, (name, w)
-            print(f"{prefix}: {name:11s} same detections as Python (OpenVINO) on {len(ref)} images, "
-                  f"max |score| (|box|/100 px) difference {w:.1e}")
+            print(f"{prefix}: {name:11s} same {sum(map(len, labels(ref)))} detections as Python (OpenVINO) on "
+                  f"{len(ref)} images, max |score| (|box|/100 px) difference {w:.1e}")
     same = sum(a == b for a, b in zip(labels(runs["onnxruntime"]), labels(ref)))
     print(f"{prefix}: Python onnxruntime and OpenVINO give the same labels on {same}/{len(ref)} images, "
           f"max difference {worst(runs['onnxruntime'], ref):.1e}")

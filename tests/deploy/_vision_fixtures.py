@@ -1,7 +1,7 @@
 """The tiny detection and segmentation exports the deployment tests share (one export per session).
 
-``conftest.py`` turns these into the session fixtures ``det_export``, ``seg_export`` and their int8
-twins, so that the Python, C++ and Java tests of a task compare one export instead of each module
+``conftest.py`` turns these into the session fixtures ``det_export``, ``rcnn_export``, ``seg_export`` and
+their int8 twins, so that the Python, C++ and Java tests of a task compare one export instead of each module
 exporting (and quantizing) its own: a detector export takes ~45 s, a quantization ~25 s on 2 cores.
 """
 from __future__ import annotations
@@ -61,6 +61,44 @@ def export_detector(folder: Path, photos) -> tuple[Path, torch.nn.Module]:
                ckpt)
     assert main(["export", str(ckpt), "--out", str(folder / "ssd")]) == 0
     return folder / "ssd", net
+
+
+RCNN_NAME = "fasterrcnn_mobilenet_v3_large_320_fpn"
+RCNN_SIZE = 128
+
+
+def rcnn_kwargs() -> dict:
+    return {"classes": det_classes(), "data_shape": RCNN_SIZE, "post_nms": 20}
+
+
+def tiny_frcnn(photos):
+    """torchvision's Faster R-CNN MobileNetV3-Large-320-FPN at 128x128, 20 detections per image, random heads,
+    BatchNorm statistics of the backbone taken from the photos (distinct scores, as :func:`tiny_ssd`)."""
+    from toolkit.cv.deploy.detection import detection_input
+    from toolkit.zoo import get_model
+
+    torch.manual_seed(0)
+    net = get_model(RCNN_NAME, **rcnn_kwargs())
+    with torch.no_grad():
+        net.roi_heads.box_predictor.cls_score.weight.normal_(0, 0.05)
+        for m in net.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.momentum = None
+        net.train()
+        batch = np.stack([detection_input(p, net.metadata)[0] for p in photos])
+        net.feature_maps(torch.from_numpy(batch))
+    return net.eval()
+
+
+def export_frcnn(folder: Path, photos) -> tuple[Path, torch.nn.Module]:
+    """``toolkit export`` of :func:`tiny_frcnn` (the batched fixed-shape eval path): (prefix, the eager model)."""
+    from toolkit.deploy.cli import main
+
+    net = tiny_frcnn(photos)
+    ckpt = folder / "frcnn.pt"
+    torch.save({"model_name": RCNN_NAME, "model_kwargs": rcnn_kwargs(), "state_dict": net.state_dict()}, ckpt)
+    assert main(["export", str(ckpt), "--out", str(folder / "frcnn")]) == 0
+    return folder / "frcnn", net
 
 
 def export_segmenter(folder: Path) -> Path:

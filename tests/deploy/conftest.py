@@ -100,6 +100,23 @@ def det_export(tmp_path_factory, photos):
 
 
 @pytest.fixture(scope="session")
+def rcnn_export(tmp_path_factory, photos):
+    """(prefix, eager model) of the tiny Faster R-CNN export (``_vision_fixtures``, ~1 min); do not modify."""
+    pytest.importorskip("torchvision")
+    from _vision_fixtures import export_frcnn
+
+    return export_frcnn(tmp_path_factory.mktemp("rcnn"), photos)
+
+
+@pytest.fixture(scope="session")
+def rcnn_int8_export(rcnn_export, photos, tmp_path_factory) -> Path:
+    """The tiny Faster R-CNN quantized (static int8, the photos as calibration images); do not modify."""
+    from _vision_fixtures import quantized
+
+    return quantized(rcnn_export[0], photos, tmp_path_factory.mktemp("rcnn-int8"))
+
+
+@pytest.fixture(scope="session")
 def seg_export(tmp_path_factory) -> Path:
     """The tiny FCN export (``_vision_fixtures``), shared by the session; do not modify."""
     pytest.importorskip("torchvision")

@@ -1,8 +1,9 @@
-"""Faster R-CNN exports (issue 12/14): the batched eval path through torch's exporter, ORT/OpenVINO/C++ alike.
+"""Faster R-CNN exports (issue 12/14): the batched eval path through torch's exporter, ORT/OpenVINO alike.
 
 One tiny torchvision-style MobileNetV3-FPN detector at 128x128 (BatchNorm statistics from photos,
 20 detections per image) is exported once with ``toolkit export`` and compared, on real photos,
-with the eager model (onnxruntime), onnxruntime with OpenVINO, and OpenVINO Python with the C++ runner.
+with the eager model (onnxruntime) and onnxruntime with OpenVINO; the C++ and Java runners against Python:
+test_native_vision_rcnn.py.
 """
 from __future__ import annotations
 
@@ -15,44 +16,15 @@ import torch
 
 pytest.importorskip("torchvision")
 
-from test_vision_detection import _assert_same_detections, _cpp_vs_python, _run  # noqa: E402
+from test_vision_detection import _assert_same_detections, _run  # noqa: E402
 
-from toolkit.cv.data.scenes import SCENES_CLASSES  # noqa: E402
-from toolkit.deploy.cli import main  # noqa: E402
-
-NAME = "fasterrcnn_mobilenet_v3_large_320_fpn"
-SIZE = 128
-KWARGS = {"classes": list(SCENES_CLASSES), "data_shape": SIZE, "post_nms": 20}
+SIZE = 128  # _vision_fixtures.RCNN_SIZE
 
 pytestmark = pytest.mark.slow  # one export of a whole two-stage detector (about a minute on 2 cores)
 
-
-def _tiny_frcnn(photos):
-    """Random heads, BatchNorm statistics of the backbone taken from the photos (distinct scores)."""
-    from toolkit.cv.deploy.detection import detection_input
-    from toolkit.zoo import get_model
-
-    torch.manual_seed(0)
-    net = get_model(NAME, **KWARGS)
-    with torch.no_grad():
-        net.roi_heads.box_predictor.cls_score.weight.normal_(0, 0.05)
-        for m in net.modules():
-            if isinstance(m, torch.nn.BatchNorm2d):
-                m.momentum = None
-        net.train()
-        batch = np.stack([detection_input(p, net.metadata)[0] for p in photos])
-        net.feature_maps(torch.from_numpy(batch))
-    return net.eval()
-
-
-@pytest.fixture(scope="module")
-def rcnn_export(tmp_path_factory, photos):
-    folder = tmp_path_factory.mktemp("rcnn")
-    net = _tiny_frcnn(photos)
-    ckpt = folder / "frcnn.pt"
-    torch.save({"model_name": NAME, "model_kwargs": KWARGS, "state_dict": net.state_dict()}, ckpt)
-    assert main(["export", str(ckpt), "--out", str(folder / "frcnn")]) == 0
-    return folder / "frcnn", net
+# rcnn_export (conftest.py, _vision_fixtures.tiny_frcnn): a tiny torchvision-style MobileNetV3-FPN detector at
+# 128x128, random heads, BatchNorm statistics from the photos, 20 detections per image; shared with the C++ and
+# Java tests (test_native_vision_rcnn.py)
 
 
 def test_graph_has_nms_roialign_and_the_fixed_contract(rcnn_export):
@@ -118,8 +90,3 @@ def test_openvino_gives_the_same_detections(rcnn_export, photos, capsys):
         dets = b["detections"]
         _assert_same_detections(a["detections"], [d["index"] for d in dets], [d["score"] for d in dets],
                                 np.array([d["box"] for d in dets]).reshape(-1, 4), score_tol=1e-3, box_tol=0.5)
-
-
-@pytest.mark.native
-def test_cpp_runner_gives_the_same_detections(cpp_runner, rcnn_export, photos, capsys):
-    _cpp_vs_python(cpp_runner, rcnn_export[0], photos, capsys, threshold="0.05")

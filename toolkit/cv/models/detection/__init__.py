@@ -3,6 +3,7 @@ from ._backbone import BackboneFeatures, build_backbone, classifier_stages
 from ._base import ClassLayer, Detector, detection_preprocessing, labels_to_targets
 from ._boxes import NormalizedBoxCenterCoder, center_to_corner, corner_to_center, fixed_detections
 from ._classes import COCO_CLASSES, VOC_CLASSES
+from . import _nms_capture  # noqa: F401 - NMS keeping 0 or 1 box inside captured graphs
 
 __all__ = [
     "BackboneFeatures", "COCO_CLASSES", "ClassLayer", "Detector", "NormalizedBoxCenterCoder", "VOC_CLASSES",
