@@ -4,6 +4,8 @@ torchvision has box conversion, IoU and NMS (used here); what it lacks is a
 *batched, fixed-shape* post-processing that returns GluonCV's padded
 ``(ids, scores, bboxes)`` and can be captured by ``torch.export`` (its own
 detectors return a list of variable-length dicts), so that part is written here.
+Its suppression is the custom op :func:`~._nms.grouped_nms` (``batched_nms``
+eagerly, one ONNX ``NonMaxSuppression`` over the (image, class) groups when exported).
 """
 from __future__ import annotations
 
