@@ -162,11 +162,12 @@ def fixed_detections(
     """
     batch, n, num_classes = scores.shape
     if per_class_topk is not None and per_class_topk < n:
-        top = torch.topk(scores, per_class_topk, dim=1)
-        scores = top.values
+        # along the last axis: OpenVINO's TopK over a middle axis took 0.65 s of SSDlite512's 1.8 s
+        top = torch.topk(scores.transpose(1, 2), per_class_topk, dim=2)
+        scores, indices = top.values.transpose(1, 2), top.indices.transpose(1, 2)
         if boxes.dim() == 3:
             boxes = boxes.unsqueeze(2).expand(batch, n, num_classes, 4)
-        boxes = torch.gather(boxes, 1, top.indices.unsqueeze(-1).expand(*top.indices.shape, 4))
+        boxes = torch.gather(boxes, 1, indices.unsqueeze(-1).expand(*indices.shape, 4))
     flat_scores = scores.reshape(batch, -1)  # (anchor, class) -> anchor * C + class
     k = flat_scores.shape[1] if nms_topk is None or nms_topk < 0 else min(int(nms_topk), flat_scores.shape[1])
     top = torch.topk(flat_scores, k, dim=1)
