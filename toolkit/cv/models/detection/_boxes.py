@@ -163,6 +163,7 @@ def fixed_detections(
     batch, n, num_classes = scores.shape
     if per_class_topk is not None and per_class_topk < n:
         # along the last axis: OpenVINO's TopK over a middle axis took 0.65 s of SSDlite512's 1.8 s
+        # (PERF_COUNT profile on a loaded 2-core EPYC; benchmarks/results/detection_nms.txt)
         top = torch.topk(scores.transpose(1, 2), per_class_topk, dim=2)
         scores, indices = top.values.transpose(1, 2), top.indices.transpose(1, 2)
         if boxes.dim() == 3:
