@@ -429,10 +429,13 @@ def test_vgg_and_darknet_join_the_classification_zoo():
         torch.testing.assert_close(small(x), eager, atol=1e-5, rtol=1e-5)
 
 
-def test_fixed_detections_eager_equals_captured_suppression(monkeypatch):
-    """Eagerly, many candidates go through batched_nms's per-class loop; the captured path (one NMS with
-    each (image, class) shifted apart) must keep the same detections."""
-    from toolkit.cv.models.detection import _boxes
+def test_fixed_detections_eager_equals_captured_graph():
+    """Eagerly, many candidates go through batched_nms's per-class loop; the torch.export graph (what a
+    hybridized detector runs, with toolkit::grouped_nms as one node) must keep the same detections."""
+
+    class Tail(nn.Module):
+        def forward(self, boxes, scores):
+            return fixed_detections(boxes, scores, 0.01, 0.45, -1, 200)
 
     torch.manual_seed(0)
     b, n, c = 2, 500, 12  # 12,000 candidates: above batched_nms's 4,000 switch to its loop
@@ -440,7 +443,12 @@ def test_fixed_detections_eager_equals_captured_suppression(monkeypatch):
     boxes = torch.cat([xy, xy + torch.rand(b, n, 2) * 60 + 5], -1)
     scores = torch.rand(b, n, c)
     eager = fixed_detections(boxes, scores, 0.01, 0.45, -1, 200)
-    monkeypatch.setattr(_boxes, "_capturing", lambda: True)
-    captured = fixed_detections(boxes, scores, 0.01, 0.45, -1, 200)
+    batch = torch.export.Dim("batch", min=1, max=64)
+    program = torch.export.export(Tail(), (boxes, scores), dynamic_shapes=({0: batch}, {0: batch}), strict=False)
+    assert any("grouped_nms" in str(node.target) for node in program.graph.nodes)
+    captured = program.module()(boxes, scores)
     for got, want in zip(eager, captured):
         torch.testing.assert_close(got, want)
+    one = program.module()(boxes[1:], scores[1:])  # another batch size through the same graph
+    for got, want in zip(one, eager):
+        torch.testing.assert_close(got, want[1:])

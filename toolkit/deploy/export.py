@@ -16,7 +16,7 @@ import contextlib
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import torch
 
@@ -31,8 +31,20 @@ from .fileformat import (  # re-exported: the file-format helpers used to live h
     write_json_atomic,
 )
 
-__all__ = ["FORMAT", "export_block", "sha256_file", "write_json_atomic", "write_bytes_atomic", "metadata_path",
-           "onnx_path"]
+__all__ = ["FORMAT", "export_block", "register_onnx_translation", "sha256_file", "write_json_atomic",
+           "write_bytes_atomic", "metadata_path", "onnx_path"]
+
+#: ONNX translations of custom torch ops (op overload -> onnxscript function), given to every export
+_ONNX_TRANSLATIONS: dict[Any, Callable[..., Any]] = {}
+
+
+def register_onnx_translation(target: Any, translation: Callable[..., Any]) -> None:
+    """Export ``target`` (a custom op's overload, e.g. ``torch.ops.ns.op.default``) with ``translation``.
+
+    ``translation`` builds the op's ONNX nodes with onnxscript, as for ``torch.onnx.export``'s
+    ``custom_translation_table``; the module defining the op registers it on import.
+    """
+    _ONNX_TRANSLATIONS[target] = translation
 
 _DTYPES = {
     torch.float32: "float32",
@@ -150,6 +162,7 @@ def export_block(
                     input_names=input_names,
                     output_names=output_names,
                     opset_version=opset_version,
+                    custom_translation_table=dict(_ONNX_TRANSLATIONS) or None,
                     external_data=False,
                     verbose=False,
                 )

@@ -1,11 +1,13 @@
 """Detection exports: NMS inside the graph, ``toolkit predict`` detections in the image's own pixels.
 
 The detectors' eval-mode forward already ends in :func:`~toolkit.cv.models.detection._boxes.fixed_detections`
-(box decoding, per-class NMS through one ``torchvision.ops.nms`` call, GluonCV's fixed-shape
-``(ids, scores, bboxes)`` padded with -1). ``torch.onnx.export(..., dynamo=True)`` (torch 2.14,
-onnxscript 0.7) lowers ``torchvision::nms`` to ONNX ``NonMaxSuppression`` (onnxscript's torch_lib),
-which onnxruntime and OpenVINO both run, so no hand-written NMS is needed: the export only records
-what a runner must know and checks that the graph holds the NMS node.
+(box decoding, per-(image, class) NMS, GluonCV's fixed-shape ``(ids, scores, bboxes)`` padded with -1).
+Its NMS is one call of the custom op ``toolkit::grouped_nms``, which
+:func:`toolkit.deploy.export.export_block` translates (onnxscript, ``custom_translation_table``) to one
+ONNX ``NonMaxSuppression`` with the groups on its batch and class axes; onnxruntime and OpenVINO both
+run it, so no hand-written NMS is needed: the export only records what a runner must know and checks
+that the graph holds the NMS node. (Faster R-CNN's proposal NMS is still ``torchvision.ops.nms``
+over shifted boxes: a second ``NonMaxSuppression``.)
 
 Metadata added to ``PREFIX.json``:
 

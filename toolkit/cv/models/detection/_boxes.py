@@ -4,13 +4,17 @@ torchvision has box conversion, IoU and NMS (used here); what it lacks is a
 *batched, fixed-shape* post-processing that returns GluonCV's padded
 ``(ids, scores, bboxes)`` and can be captured by ``torch.export`` (its own
 detectors return a list of variable-length dicts), so that part is written here.
+Its suppression is the custom op :func:`~._nms.grouped_nms` (``batched_nms``
+eagerly, one ONNX ``NonMaxSuppression`` over the (image, class) groups when exported).
 """
 from __future__ import annotations
 
 from collections.abc import Sequence
 
 import torch
-from torchvision.ops import batched_nms, box_convert, nms
+from torchvision.ops import box_convert
+
+from ._nms import grouped_nms
 
 __all__ = [
     "NormalizedBoxCenterCoder",
@@ -79,9 +83,40 @@ class NormalizedBoxCenterCoder:
         return torch.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], dim=-1)
 
 
-def _capturing() -> bool:
-    """Whether this forward is being captured (torch.export, dynamo or the TorchScript tracer)."""
-    return torch.compiler.is_exporting() or torch.compiler.is_compiling() or torch.jit.is_tracing()
+def _suppress(grid_scores: torch.Tensor, grid_boxes: torch.Tensor, top_indices: torch.Tensor,
+              cand_boxes: torch.Tensor, cand_cls: torch.Tensor, cand_scores: torch.Tensor, score_thresh: float,
+              nms_thresh: float, max_per_class: int) -> torch.Tensor:
+    """Per-(image, class) NMS of the candidates; the kept ones' flat candidate indices, by image then best first.
+
+    ``grid_scores`` ``(B, K, C)`` and ``grid_boxes`` (``(B, K, 4)`` shared or ``(B, K, C, 4)``) hold every
+    scored box; ``top_indices`` ``(B, k)`` the candidates among them (flat ``K * C`` indices, best first),
+    ``cand_*`` those candidates flattened over the batch (``B * k`` rows).
+    One :func:`~._nms.grouped_nms` call (one ONNX ``NonMaxSuppression``) suppresses within each
+    (image, class), on the layout that gives it the fewest scores to scan.
+    """
+    batch, k = top_indices.shape
+    _, n, num_classes = grid_scores.shape
+    if grid_boxes.dim() == 3 and k < n:
+        # boxes shared by the classes, few candidates: the candidates' boxes, each one's score in its class row
+        scores = torch.full((batch, num_classes, k), float("-inf"), dtype=torch.float32, device=cand_scores.device)
+        scores = scores.scatter(1, cand_cls.reshape(batch, 1, k), cand_scores.reshape(batch, 1, k).float())
+        sel = grouped_nms(cand_boxes.reshape(batch, k, 4).float(), scores, nms_thresh, score_thresh, max_per_class)
+        return torch.sort(sel[:, 0] * k + sel[:, 2]).values
+    # every scored box, those outside the candidates masked out; pos: a box's rank among the candidates
+    pos = torch.full((batch, n * num_classes), -1, dtype=torch.int64, device=top_indices.device)
+    pos = pos.scatter(1, top_indices, torch.arange(k, device=top_indices.device).expand(batch, k))
+    scores = torch.where(pos >= 0, grid_scores.reshape(batch, -1).float(), float("-inf"))
+    scores = scores.reshape(batch, n, num_classes).transpose(1, 2)
+    if grid_boxes.dim() == 3:  # shared boxes: (B, N, 4) and (B, C, N)
+        sel = grouped_nms(grid_boxes.float(), scores, nms_thresh, score_thresh, max_per_class)
+        image, cls = sel[:, 0], sel[:, 1]
+    else:  # a box per class: one group per (image, class), (B * C, K, 4) and (B * C, 1, K)
+        boxes = grid_boxes.transpose(1, 2).reshape(batch * num_classes, n, 4).float()
+        sel = grouped_nms(boxes, scores.reshape(batch * num_classes, 1, n), nms_thresh, score_thresh,
+                          max_per_class)
+        image, cls = sel[:, 0] // num_classes, sel[:, 0] % num_classes
+    rank = pos.reshape(-1)[image * (n * num_classes) + sel[:, 2] * num_classes + cls]
+    return torch.sort(image * k + rank).values
 
 
 def fixed_detections(
@@ -117,48 +152,41 @@ def fixed_detections(
     -------
     ids, scores, bboxes : Tensor
         ``(B, K, 1)``, ``(B, K, 1)``, ``(B, K, 4)``, float32, best first, padded with ``-1``.
+
+    Notes
+    -----
+    The suppression is one :func:`~._nms.grouped_nms` call (``torchvision.ops.batched_nms`` eagerly,
+    one ONNX ``NonMaxSuppression`` with a group per (image, class) when exported), so eager, hybridized
+    and exported runs share this code. Candidates are ranked once (a top-k per image); every later
+    order is an integer key, so no stable sort is needed (ONNX has none).
     """
     batch, n, num_classes = scores.shape
-    if boxes.dim() == 3:
-        boxes = boxes.unsqueeze(2).expand(batch, n, num_classes, 4)
-    cls = torch.arange(num_classes, device=scores.device).expand(batch, n, num_classes)
     if per_class_topk is not None and per_class_topk < n:
-        top = torch.topk(scores, per_class_topk, dim=1)
-        scores = top.values
-        cls = torch.gather(cls, 1, top.indices)
-        boxes = torch.gather(boxes, 1, top.indices.unsqueeze(-1).expand(*top.indices.shape, 4))
-    flat_scores = scores.reshape(batch, -1)
-    flat_cls = cls.reshape(batch, -1)
-    flat_boxes = boxes.reshape(batch, -1, 4)
+        # along the last axis: OpenVINO's TopK over a middle axis took 0.65 s of SSDlite512's 1.8 s
+        # (PERF_COUNT profile on a loaded 2-core EPYC; benchmarks/results/detection_nms.txt)
+        top = torch.topk(scores.transpose(1, 2), per_class_topk, dim=2)
+        scores, indices = top.values.transpose(1, 2), top.indices.transpose(1, 2)
+        if boxes.dim() == 3:
+            boxes = boxes.unsqueeze(2).expand(batch, n, num_classes, 4)
+        boxes = torch.gather(boxes, 1, indices.unsqueeze(-1).expand(*indices.shape, 4))
+    flat_scores = scores.reshape(batch, -1)  # (anchor, class) -> anchor * C + class
     k = flat_scores.shape[1] if nms_topk is None or nms_topk < 0 else min(int(nms_topk), flat_scores.shape[1])
     top = torch.topk(flat_scores, k, dim=1)
     cand_scores = top.values.reshape(-1)
-    cand_cls = torch.gather(flat_cls, 1, top.indices).reshape(-1)
-    cand_boxes = torch.gather(flat_boxes, 1, top.indices.unsqueeze(-1).expand(batch, k, 4)).reshape(-1, 4)
-    image = torch.arange(batch, device=scores.device).repeat_interleave(k)
-    keep = torch.nonzero(cand_scores > score_thresh).squeeze(1)
-    if 0.0 < nms_thresh < 1.0:
-        # One NMS call for the whole batch, every (image, class) pair shifted to a region of its own
-        # (the offset trick torchvision's batched_nms uses; called directly because batched_nms picks
-        # its strategy by a data-dependent size test that torch.export cannot capture).
-        group = (image * num_classes + cand_cls).to(cand_boxes.dtype)
-        if _capturing():
-            span = cand_boxes.max() - cand_boxes.min() + 1
-            shifted = (cand_boxes - cand_boxes.min()) + (group * span)[:, None]
-            kept = nms(shifted[keep].float(), cand_scores[keep].float(), nms_thresh)
-        else:
-            # Eagerly, batched_nms is the same suppression but loops over the groups once there are
-            # many candidates: one NMS over SSDlite's ~27,000 (class, anchor) pairs is quadratic in
-            # all of them (SSDlite320 eager forward, 1 thread: 0.63 s with it, 0.14 s with batched_nms).
-            kept = batched_nms(cand_boxes[keep].float(), cand_scores[keep].float(), group[keep].long(), nms_thresh)
-        keep = keep[kept]
+    cand_cls = (top.indices % num_classes).reshape(-1)
+    if boxes.dim() == 3:
+        idx = (top.indices // num_classes).unsqueeze(-1).expand(batch, k, 4)
+        cand_boxes = torch.gather(boxes, 1, idx).reshape(-1, 4)
     else:
-        keep = keep[torch.argsort(cand_scores[keep], descending=True)]
-    # group by image keeping the score order inside each image (unique sort keys, so no stable sort is
-    # needed: ONNX has none), then rank within the image
-    position = torch.arange(keep.shape[0], device=scores.device)
-    keep = keep[torch.argsort(image[keep] * keep.shape[0] + position)]
-    img = image[keep]
+        cand_boxes = torch.gather(boxes.reshape(batch, -1, 4), 1, top.indices.unsqueeze(-1).expand(batch, k, 4))
+        cand_boxes = cand_boxes.reshape(-1, 4)
+    if 0.0 < nms_thresh < 1.0:
+        keep = _suppress(scores, boxes, top.indices, cand_boxes, cand_cls, cand_scores, score_thresh, nms_thresh,
+                         post_nms)
+    else:  # candidates are already by image, best first
+        keep = torch.nonzero(cand_scores > score_thresh).squeeze(1)
+    # rank within the image
+    img = keep // k
     counts = (img.unsqueeze(1) == torch.arange(batch, device=scores.device)).sum(0)
     starts = torch.cumsum(counts, 0) - counts
     rank = torch.arange(keep.shape[0], device=scores.device) - starts[img]
