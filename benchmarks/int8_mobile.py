@@ -6,15 +6,16 @@ profile showed why: the int8 convolutions were ~1.9x faster than fp32 ones (poin
 even), but every ``HardSigmoid`` (from ``HardSwish = x * HardSigmoid(x)`` and the squeeze-excite gates)
 and every squeeze-excite ``ReduceMean`` has no uint8 kernel, so each ran in float between a
 ``DequantizeLinear`` and a ``QuantizeLinear``, in NHWC, where ``ReduceMean`` over H and W is 7x slower
-than in NCHW. ``quantize(..., uint8_rewrites=True)`` (now the default) rewrites them into exact
-equivalents with uint8 kernels first (:mod:`toolkit.deploy._int8_rewrite`).
+than in NCHW. ``quantize(..., graph_rewrites=True)`` (now the default) rewrites them into exact
+equivalents with uint8 kernels first, and keeps the final full-size ``Resize`` (whose 21 x 512 x 512
+output the old recipe quantized and dequantized again) in float (:mod:`toolkit.deploy._int8_rewrite`).
 
 For each model (random weights, nothing downloaded) this prints, timed side by side and interleaved
 (forward, then reversed order, in turn; medians), batch 1, same thread count everywhere:
 
 * ``torchvision eager``: torchvision's model of the same architecture;
 * ``onnxruntime fp32/int8 old/int8 new`` and ``openvino fp32/int8 old/int8 new``: our ``toolkit
-  export`` graph, quantized with ``uint8_rewrites=False`` (old) and ``True`` (new), same calibration
+  export`` graph, quantized with ``graph_rewrites=False`` (old) and ``True`` (new), same calibration
   (2 photos from scikit-image, naive min/max, the weight scheme ``auto`` picks for this CPU);
 
 the onnxruntime per-op-type profile of the three exported graphs (where the time goes), and how far
@@ -67,10 +68,10 @@ def export(pair: str, size: int, work: Path, calib: Path, threads: int, timeout:
     for graph, rewrites in (("int8 old", False), ("int8 new", True)):
         report = quantize(prefix, calib=str(calib), num_calib_batches=2, batch_size=1, calib_mode="naive",
                           num_threads=threads, latency_repeats=1, out=work / f"{pair}-{graph.replace(' ', '-')}",
-                          uint8_rewrites=rewrites)
+                          graph_rewrites=rewrites)
         paths[graph] = Path(report["out"])
         if rewrites:
-            print(f"uint8 rewrites: {report['uint8_rewrites']}")
+            print(f"graph rewrites: {report['graph_rewrites']}; float output nodes: {report['float_output_nodes']}")
     return paths
 
 

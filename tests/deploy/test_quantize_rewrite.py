@@ -13,7 +13,7 @@ from onnx import TensorProto, helper, numpy_helper
 from torch import nn
 
 from toolkit.deploy import load, quantize
-from toolkit.deploy._int8_rewrite import REWRITES, uint8_friendly
+from toolkit.deploy._int8_rewrite import REWRITES, float_output_nodes, uint8_friendly
 from toolkit.deploy.preprocess import preprocess_image
 from toolkit.nn import HybridBlock
 
@@ -135,16 +135,17 @@ def test_quantize_keeps_mobilenet_blocks_in_uint8(mobile_export, photos, tmp_pat
     for rewrites in (False, True):
         out = tmp_path / f"mobile-{rewrites}"
         report = quantize(mobile_export, calib=str(calib), num_calib_batches=2, batch_size=2, latency_repeats=2,
-                          out=out, uint8_rewrites=rewrites)
+                          out=out, graph_rewrites=rewrites)
         outs[rewrites] = out
         ops = [n.op_type for n in onnx.load(f"{out}.onnx").graph.node]
         if rewrites:
             # 3 HardSwish + the SE gate; the SE pool and the head's pool
-            assert report["uint8_rewrites"] == {GAP: 2, HSIG: 4}
+            assert report["graph_rewrites"] == {GAP: 2, HSIG: 4}
             assert "HardSigmoid" not in ops and "ReduceMean" not in ops
-            assert json.loads(open(f"{out}.json").read())["quantization"]["uint8_rewrites"] == report["uint8_rewrites"]
+            assert report["float_output_nodes"] == []  # the classifier's Gemm stays int8
+            assert json.loads(open(f"{out}.json").read())["quantization"]["graph_rewrites"] == report["graph_rewrites"]
         else:
-            assert "uint8_rewrites" not in report and "HardSigmoid" in ops
+            assert "graph_rewrites" not in report and "HardSigmoid" in ops
     # every op between the convolutions runs on a uint8 kernel: onnxruntime's optimised int8 graph has no
     # float HardSigmoid/ReduceMean left, and fewer float<->uint8 conversions than the old recipe's
     def optimised_ops(prefix):
@@ -164,3 +165,16 @@ def test_quantize_keeps_mobilenet_blocks_in_uint8(mobile_export, photos, tmp_pat
     for out in outs.values():
         got = load(out)(batch)
         assert np.abs(got - ref).max() <= 0.1 * np.abs(ref).max() + 1e-3
+
+
+def test_float_output_nodes_are_the_non_compute_writers_of_outputs():
+    rng = np.random.default_rng(0)
+    w = numpy_helper.from_array(rng.standard_normal((4, 4, 1, 1)).astype(np.float32), "w")
+    scales = numpy_helper.from_array(np.array([1, 1, 2, 2], dtype=np.float32), "scales")
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], name="conv"),
+             helper.make_node("Resize", ["c", "", "scales"], ["y"], mode="linear", name="upsample")]
+    model = _graph(nodes, [w, scales], [1, 4, 12, 12])
+    assert float_output_nodes(model) == ["upsample"]
+    model = _graph(nodes[:1], [w], [1, 4, 6, 6])  # a graph that ends in a Conv keeps it int8
+    model.graph.node[0].output[0] = "y"
+    assert float_output_nodes(model) == []

@@ -17,6 +17,12 @@ every convolution, and at 512x512 their float passes cost more than int8 convolu
 
 Both rewrites are exact in float; a graph without these patterns (ResNet, DeepLab-ResNet
 classifiers with no HardSigmoid) is unchanged apart from its H/W means.
+
+:func:`float_output_nodes` names a third fix: the quantizer also puts a QuantizeLinear/
+DequantizeLinear pair on the graph's outputs. A segmentation model's last op is a bilinear
+``Resize`` to the input size (21 x 512 x 512 logits), which onnxruntime then runs in float
+anyway, followed by a quantize and a dequantize of the full-size logits (~1/3 of the int8
+LR-ASPP's non-convolution time) that only cost accuracy. Such nodes stay float.
 """
 from __future__ import annotations
 
@@ -24,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["REWRITES", "uint8_friendly"]
+__all__ = ["REWRITES", "uint8_friendly", "float_output_nodes"]
 
 #: the names under which :func:`uint8_friendly` counts its rewrites (stored in the metadata)
 REWRITES = ("ReduceMean->GlobalAveragePool", "HardSigmoid->Mul+Add+Clip")
@@ -133,3 +139,19 @@ def uint8_friendly(model: Any) -> dict[str, int]:
     del graph.node[:]
     graph.node.extend(nodes)
     return counts
+
+
+#: ops that onnxruntime fuses with a float output (QGemm, MatMulIntegerToFloat...) or whose int8 output
+#: is the point: never left float by :func:`float_output_nodes`
+_COMPUTE = ("Conv", "ConvTranspose", "Gemm", "MatMul")
+
+
+def float_output_nodes(model: Any) -> list[str]:
+    """Names of the non-compute nodes that write a graph output, to keep out of quantization.
+
+    Their float inputs come from one DequantizeLinear of the (smaller) tensor before them, and the
+    graph's outputs stay exact float instead of a uint8 round trip at full size.
+    """
+    outputs = {o.name for o in model.graph.output}
+    return [n.name for n in model.graph.node
+            if n.name and n.op_type not in _COMPUTE and outputs.intersection(n.output)]
