@@ -11,7 +11,8 @@
   onnxruntime (``HardSigmoid``, a ``ReduceMean`` over H and W) are rewritten into
   exact equivalents that have one (:mod:`toolkit.deploy._int8_rewrite`): otherwise
   each runs in float between a DequantizeLinear and a QuantizeLinear, which made
-  MobileNetV3 graphs slower in int8 than in fp32;
+  MobileNetV3 graphs slower in int8 than in fp32; and non-compute nodes that write
+  a graph output (a segmentation model's full-size Resize) stay float;
 * token-input models (integer inputs, e.g. BERT, Transformer): **dynamic**
   quantization of the MatMul/Gemm weights, no calibration data needed.
 
@@ -498,6 +499,10 @@ def _summary(r: dict[str, Any]) -> str:
              f"{'saturate int16' if on['u8s8_saturates'] else 'exact'})"
              + ("; for AVX2 CPUs without VNNI (e.g. AMD EPYC before Zen 4) use --scheme reduced-range"
                 if not r["reduce_range"] else "")]
+    rewrites = {k: v for k, v in (r.get("graph_rewrites") or {}).items() if v}
+    if rewrites or r.get("float_output_nodes"):
+        lines.append("uint8 rewrites: " + (", ".join(f"{k} x{v}" for k, v in rewrites.items()) or "none")
+                     + f"; float output nodes: {len(r.get('float_output_nodes') or [])}")
     lat = r["latency_ms"]
     lines.append(f"latency batch 1 (onnxruntime): fp32 {lat['fp32']:.3f} ms, int8 {lat['int8']:.3f} ms, speed-up {r['speedup']}x")
     seg = r.get("segmentation")
