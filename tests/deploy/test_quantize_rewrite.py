@@ -126,6 +126,7 @@ def mobile_export(tmp_path_factory):
     return prefix
 
 
+@pytest.mark.slow  # exports a model (tens of seconds on a loaded 2-core machine)
 def test_quantize_keeps_mobilenet_blocks_in_uint8(mobile_export, photos, tmp_path):
     calib = tmp_path / "calib"
     calib.mkdir()
