@@ -7,7 +7,12 @@
   int8 per output channel, activations uint8 (on this AVX2 CPU int8
   activations gave no speed-up, see DESIGN.md); calibration modes ``naive``
   (min/max), ``entropy`` and ``percentile``; optionally the first and last
-  layers kept in float;
+  layers kept in float. Before calibrating, float ops with no uint8 kernel in
+  onnxruntime (``HardSigmoid``, a ``ReduceMean`` over H and W) are rewritten into
+  exact equivalents that have one (:mod:`toolkit.deploy._int8_rewrite`): otherwise
+  each runs in float between a DequantizeLinear and a QuantizeLinear, which made
+  MobileNetV3 graphs slower in int8 than in fp32; and non-compute nodes that write
+  a graph output (a segmentation model's full-size Resize) stay float;
 * token-input models (integer inputs, e.g. BERT, Transformer): **dynamic**
   quantization of the MatMul/Gemm weights, no calibration data needed.
 
@@ -142,6 +147,27 @@ def _node_names_to_exclude(model_path: Path) -> list[str]:
     return sorted({compute[0], compute[-1]}) if compute else []
 
 
+def _rewrite_for_uint8(path: Path) -> dict[str, int]:
+    """Apply :func:`toolkit.deploy._int8_rewrite.uint8_friendly` to the prepared graph file, in place."""
+    import onnx
+
+    from ._int8_rewrite import uint8_friendly
+
+    model = onnx.load(str(path))
+    counts = uint8_friendly(model)
+    if any(counts.values()):
+        onnx.save(model, str(path))
+    return counts
+
+
+def _float_output_nodes(path: Path) -> list[str]:
+    import onnx
+
+    from ._int8_rewrite import float_output_nodes
+
+    return float_output_nodes(onnx.load(str(path), load_external_data=False))
+
+
 def _session(path: Path, num_threads: int | None):
     import onnxruntime as ort
 
@@ -229,6 +255,7 @@ def quantize(
     scheme: str = "auto",
     latency_repeats: int = 20,
     reduce_range: bool | None = None,
+    graph_rewrites: bool = True,
 ) -> dict[str, Any]:
     """Quantize ``prefix.onnx`` to int8 and write ``out.onnx`` + ``out.json``.
 
@@ -265,6 +292,15 @@ def quantize(
         Interleaved batch-1 runs per graph for the latency figures.
     reduce_range : bool, optional
         Deprecated spelling of ``scheme="reduced-range"`` (True) / ``"full-range"`` (False).
+    graph_rewrites : bool
+        Static quantization only. Before calibrating, rewrite the float ops that onnxruntime has
+        no uint8 kernel for into exact equivalents that have one (``HardSigmoid`` ->
+        ``Clip(x * alpha + beta, 0, 1)``, a ``ReduceMean`` over H and W -> ``GlobalAveragePool``),
+        so the graph stays in uint8 between convolutions, and keep the non-compute nodes that
+        write the graph's outputs (a segmentation model's final ``Resize``) in float, so no
+        full-size output is quantized and dequantized again (:mod:`toolkit.deploy._int8_rewrite`).
+        Graphs without these ops are unchanged; MobileNetV3 graphs become faster on onnxruntime
+        and OpenVINO (``benchmarks/results/int8_mobile.txt``). False: the recipe before.
 
     Returns
     -------
@@ -341,6 +377,11 @@ def quantize(
                 count, get = image_source(calib)
                 batches = _batches(count, get, pre, shape[1:], batch_size, num_calib_batches * batch_size)
             reader = _Reader(meta["inputs"][0]["name"], batches)
+            float_outputs: list[str] = []
+            if graph_rewrites:  # before the node lists below: it renames what it replaces
+                info["graph_rewrites"] = _rewrite_for_uint8(prepared)
+                float_outputs = _float_output_nodes(prepared)
+                info["float_output_nodes"] = float_outputs
             exclude = _node_names_to_exclude(prepared) if exclude_first_last else []
             float_post: list[str] = []
             if meta.get("task") == "detection":  # decoding/NMS stay float (toolkit-cv: why, which nodes)
@@ -360,7 +401,7 @@ def quantize(
                     reduce_range=reduce_range,
                     activation_type=QuantType.QUInt8,
                     weight_type=QuantType.QInt8,
-                    nodes_to_exclude=exclude + float_post,
+                    nodes_to_exclude=sorted(set(exclude + float_outputs + float_post)),
                     calibrate_method=method,
                 )
             if reader.seen == 0:
@@ -458,6 +499,10 @@ def _summary(r: dict[str, Any]) -> str:
              f"{'saturate int16' if on['u8s8_saturates'] else 'exact'})"
              + ("; for AVX2 CPUs without VNNI (e.g. AMD EPYC before Zen 4) use --scheme reduced-range"
                 if not r["reduce_range"] else "")]
+    rewrites = {k: v for k, v in (r.get("graph_rewrites") or {}).items() if v}
+    if rewrites or r.get("float_output_nodes"):
+        lines.append("uint8 rewrites: " + (", ".join(f"{k} x{v}" for k, v in rewrites.items()) or "none")
+                     + f"; float output nodes: {len(r.get('float_output_nodes') or [])}")
     lat = r["latency_ms"]
     lines.append(f"latency batch 1 (onnxruntime): fp32 {lat['fp32']:.3f} ms, int8 {lat['int8']:.3f} ms, speed-up {r['speedup']}x")
     seg = r.get("segmentation")
