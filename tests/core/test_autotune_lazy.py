@@ -1,4 +1,4 @@
-"""Lazy autotuning: the first call captures and answers without measuring; later calls measure, then switch."""
+"""Lazy autotuning: the first call answers eagerly; later calls capture, measure a step at a time, then switch."""
 import pytest
 import torch
 
@@ -47,15 +47,18 @@ def test_first_call_measures_nothing_and_later_calls_finish_on_a_fixed_schedule(
     with torch.no_grad():
         torch.testing.assert_close(tuned(x), eager(x), rtol=1e-5, atol=1e-5)
         assert seen == {"convs": [], "race": []} and tuned.tuning_pending
+        assert tuned.graph is None and tuned.graph_memory_format == "eager"  # no capture yet
+        torch.testing.assert_close(tuned(x), eager(x), rtol=1e-5, atol=1e-5)  # captured, runs aten's kernels
+        assert seen == {"convs": [], "race": []} and tuned.tuning_pending and tuned.graph is not None
         assert tuned.graph_memory_format == "as_given" and {c.kernel for c in tuned.conv_kernels} == {"aten"}
-        calls = 1
+        calls = 2
         while tuned.tuning_pending:
             torch.testing.assert_close(tuned(x), eager(x), rtol=1e-5, atol=1e-5)  # right at every step
             calls += 1
             assert calls < 100
-    # one step a call: 5 convolutions, the channels-last capture, its 5 convolutions, then a warm-up
-    # round and RACE_ROUNDS rounds of the two graphs; the call after the last step decides
-    assert calls == 1 + 5 + 1 + 5 + 2 * (1 + autotune.RACE_ROUNDS) + 1
+    # one step a call: the capture, 5 convolutions, the channels-last capture, its 5 convolutions, then a
+    # warm-up round and RACE_ROUNDS rounds of the two graphs; the call after the last step decides
+    assert calls == 1 + 1 + 5 + 1 + 5 + 2 * (1 + autotune.RACE_ROUNDS) + 1
     assert len(seen["convs"]) == 10 and _workload_kinds(seen["convs"]) == {"forward"}  # no_grad: no backward
     assert seen["race"][:4] == ["as_given", "channels_last", "channels_last", "as_given"]  # alternating
     assert tuned.graph_memory_format == "channels_last" and tuned.race_times == {"as_given": 1.0,
@@ -69,6 +72,7 @@ def test_first_call_measures_nothing_and_later_calls_finish_on_a_fixed_schedule(
     seen["convs"].clear(), seen["race"].clear()
     again = Bottleneck().eval().hybridize()
     with torch.no_grad():
+        again(x)
         again(x)
     assert seen == {"convs": [], "race": []} and not again.tuning_pending
     assert again.graph_memory_format == "channels_last"
@@ -102,7 +106,7 @@ def test_eager_winning_a_lazy_race_runs_the_block_eagerly(monkeypatch):
     hook = _count_calls(tuned.reduce)
     x = torch.randn(4, 6, 11, 11)
     tuned(x)
-    assert tuned.graph is not None and tuned.tuning_pending  # the graph answered
+    assert tuned.graph is None and tuned.tuning_pending and len(hook) == 1  # eager answered
     tuned(x)
     assert not tuned.tuning_pending and tuned.graph_memory_format == "eager" and tuned.graph is None
     assert set(seen["race"]) == {"as_given", "channels_last", "eager"}
@@ -121,3 +125,17 @@ def test_lazy_off_measures_everything_in_the_first_call(monkeypatch):
     tuned(torch.randn(2, 6, 8, 8))
     assert not tuned.tuning_pending and tuned.graph_memory_format == "channels_last"
     assert len(seen["convs"]) == 10 + 1  # two graphs' convolutions and one race
+
+
+def test_a_block_that_cannot_be_captured_fails_at_the_deferred_capture():
+    from toolkit.nn import HybridizeError
+
+    from .test_hybridize import Outer
+
+    net = Outer().hybridize()
+    x = torch.randn(2, 4)
+    torch.testing.assert_close(net(x), Outer.forward(net, x))  # the first call answers eagerly
+    for _ in range(2):  # then every call tries the capture, and names the block that breaks it
+        with pytest.raises(HybridizeError) as info:
+            net(x)
+        assert info.value.block_path == "inner"

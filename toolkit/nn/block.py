@@ -222,8 +222,11 @@ class _LazyTuning:
     """
 
     def __init__(self, block: "HybridBlock", graph: _Graph, key: str | None, race_layout: bool, race_eager: bool,
-                 backward: bool, lazy: bool) -> None:
+                 backward: bool, lazy: bool, defer: str | None | bool = False) -> None:
         self.block, self.graph, self.key = block, graph, key
+        # False: the graph is captured; else it is a stand-in running eagerly, and the first step captures
+        # (in the layout stored for the signature, a str, or as given, None)
+        self.defer = defer
         self.race_layout, self.race_eager, self.backward, self.lazy = race_layout, race_eager, backward, lazy
         self.args: tuple = ()
         self.kwargs: dict = {}
@@ -234,7 +237,8 @@ class _LazyTuning:
     def pending(self) -> bool:
         """Whether anything is left to measure (a race, or a convolution without its decision)."""
         tuner = self.graph.conv_tuner
-        return self.race_layout or self.race_eager or (tuner is not None and tuner.pending > 0)
+        return (self.defer is not False or self.race_layout or self.race_eager
+                or (tuner is not None and tuner.pending > 0))
 
     def step(self, args: tuple, kwargs: dict, budget_s: float) -> bool:
         """Run steps on these inputs for ``budget_s`` seconds (at least one); ``True`` once all are done."""
@@ -248,6 +252,9 @@ class _LazyTuning:
                     return False
         except StopIteration:
             return True
+        except HybridizeError:  # the deferred capture failed: raised, and tried again by the next call
+            self._work = self._steps()
+            raise
         except Exception as err:  # noqa: BLE001 - measuring only ever costs speed, never the answer
             _log.warning("%s: autotuning stopped (%s: %s); keeping the graph as it is",
                          type(self.block).__name__, type(err).__name__, err)
@@ -267,6 +274,17 @@ class _LazyTuning:
 
     def _steps(self):
         block, graph, backward = self.block, self.graph, self.backward
+        if self.defer is not False:
+            known = self.defer
+            captured = block._capture_path(self.args, self.kwargs, known, backward)
+            for name in ("program", "runner", "accepts", "kernels", "memory_format", "conv_tuner"):
+                setattr(graph, name, getattr(captured, name))
+            if known is not None:
+                graph.race = _race_times(cached_decision(self.key) or {})
+            self.defer = False
+            if not self.pending():  # a stored decision with every kernel known: done
+                return
+            yield
         yield from self._tune_kernels(graph)
         candidates: dict[str, _Graph | _EagerRunner] = {"as_given": graph}
         if self.race_layout and graph.kernels:
@@ -478,9 +496,10 @@ class HybridBlock(nn.Module):
         key = _key(self.training, args, kwargs)
         flat = torch.utils._pytree.tree_leaves((args, kwargs))
         for graph in self._graphs.get(key, []):
-            if graph.fits(flat):
-                if graph.tuning is not None and graph.tuning.step(args, kwargs, _autotune.LAZY_BUDGET_S):
+            if graph.fits(flat) and graph.tuning is not None:
+                if graph.tuning.step(args, kwargs, _autotune.LAZY_BUDGET_S):
                     graph.tuning = None
+            if graph.fits(flat):  # again: a deferred capture may accept less than its stand-in
                 try:
                     out = graph.runner(*args, **kwargs)
                 except Exception as err:
@@ -586,23 +605,37 @@ class HybridBlock(nn.Module):
             graph.race = _race_times(known)
             _log.debug("%s: eager for this input signature (autotune cache: %s)", type(self).__name__, graph.race)
             return graph
-        if path == "channels_last" and converted is not None:
-            graph = self._capture_channels_last(converted, backward)
-        else:
-            graph = self._capture_as_given(args, kwargs, backward)
-        if known is not None:
-            graph.race = _race_times(known)
         # The best memory layout is a property of the whole network and the machine (see
         # toolkit.nn.autotune): a channels-last graph is captured, tuned and raced as well, and the
         # faster kept. torch.compile makes layout choices of its own. And a graph is not always faster
         # than the eager module (Python overhead saved vs. kernels eager picks better): eager races too.
-        tuning = _LazyTuning(self, graph, key, race_layout=known is None and converted is not None,
-                             race_eager=known is None and race_eager, backward=backward, lazy=self._lazy())
+        race_layout = known is None and converted is not None
+        if self._lazy():
+            # Time to first answer: this call runs the block's own forward; torch.export (several
+            # times an eager call) is the first step of the measuring queue, in the next call.
+            graph = _Graph(program=None, runner=_EagerRunner(self), memory_format="eager",
+                           accepts=[None if not isinstance(v, torch.Tensor) else ((0, math.inf),) * v.dim()
+                                    for v in flat])
+            graph.tuning = _LazyTuning(self, graph, key, race_layout=race_layout, race_eager=known is None and race_eager,
+                                       backward=backward, lazy=True, defer=path)
+            return graph
+        graph = self._capture_path(args, kwargs, path, backward)
+        if known is not None:
+            graph.race = _race_times(known)
+        tuning = _LazyTuning(self, graph, key, race_layout=race_layout, race_eager=known is None and race_eager,
+                             backward=backward, lazy=False)
         if tuning.pending():
-            if tuning.lazy:
-                graph.tuning = tuning  # the next calls measure
-            else:
-                tuning.step(args, kwargs, float("inf"))
+            tuning.step(args, kwargs, float("inf"))
+        return graph
+
+    def _capture_path(self, args: tuple, kwargs: dict, path: str | None, backward: bool) -> _Graph:
+        """A graph in the layout ``path`` stored for this signature (as given when none), with the
+        race medians stored with it."""
+        converted = channels_last_inputs(args, kwargs) if path == "channels_last" else None
+        if converted is not None:
+            graph = self._capture_channels_last(converted, backward)
+        else:
+            graph = self._capture_as_given(args, kwargs, backward)
         return graph
 
     def _capture_channels_last(self, converted: tuple[tuple, dict], backward: bool) -> _Graph:
