@@ -13,7 +13,8 @@ in a fresh process (imports and torch's first-use costs included, as a user sees
 
 In each process: build the model (random weights), ``hybridize()``, time the first call
 in training mode with gradients (the first training step's forward), its backward and a second
-step (where lazy autotuning takes its first measuring step, see ``HybridBlock.hybridize``), then in eval mode
+step (with lazy autotuning, the default, see ``HybridBlock.hybridize``: the first call runs the
+block eagerly and the second captures the graph; the measuring follows a step a call), then in eval mode
 the first call under ``no_grad``, then ``net.export(...)`` (with its onnxruntime check).
 An eager first call is timed as the reference. Timings on a loaded machine mean
 nothing: the header prints the load average, run it on a quiet one.
@@ -75,7 +76,7 @@ print("RESULT " + json.dumps(res))
 ROWS = [("import_s", "import torch + toolkit"), ("eager_first_s", "eager first call (train, grad)"),
         ("hybrid_first_grad_s", "hybridized first call (train, grad)"),
         ("first_backward_s", "its backward"),
-        ("second_step_s", "second step (forward + backward)"),
+        ("second_step_s", "second step (fwd + bwd; lazy: the capture)"),
         ("hybrid_first_no_grad_s", "first no_grad call after it (eval)"),
         ("export_s", "net.export (+ onnxruntime check)")]
 

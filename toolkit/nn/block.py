@@ -401,15 +401,15 @@ class HybridBlock(nn.Module):
             are bitwise the same from run to run.
         lazy : bool, optional
             Autotune without delaying the first answer (default, unless ``TOOLKIT_AUTOTUNE_LAZY=0``):
-            the first call of an input signature captures one graph, with the kernel decisions
-            already known on this machine and aten's for the rest, and runs it; the measuring
-            (kernels, the channels-last capture, the race against eager) is spread over the
-            following calls of that signature, at most about
+            the first call of an input signature runs the block eagerly; the next one captures
+            the graph (with the kernel decisions already known on this machine, aten's for the
+            rest) and runs it; the measuring (kernels, the channels-last capture, the race against
+            eager) is spread over the following calls of that signature, at most about
             :data:`~toolkit.nn.autotune.LAZY_BUDGET_S` seconds each, which then switch to the
             winner (:attr:`tuning_pending` tells when it is done). A signature whose decision
             is on disk is captured once, in the winning layout, and measures nothing. ``False``
-            measures everything in the first call. With ``compile=True`` kernels are tuned before
-            compiling, in the first call.
+            captures and measures everything in the first call. With ``compile=True`` (or
+            ``autotune=False``) the first call captures, and kernels are tuned before compiling.
 
         Returns
         -------
