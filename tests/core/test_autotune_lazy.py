@@ -139,3 +139,16 @@ def test_a_block_that_cannot_be_captured_fails_at_the_deferred_capture():
         with pytest.raises(HybridizeError) as info:
             net(x)
         assert info.value.block_path == "inner"
+
+
+def test_real_measuring_lazily_trains_like_eager(monkeypatch):
+    """Unfaked timings, eager in the race: whatever wins on this machine, the steps equal eager's."""
+    monkeypatch.setenv(autotune.EAGER_ENV, "1")
+    monkeypatch.setattr(autotune, "LAZY_BUDGET_S", float("inf"))
+    eager, tuned = _twins(3)
+    tuned.train().hybridize()
+    _train_alike(eager, tuned)
+    assert not tuned.tuning_pending
+    assert set(tuned.race_times) == {"as_given", "channels_last", "eager"}
+    assert tuned.graph_memory_format in ("as_given", "channels_last", "eager")
+    assert all(c.kernel in c.times or c.kernel == "aten" for c in tuned.conv_kernels)
