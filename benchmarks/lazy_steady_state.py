@@ -33,10 +33,10 @@ L, l_step = make({})
 t = time.perf_counter(); l_step(); first = time.perf_counter() - t
 n = 1; t = time.perf_counter()
 while L.tuning_pending: l_step(); n += 1
-print(f"lazy: first step {first:.2f} s, then {n - 1} steps ({time.perf_counter() - t:.1f} s) until tuned; path {L.graph_memory_format}", flush=True)
+print(f"lazy: first step {first:.2f} s, then {n - 1} steps ({time.perf_counter() - t:.1f} s) until tuned; path {L.graph_memory_format}, race medians {L.race_times}", flush=True)
 autotune._cache.clear()
 N, n_step = make({"lazy": False})
-t = time.perf_counter(); n_step(); print(f"lazy=False: first step {time.perf_counter() - t:.2f} s; path {N.graph_memory_format}", flush=True)
+t = time.perf_counter(); n_step(); print(f"lazy=False: first step {time.perf_counter() - t:.2f} s; path {N.graph_memory_format}, race medians {N.race_times}", flush=True)
 fns = {"eager": e_step, "lazy (tuned)": l_step, "lazy=False": n_step}
 times = {k: [] for k in fns}
 for i in range(reps):

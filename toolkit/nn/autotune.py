@@ -75,7 +75,7 @@ BUDGET_S = 0.3
 #: test suite does so, for decisions it can check after one call); by default the measuring is lazy.
 LAZY_ENV = "TOOLKIT_AUTOTUNE_LAZY"
 #: Lazy tuning: seconds of measuring each call after the capture may add (at least one step: one
-#: convolution's kernels, the channels-last capture, or one run of one race candidate).
+#: convolution's kernels, the channels-last capture, or one round of the race: every candidate once, back to back).
 LAZY_BUDGET_S = 0.5
 #: Lazy tuning: rounds of the race (one run of every candidate each, in alternating order) after a
 #: warm-up round; the median decides, as in :func:`fastest`.

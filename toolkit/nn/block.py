@@ -214,7 +214,7 @@ class _LazyTuning:
 
     The steps, in order: the kernels of the graph's convolutions not decided yet (one convolution a
     step), a capture on channels-last inputs and its kernels (when the layout is raced), then the race
-    of the graphs and the eager forward (one run of one candidate a step, a warm-up round and
+    of the graphs and the eager forward (one round a step: every candidate once, back to back; a warm-up round and
     :data:`~toolkit.nn.autotune.RACE_ROUNDS` rounds in alternating order). When done, the
     :class:`_Graph` is updated in place to the winner, and the decision stored on disk.
     With ``lazy`` the steps run at the start of later calls of the graph's input signature, on
@@ -306,12 +306,14 @@ class _LazyTuning:
         if self.lazy:
             samples: dict[str, list[float]] = {n: [] for n in names}
             for r in range(1 + _autotune.RACE_ROUNDS):
+                # a round is one step: its candidates run back to back, so that what the calls do in
+                # between (a training step, other work) weighs on all of them alike
                 for name in (names if r % 2 == 0 else names[::-1]):
                     seconds = _autotune.race_once(name, runner(candidates[name]), self.args, self.kwargs, block,
                                                   backward)
                     if r > 0:  # the first round warms up
                         samples[name].append(seconds)
-                    yield
+                yield
             import statistics
             times = {n: statistics.median(v) for n, v in samples.items()}
         else:
