@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import statistics
 import threading
 import time
 from dataclasses import dataclass, field
@@ -314,7 +315,6 @@ class _LazyTuning:
                     if r > 0:  # the first round warms up
                         samples[name].append(seconds)
                 yield
-            import statistics
             times = {n: statistics.median(v) for n, v in samples.items()}
         else:
             _, medians = fastest([runner(c) for c in candidates.values()], self.args, self.kwargs, block,
