@@ -55,7 +55,7 @@ def main() -> None:
     p.add_argument("--inference", action="store_true", help="tune the inference graph (eval, no grad) instead")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
-    model = get_model(args.model, classes=1000).train(not args.inference).hybridize()
+    model = get_model(args.model, classes=1000).train(not args.inference).hybridize(lazy=False)  # all in the first call
     x = torch.randn(args.batch_size, 3, args.size, args.size)
     load = os.getloadavg()[0]
     start = time.perf_counter()

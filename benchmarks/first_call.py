@@ -12,7 +12,9 @@ in a fresh process (imports and torch's first-use costs included, as a user sees
   run after the first on a machine sees).
 
 In each process: build the model (random weights), ``hybridize()``, time the first call
-in training mode with gradients (the first training step's forward), then in eval mode
+in training mode with gradients (the first training step's forward), its backward and a second
+step (with lazy autotuning, the default, see ``HybridBlock.hybridize``: the first call runs the
+block eagerly and the second captures the graph; the measuring follows a step a call), then in eval mode
 the first call under ``no_grad``, then ``net.export(...)`` (with its onnxruntime check).
 An eager first call is timed as the reference. Timings on a loaded machine mean
 nothing: the header prints the load average, run it on a quiet one.
@@ -58,6 +60,8 @@ res["kernels"] = {}
 for c in net.conv_kernels:
     res["kernels"][c.kernel] = res["kernels"].get(c.kernel, 0) + 1
 t = time.perf_counter(); out.sum().backward(); res["first_backward_s"] = time.perf_counter() - t
+res["tuning_left"] = net.tuning_pending
+t = time.perf_counter(); net(x).sum().backward(); res["second_step_s"] = time.perf_counter() - t
 net.eval()
 with torch.no_grad():
     t = time.perf_counter(); net(x); res["hybrid_first_no_grad_s"] = time.perf_counter() - t
@@ -72,6 +76,7 @@ print("RESULT " + json.dumps(res))
 ROWS = [("import_s", "import torch + toolkit"), ("eager_first_s", "eager first call (train, grad)"),
         ("hybrid_first_grad_s", "hybridized first call (train, grad)"),
         ("first_backward_s", "its backward"),
+        ("second_step_s", "second step (fwd + bwd; lazy: the capture)"),
         ("hybrid_first_no_grad_s", "first no_grad call after it (eval)"),
         ("export_s", "net.export (+ onnxruntime check)")]
 
@@ -114,9 +119,13 @@ def main() -> None:
     print(f"{'seconds (min over runs)':<40}" + "".join(f"{k:>18}" for k in labels))
     for key, name in ROWS:
         print(f"{name:<40}" + "".join(f"{min(r[key] for r in results[k]):18.2f}" for k in labels))
+    for key, name in (("hybrid_first_grad_s", "hybridized first call"), ("export_s", "net.export")):
+        print(f"{name + ' / eager first call':<40}" + "".join(
+            f"{min(r[key] / r['eager_first_s'] for r in results[k]):18.2f}" for k in labels))
     for k in labels:
         last = results[k][-1]
-        print(f"{k}: graph layout {last['layout']}, kernels {last['kernels']}")
+        print(f"{k}: graph layout after the first call {last['layout']}, kernels {last['kernels']}, "
+              f"lazy tuning left after it: {last['tuning_left']}")
     print(f"load average at end: {load_text()}")
 
 

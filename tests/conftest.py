@@ -24,6 +24,13 @@ def _graphs_not_raced_against_eager(monkeypatch):
     monkeypatch.setenv("TOOLKIT_EAGER_FALLBACK", "0")
 
 
+@pytest.fixture(autouse=True)
+def _autotune_measures_in_the_first_call(monkeypatch):
+    """Autotuning decides everything in the first call (not lazily over later ones), so that tests can
+    check its decisions after one call. Tests of lazy tuning turn it back on."""
+    monkeypatch.setenv("TOOLKIT_AUTOTUNE_LAZY", "0")
+
+
 @pytest.fixture
 def seed():
     torch.manual_seed(0)

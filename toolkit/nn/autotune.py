@@ -55,8 +55,8 @@ from torch import fx
 
 from .fold import get_attr_tensor
 
-__all__ = ["KERNELS", "Choice", "DecisionCache", "autotune_convolutions", "clear_cache", "conv2d_channels_last",
-           "conv2d_contiguous", "conv2d_gemm", "disk_cache", "fastest", "machine_fingerprint"]
+__all__ = ["KERNELS", "Choice", "ConvTuner", "DecisionCache", "autotune_convolutions", "clear_cache", "conv2d_channels_last",
+           "conv2d_contiguous", "conv2d_gemm", "disk_cache", "fastest", "lazy_enabled", "machine_fingerprint", "race_once"]
 
 _aten = torch.ops.aten
 
@@ -71,6 +71,15 @@ EAGER_MARGIN = 0.97
 EAGER_ENV = "TOOLKIT_EAGER_FALLBACK"
 #: Measuring one shape stops after about this many seconds of kernel time (4 to 10 repeats).
 BUDGET_S = 0.3
+#: ``0``/``off``/``false``/``no`` measures everything in the first call of a hybridized block (the
+#: test suite does so, for decisions it can check after one call); by default the measuring is lazy.
+LAZY_ENV = "TOOLKIT_AUTOTUNE_LAZY"
+#: Lazy tuning: seconds of measuring each call after the capture may add (at least one step: one
+#: convolution's kernels, the channels-last capture, or one round of the race: every candidate once, back to back).
+LAZY_BUDGET_S = 0.5
+#: Lazy tuning: rounds of the race (one run of every candidate each, in alternating order) after a
+#: warm-up round; the median decides, as in :func:`fastest`.
+RACE_ROUNDS = 4
 
 
 def _pair(value: int | Sequence[int]) -> tuple[int, int]:
@@ -355,8 +364,10 @@ def _workload(kernel: _Kernel, x, w, b, conv_args, grad_out) -> Callable[[], Any
     return forward_backward
 
 
-def _decide(x_meta, w_meta, b_meta, conv_args, backward: bool,
-            disk: DecisionCache | None = None, new: dict | None = None) -> tuple[str, dict[str, float]]:
+def _decide(x_meta, w_meta, b_meta, conv_args, backward: bool, disk: DecisionCache | None = None,
+            new: dict | None = None, measure: bool = True) -> tuple[str, dict[str, float]] | None:
+    """The kernel decision for one convolution: from this process, from disk, or (with ``measure``)
+    measured now and recorded in ``new`` for the disk; ``None`` when unknown and not measured."""
     stride, padding, dilation, groups = conv_args
     # sizes and strides as captured: a channels-last input or weight is measured as one
     layouts = tuple(None if t is None else (tuple(_hint(s) for s in t.shape), tuple(_hint(s) for s in t.stride()))
@@ -370,6 +381,8 @@ def _decide(x_meta, w_meta, b_meta, conv_args, backward: bool,
     if stored is not None and stored.get("kernel") in KERNELS:
         _cache[key] = (stored["kernel"], {k: float(v) for k, v in stored.get("times", {}).items()})
         return _cache[key]
+    if not measure:
+        return None
     decision = _measure_decision(layouts, grads, x_meta.dtype, conv_args)
     _cache[key] = decision
     if new is not None:
@@ -415,6 +428,101 @@ def _conv_args(node: fx.Node) -> tuple | None:
     return tuple(values)
 
 
+@dataclass
+class _ConvSite:
+    """One convolution node of a graph that autotuning may rewrite, and what its decision is keyed on."""
+
+    node: fx.Node
+    metas: tuple  # (x, weight, bias) fake tensors
+    conv_args: tuple
+    input_shape: tuple[int, ...]
+    decision: tuple[str, dict[str, float]] | None = None  # None: not measured yet
+
+
+class ConvTuner:
+    """The convolutions of one graph and their kernel decisions, measured all at once or a few at a time.
+
+    Decisions already known (this process, or this machine's file on disk) are taken at
+    construction without measuring; :meth:`step` measures the next unknown ones, :meth:`apply`
+    rewrites the graph with the decisions so far (undecided convolutions keep aten's kernel).
+    :class:`~toolkit.nn.HybridBlock` measures lazily, a few convolutions per call after the first,
+    so that the first call only pays for the capture.
+
+    Parameters
+    ----------
+    gm : torch.fx.GraphModule
+        An unlifted ``torch.export`` graph whose nodes carry ``meta["val"]``.
+    backward : bool
+        Time forward and backward instead of the forward alone.
+    cache : bool
+        Read and write this machine's decisions on disk (see :func:`disk_cache`).
+    """
+
+    def __init__(self, gm: fx.GraphModule, backward: bool, cache: bool = True) -> None:
+        self.gm = gm
+        self.backward = backward
+        self.disk = disk_cache() if cache else None
+        self.sites: list[_ConvSite] = []
+        for node in gm.graph.nodes:
+            if node.op != "call_function" or node.target is not _aten.conv2d.default:
+                continue
+            x_meta, w_meta = _meta(gm, node.args[0]), _meta(gm, node.args[1])
+            b_meta = _meta(gm, node.args[2] if len(node.args) > 2 else node.kwargs.get("bias"))
+            conv_args = _conv_args(node)
+            if (conv_args is None or not isinstance(x_meta, torch.Tensor) or not isinstance(w_meta, torch.Tensor)
+                    or x_meta.dim() != 4 or x_meta.device.type != "cpu" or not x_meta.is_floating_point()
+                    or w_meta.dtype != x_meta.dtype):
+                continue
+            try:
+                shape = tuple(_hint(size) for size in x_meta.shape)
+                site = _ConvSite(node, (x_meta, w_meta, b_meta), conv_args, shape)
+                site.decision = _decide(*site.metas, conv_args, backward, self.disk, measure=False)
+            except LookupError:  # a size without a concrete hint: leave the node as it is
+                continue
+            self.sites.append(site)
+
+    @property
+    def pending(self) -> int:
+        """How many convolutions still wait for a measurement."""
+        return sum(site.decision is None for site in self.sites)
+
+    def step(self, budget_s: float = 0.0) -> int:
+        """Measure undecided convolutions until ``budget_s`` seconds have passed (at least one);
+        returns how many are still pending."""
+        start = time.perf_counter()
+        new: dict[str, dict[str, Any]] = {}
+        for site in self.sites:
+            if site.decision is not None:
+                continue
+            site.decision = _decide(*site.metas, site.conv_args, self.backward, self.disk, new)
+            if time.perf_counter() - start >= budget_s:
+                break
+        if self.disk is not None:
+            self.disk.put(new)
+        return self.pending
+
+    def run(self) -> list[Choice]:
+        """Measure every undecided convolution, then :meth:`apply`."""
+        while self.pending:
+            self.step(float("inf"))
+        return self.apply()
+
+    def apply(self) -> list[Choice]:
+        """Point every decided node at its kernel (and recompile the graph where that changed one)."""
+        changed = False
+        choices = []
+        for site in self.sites:
+            kernel, times = site.decision if site.decision is not None else ("aten", {})
+            choices.append(Choice(site.node.name, kernel, times, site.input_shape))
+            target = KERNELS[kernel].fn if kernel != "aten" else _aten.conv2d.default
+            if site.node.target is not target:
+                site.node.target = target
+                changed = True
+        if changed:
+            self.gm.recompile()
+        return choices
+
+
 def autotune_convolutions(gm: fx.GraphModule, backward: bool, cache: bool = True) -> list[Choice]:
     """Rewrite every CPU floating-point ``aten.conv2d`` in ``gm`` to its fastest kernel.
 
@@ -437,33 +545,7 @@ def autotune_convolutions(gm: fx.GraphModule, backward: bool, cache: bool = True
         One entry per convolution considered, in graph order. ``gm`` is rewritten
         in place (and recompiled) where a kernel other than ``"aten"`` won.
     """
-    choices: list[Choice] = []
-    changed = False
-    disk = disk_cache() if cache else None
-    new: dict[str, dict[str, Any]] = {}
-    for node in gm.graph.nodes:
-        if node.op != "call_function" or node.target is not _aten.conv2d.default:
-            continue
-        x_meta, w_meta = _meta(gm, node.args[0]), _meta(gm, node.args[1])
-        b_meta = _meta(gm, node.args[2] if len(node.args) > 2 else node.kwargs.get("bias"))
-        conv_args = _conv_args(node)
-        if (conv_args is None or not isinstance(x_meta, torch.Tensor) or not isinstance(w_meta, torch.Tensor)
-                or x_meta.dim() != 4 or x_meta.device.type != "cpu" or not x_meta.is_floating_point()
-                or w_meta.dtype != x_meta.dtype):
-            continue
-        try:
-            kernel, times = _decide(x_meta, w_meta, b_meta, conv_args, backward, disk, new)
-        except LookupError:  # a size without a concrete hint: leave the node as it is
-            continue
-        choices.append(Choice(node.name, kernel, times, tuple(_hint(size) for size in x_meta.shape)))
-        if kernel != "aten":
-            node.target = KERNELS[kernel].fn
-            changed = True
-    if changed:
-        gm.recompile()
-    if disk is not None:
-        disk.put(new)
-    return choices
+    return ConvTuner(gm, backward, cache).run()
 
 
 def _channels_last_candidate(value: Any) -> bool:
@@ -495,6 +577,20 @@ class ChannelsLastInputs:
         return self.runner(*args, **kwargs)
 
 
+def _race_workload(runner: Callable[..., Any], args: tuple, kwargs: dict,
+                   params: list[torch.Tensor]) -> Callable[[], None]:
+    def run() -> None:
+        out = runner(*args, **kwargs)
+        leaves = [t for t in torch.utils._pytree.tree_leaves(out) if isinstance(t, torch.Tensor) and t.requires_grad]
+        if params and leaves:
+            torch.autograd.grad(leaves, params, [torch.ones_like(t) for t in leaves], allow_unused=True)
+    return run
+
+
+def _race_params(module: torch.nn.Module, backward: bool) -> list[torch.Tensor]:
+    return [p for p in module.parameters() if p.requires_grad] if backward and torch.is_grad_enabled() else []
+
+
 def fastest(runners: Sequence[Callable[..., Any]], args: tuple, kwargs: dict, module: torch.nn.Module,
             budget_s: float = 1.0, backward: bool | None = None,
             names: Sequence[str] | None = None) -> tuple[int, list[float]]:
@@ -509,30 +605,43 @@ def fastest(runners: Sequence[Callable[..., Any]], args: tuple, kwargs: dict, mo
     """
     if backward is None:
         backward = torch.is_grad_enabled()
-    params = [p for p in module.parameters() if p.requires_grad] if backward and torch.is_grad_enabled() else []
-
-    def workload(runner: Callable[..., Any]) -> Callable[[], None]:
-        def run() -> None:
-            out = runner(*args, **kwargs)
-            leaves = [t for t in torch.utils._pytree.tree_leaves(out)
-                      if isinstance(t, torch.Tensor) and t.requires_grad]
-            if params and leaves:
-                torch.autograd.grad(leaves, params, [torch.ones_like(t) for t in leaves], allow_unused=True)
-        return run
-
+    params = _race_params(module, backward)
     labels = [str(i) for i in range(len(runners))] if names is None else [str(n) for n in names]
     if len(set(labels)) != len(runners):
         raise ValueError(f"fastest needs one distinct name per runner, got {labels}")
     saved = [(b, b.detach().clone()) for b in module.buffers()]
     try:
         with torch.random.fork_rng(devices=[]):
-            times = _measure({label: workload(r) for label, r in zip(labels, runners)}, budget_s)
+            times = _measure({label: _race_workload(r, args, kwargs, params) for label, r in zip(labels, runners)},
+                             budget_s)
     finally:
         with torch.no_grad():
             for buffer, value in saved:
                 buffer.copy_(value)
     medians = [times[label] for label in labels]
     return min(range(len(runners)), key=medians.__getitem__), medians
+
+
+def race_once(name: str, runner: Callable[..., Any], args: tuple, kwargs: dict, module: torch.nn.Module,
+              backward: bool) -> float:
+    """Seconds of one run of one candidate of a race (what :func:`fastest` repeats), leaving no trace.
+
+    The lazy race of :class:`~toolkit.nn.HybridBlock` calls it once per candidate and round,
+    spread over the calls after the capture; ``name`` is the candidate's label (``"as_given"``,
+    ``"channels_last"``, ``"eager"``), for tests that fake the timing.
+    """
+    params = _race_params(module, backward)
+    saved = [(b, b.detach().clone()) for b in module.buffers()]
+    try:
+        with torch.random.fork_rng(devices=[]):
+            run = _race_workload(runner, args, kwargs, params)
+            start = time.perf_counter()
+            run()
+            return time.perf_counter() - start
+    finally:
+        with torch.no_grad():
+            for buffer, value in saved:
+                buffer.copy_(value)
 
 
 def layout_key(module: torch.nn.Module, args: tuple, kwargs: dict, backward: bool) -> str:
@@ -556,6 +665,11 @@ def layout_key(module: torch.nn.Module, args: tuple, kwargs: dict, backward: boo
 #: What a race of :class:`~toolkit.nn.HybridBlock` may decide: a graph on the inputs as given, one on
 #: channels-last image inputs, or the eager module.
 PATHS = ("as_given", "channels_last", "eager")
+
+
+def lazy_enabled() -> bool:
+    """Whether hybridized blocks measure lazily, over the calls after the capture (see :data:`LAZY_ENV`)."""
+    return os.environ.get(LAZY_ENV, "").strip().lower() not in ("0", "off", "false", "no")
 
 
 def eager_fallback_enabled() -> bool:

@@ -12,7 +12,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import statistics
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
@@ -21,8 +23,9 @@ from torch import nn
 
 from .autotune import EAGER_MARGIN
 from .autotune import MARGIN as AUTOTUNE_MARGIN
-from .autotune import (ChannelsLastInputs, Choice, autotune_convolutions, cached_decision, channels_last_inputs,
-                       eager_fallback_enabled, fastest, layout_key, store_layout)
+from . import autotune as _autotune
+from .autotune import (ChannelsLastInputs, Choice, ConvTuner, cached_decision, channels_last_inputs,
+                       eager_fallback_enabled, fastest, layout_key, lazy_enabled, store_layout)
 from .fold import FoldedGraph, fold_for_inference
 
 __all__ = ["ExportSpec", "HybridBlock", "HybridizeError"]
@@ -95,6 +98,10 @@ class _Graph:
     memory_format: str = "as_given"
     # median seconds of each candidate of the capture-time race, by path (empty: no race ran here)
     race: dict[str, float] = field(default_factory=dict)
+    # the convolutions' kernel decisions (None without autotune or with torch.compile, which tunes at once)
+    conv_tuner: ConvTuner | None = None
+    # the measuring left for the calls after the capture (None: none left)
+    tuning: "_LazyTuning | None" = None
 
     def fits(self, flat_inputs: Sequence[Any]) -> bool:
         if len(flat_inputs) != len(self.accepts) or _shapes(flat_inputs) in self.refused:
@@ -203,6 +210,140 @@ def _sym_range(program: torch.export.ExportedProgram, size) -> int | tuple[int, 
     return (int(constraint.lower), upper)
 
 
+class _LazyTuning:
+    """What autotuning still has to measure for one captured graph, done a step at a time.
+
+    The steps, in order: the kernels of the graph's convolutions not decided yet (one convolution a
+    step), a capture on channels-last inputs and its kernels (when the layout is raced), then the race
+    of the graphs and the eager forward (one round a step: every candidate once, back to back; a warm-up round and
+    :data:`~toolkit.nn.autotune.RACE_ROUNDS` rounds in alternating order). When done, the
+    :class:`_Graph` is updated in place to the winner, and the decision stored on disk.
+    With ``lazy`` the steps run at the start of later calls of the graph's input signature, on
+    their inputs, :data:`~toolkit.nn.autotune.LAZY_BUDGET_S` seconds a call; otherwise all at once.
+    """
+
+    def __init__(self, block: "HybridBlock", graph: _Graph, key: str | None, race_layout: bool, race_eager: bool,
+                 backward: bool, lazy: bool, defer: str | None | bool = False) -> None:
+        self.block, self.graph, self.key = block, graph, key
+        # False: the graph is captured; else it is a stand-in running eagerly, and the first step captures
+        # (in the layout stored for the signature, a str, or as given, None)
+        self.defer = defer
+        self.race_layout, self.race_eager, self.backward, self.lazy = race_layout, race_eager, backward, lazy
+        self.args: tuple = ()
+        self.kwargs: dict = {}
+        self.seconds = 0.0  # measuring time spent so far
+        self.steps = 0
+        self._work = self._steps()
+
+    def pending(self) -> bool:
+        """Whether anything is left to measure (a race, or a convolution without its decision)."""
+        tuner = self.graph.conv_tuner
+        return (self.defer is not False or self.race_layout or self.race_eager
+                or (tuner is not None and tuner.pending > 0))
+
+    def step(self, args: tuple, kwargs: dict, budget_s: float) -> bool:
+        """Run steps on these inputs for ``budget_s`` seconds (at least one); ``True`` once all are done."""
+        self.args, self.kwargs = args, kwargs
+        start = time.perf_counter()
+        try:
+            while True:
+                next(self._work)
+                self.steps += 1
+                if time.perf_counter() - start >= budget_s:
+                    return False
+        except StopIteration:
+            return True
+        except HybridizeError:  # the deferred capture failed: raised, and tried again by the next call
+            self._work = self._steps()
+            raise
+        except Exception as err:  # noqa: BLE001 - measuring only ever costs speed, never the answer
+            _log.warning("%s: autotuning stopped (%s: %s); keeping the graph as it is",
+                         type(self.block).__name__, type(err).__name__, err)
+            return True
+        finally:
+            self.args, self.kwargs = (), {}
+            self.seconds += time.perf_counter() - start
+
+    def _tune_kernels(self, graph: _Graph):
+        tuner = graph.conv_tuner
+        if tuner is None:
+            return
+        while tuner.pending:
+            tuner.step(0.0)
+            yield
+        graph.kernels = tuner.apply()
+
+    def _steps(self):
+        block, graph, backward = self.block, self.graph, self.backward
+        if self.defer is not False:
+            known = self.defer
+            captured = block._capture_path(self.args, self.kwargs, known, backward)
+            for name in ("program", "runner", "accepts", "kernels", "memory_format", "conv_tuner"):
+                setattr(graph, name, getattr(captured, name))
+            if known is not None:
+                graph.race = _race_times(cached_decision(self.key) or {})
+            self.defer = False
+            if not self.pending():  # a stored decision with every kernel known: done
+                return
+            yield
+        yield from self._tune_kernels(graph)
+        candidates: dict[str, _Graph | _EagerRunner] = {"as_given": graph}
+        if self.race_layout and graph.kernels:
+            converted = channels_last_inputs(self.args, self.kwargs)
+            if converted is not None:
+                alt = block._capture_channels_last(converted, backward)
+                candidates["channels_last"] = alt
+                yield
+                yield from self._tune_kernels(alt)
+        if self.race_eager:
+            candidates["eager"] = _EagerRunner(block)
+        if len(candidates) == 1:
+            return
+
+        def runner(c):
+            return c.runner if isinstance(c, _Graph) else c
+
+        names = list(candidates)
+        if self.lazy:
+            samples: dict[str, list[float]] = {n: [] for n in names}
+            for r in range(1 + _autotune.RACE_ROUNDS):
+                # a round is one step: its candidates run back to back, so that what the calls do in
+                # between (a training step, other work) weighs on all of them alike
+                for name in (names if r % 2 == 0 else names[::-1]):
+                    seconds = _autotune.race_once(name, runner(candidates[name]), self.args, self.kwargs, block,
+                                                  backward)
+                    if r > 0:  # the first round warms up
+                        samples[name].append(seconds)
+                yield
+            times = {n: statistics.median(v) for n, v in samples.items()}
+        else:
+            _, medians = fastest([runner(c) for c in candidates.values()], self.args, self.kwargs, block,
+                                 backward=backward, names=names)
+            times = dict(zip(names, medians))
+        best = graph
+        alt = candidates.get("channels_last")
+        if isinstance(alt, _Graph) and times["channels_last"] < AUTOTUNE_MARGIN * times["as_given"]:
+            best = alt
+        extra: dict[str, Any] = {}
+        path = best.memory_format
+        if self.race_eager and not times[path] < EAGER_MARGIN * times["eager"]:
+            # the eager forward takes the shapes the best graph would have taken
+            extra["accepts"] = _accepts_to_json(best.accepts)
+            path = "eager"
+        # the graph found first becomes the winner (the lookup in _call_hybrid holds that object)
+        if path == "eager":
+            graph.program, graph.runner, graph.kernels = None, candidates["eager"], []
+            graph.accepts = list(best.accepts)
+        elif best is not graph:
+            graph.program, graph.runner, graph.kernels, graph.accepts = best.program, best.runner, best.kernels, best.accepts
+        graph.memory_format = path
+        graph.race = times
+        graph.conv_tuner = None
+        _log.debug("%s: %s kept for this input signature (%s; %s backward)", type(block).__name__, path,
+                   ", ".join(f"{k} {v * 1e3:.2f} ms" for k, v in times.items()), "with" if backward else "without")
+        store_layout(self.key, path, times, **extra)
+
+
 class HybridBlock(nn.Module):
     """Base class of every toolkit model: eager PyTorch, capturable as a graph.
 
@@ -232,11 +373,13 @@ class HybridBlock(nn.Module):
         self._hybrid_active = False
         self._hybrid_compile = False
         self._hybrid_autotune = True
+        self._hybrid_lazy: bool | None = None
         self._graphs: dict[tuple, list[_Graph]] = {}
         self._last_graph: _Graph | None = None
 
     # ------------------------------------------------------------------ hybridize
-    def hybridize(self, active: bool = True, compile: bool = False, autotune: bool = True) -> "HybridBlock":
+    def hybridize(self, active: bool = True, compile: bool = False, autotune: bool = True,
+                  lazy: bool | None = None) -> "HybridBlock":
         """Capture the forward as a graph on the next call (or go back to eager).
 
         Parameters
@@ -258,6 +401,17 @@ class HybridBlock(nn.Module):
             kept on disk, see :func:`toolkit.nn.autotune.disk_cache`). ``False`` keeps
             PyTorch's own kernels and layout and always runs the graph, for results that
             are bitwise the same from run to run.
+        lazy : bool, optional
+            Autotune without delaying the first answer (default, unless ``TOOLKIT_AUTOTUNE_LAZY=0``):
+            the first call of an input signature runs the block eagerly; the next one captures
+            the graph (with the kernel decisions already known on this machine, aten's for the
+            rest) and runs it; the measuring (kernels, the channels-last capture, the race against
+            eager) is spread over the following calls of that signature, at most about
+            :data:`~toolkit.nn.autotune.LAZY_BUDGET_S` seconds each, which then switch to the
+            winner (:attr:`tuning_pending` tells when it is done). A signature whose decision
+            is on disk is captured once, in the winning layout, and measures nothing. ``False``
+            captures and measures everything in the first call. With ``compile=True`` (or
+            ``autotune=False``) the first call captures, and kernels are tuned before compiling.
 
         Returns
         -------
@@ -269,6 +423,7 @@ class HybridBlock(nn.Module):
                 module._hybrid_active = bool(active)
                 module._hybrid_compile = bool(compile)
                 module._hybrid_autotune = bool(autotune)
+                module._hybrid_lazy = lazy
                 module._clear_graphs()
         return self
 
@@ -300,6 +455,12 @@ class HybridBlock(nn.Module):
         forward beat every captured graph on this input signature (the block then runs its own
         forward, see :meth:`hybridize`), ``"as_given"`` otherwise; ``None`` before the first capture."""
         return None if self._last_graph is None else self._last_graph.memory_format
+
+    @property
+    def tuning_pending(self) -> bool:
+        """Whether lazy autotuning still has measuring left for the graph behind the last call
+        (its later calls do it, see :meth:`hybridize`)."""
+        return self._last_graph is not None and self._last_graph.tuning is not None
 
     @property
     def race_times(self) -> dict[str, float]:
@@ -337,7 +498,10 @@ class HybridBlock(nn.Module):
         key = _key(self.training, args, kwargs)
         flat = torch.utils._pytree.tree_leaves((args, kwargs))
         for graph in self._graphs.get(key, []):
-            if graph.fits(flat):
+            if graph.fits(flat) and graph.tuning is not None:
+                if graph.tuning.step(args, kwargs, _autotune.LAZY_BUDGET_S):
+                    graph.tuning = None
+            if graph.fits(flat):  # again: a deferred capture may accept less than its stand-in
                 try:
                     out = graph.runner(*args, **kwargs)
                 except Exception as err:
@@ -413,6 +577,9 @@ class HybridBlock(nn.Module):
         return self.training or any(isinstance(v, torch.Tensor) and v.requires_grad
                                     for v in torch.utils._pytree.tree_leaves((args, kwargs)))
 
+    def _lazy(self) -> bool:
+        return (lazy_enabled() if self._hybrid_lazy is None else self._hybrid_lazy) and not self._hybrid_compile
+
     def _capture(self, args: tuple, kwargs: dict) -> _Graph:
         backward = self._tunes_backward(args, kwargs)
         if not self._hybrid_autotune:
@@ -440,43 +607,38 @@ class HybridBlock(nn.Module):
             graph.race = _race_times(known)
             _log.debug("%s: eager for this input signature (autotune cache: %s)", type(self).__name__, graph.race)
             return graph
-        if path == "channels_last" and converted is not None:
-            graph = self._capture_channels_last(converted, backward)
-            graph.race = _race_times(known)
-            return graph
-        graph = self._capture_as_given(args, kwargs, backward)
-        if known is not None:  # "as_given"
-            graph.race = _race_times(known)
-            return graph
         # The best memory layout is a property of the whole network and the machine (see
-        # toolkit.nn.autotune): capture and tune a channels-last graph as well and keep the
-        # faster. torch.compile makes layout choices of its own. And a graph is not always faster
+        # toolkit.nn.autotune): a channels-last graph is captured, tuned and raced as well, and the
+        # faster kept. torch.compile makes layout choices of its own. And a graph is not always faster
         # than the eager module (Python overhead saved vs. kernels eager picks better): eager races too.
-        candidates: dict[str, Callable[..., Any]] = {"as_given": graph.runner}
-        alt = None
-        if converted is not None and graph.kernels:
-            alt = self._capture_channels_last(converted, backward)
-            candidates["channels_last"] = alt.runner
-        if race_eager:
-            candidates["eager"] = _EagerRunner(self)
-        if len(candidates) == 1:
+        race_layout = known is None and converted is not None
+        if self._lazy():
+            # Time to first answer: this call runs the block's own forward; torch.export (several
+            # times an eager call) is the first step of the measuring queue, in the next call.
+            graph = _Graph(program=None, runner=_EagerRunner(self), memory_format="eager",
+                           accepts=[None if not isinstance(v, torch.Tensor) else ((0, math.inf),) * v.dim()
+                                    for v in flat])
+            graph.tuning = _LazyTuning(self, graph, key, race_layout=race_layout, race_eager=known is None and race_eager,
+                                       backward=backward, lazy=True, defer=path)
             return graph
-        _, medians = fastest(list(candidates.values()), args, kwargs, self, backward=backward, names=list(candidates))
-        times = dict(zip(candidates, medians))
-        best = graph
-        if alt is not None and times["channels_last"] < AUTOTUNE_MARGIN * times["as_given"]:
-            best = alt
-        extra: dict[str, Any] = {}
-        if race_eager and not times[best.memory_format] < EAGER_MARGIN * times["eager"]:
-            # the eager forward takes the shapes the best graph would have taken
-            extra["accepts"] = _accepts_to_json(best.accepts)
-            best = _Graph(program=None, runner=candidates["eager"], accepts=list(best.accepts), memory_format="eager")
-        best.race = times
-        _log.debug("%s: %s kept for this input signature (%s; %s backward)", type(self).__name__,
-                   best.memory_format, ", ".join(f"{k} {v * 1e3:.2f} ms" for k, v in times.items()),
-                   "with" if backward else "without")
-        store_layout(key, best.memory_format, times, **extra)
-        return best
+        graph = self._capture_path(args, kwargs, path, backward)
+        if known is not None:
+            graph.race = _race_times(known)
+        tuning = _LazyTuning(self, graph, key, race_layout=race_layout, race_eager=known is None and race_eager,
+                             backward=backward, lazy=False)
+        if tuning.pending():
+            tuning.step(args, kwargs, float("inf"))
+        return graph
+
+    def _capture_path(self, args: tuple, kwargs: dict, path: str | None, backward: bool) -> _Graph:
+        """A graph in the layout ``path`` stored for this signature (as given when none), with the
+        race medians stored with it."""
+        converted = channels_last_inputs(args, kwargs) if path == "channels_last" else None
+        if converted is not None:
+            graph = self._capture_channels_last(converted, backward)
+        else:
+            graph = self._capture_as_given(args, kwargs, backward)
+        return graph
 
     def _capture_channels_last(self, converted: tuple[tuple, dict], backward: bool) -> _Graph:
         alt = self._capture_as_given(*converted, backward)
@@ -510,11 +672,15 @@ class HybridBlock(nn.Module):
             # inference graph: batch norms folded into their convolutions (refolded when weights change)
             runner = fold_for_inference(runner)
         kernels: list[Choice] = []
+        tuner = None
         if self._hybrid_autotune:
             graph_module = runner.module if isinstance(runner, FoldedGraph) else runner
             if backward is None:
                 backward = self._tunes_backward(args, kwargs)
-            kernels = autotune_convolutions(graph_module, backward=backward)
+            # the decisions known on this machine at once; the others measured by _LazyTuning, or
+            # now where torch.compile follows (it would not see a later rewrite)
+            tuner = ConvTuner(graph_module, backward=backward)
+            kernels = tuner.run() if self._hybrid_compile else tuner.apply()
         if self._hybrid_compile:
             if isinstance(runner, FoldedGraph):
                 runner.module = torch.compile(runner.module, dynamic=True)
@@ -529,7 +695,8 @@ class HybridBlock(nn.Module):
                     accepts.append(tuple(_sym_range(program, s) for s in val.shape))
                 else:
                     accepts.append(None)
-        return _Graph(program=program, runner=runner, accepts=accepts, kernels=kernels)
+        return _Graph(program=program, runner=runner, accepts=accepts, kernels=kernels,
+                      conv_tuner=tuner if tuner is not None and tuner.pending else None)
 
     def _export_program(self, args: tuple, kwargs: dict, dynamic_shapes) -> torch.export.ExportedProgram:
         """Run ``torch.export`` and name the sub-module that breaks it, if any."""
