@@ -52,6 +52,9 @@ from pathlib import Path
 from typing import Any, Callable
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# steady-state rows: hybridize() tunes in the first call (the lazy default spreads tuning over
+# later calls, which the few warm-up calls here would time)
+os.environ.setdefault("TOOLKIT_AUTOTUNE_LAZY", "0")
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))

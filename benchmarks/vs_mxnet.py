@@ -377,7 +377,9 @@ def _ours_child(cfg: dict, warmup: int, steps: int, threads: int) -> dict[str, f
 def _run_side(side: str, row: str, args) -> dict[str, float] | str:
     python = str(args.peer_python) if side == "mxnet" else sys.executable
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads),
-               OMP_WAIT_POLICY=os.environ.get("OMP_WAIT_POLICY", "PASSIVE"))
+               OMP_WAIT_POLICY=os.environ.get("OMP_WAIT_POLICY", "PASSIVE"),
+               # steady state: tune in the first (warm-up) call, not lazily over the timed ones
+               TOOLKIT_AUTOTUNE_LAZY=os.environ.get("TOOLKIT_AUTOTUNE_LAZY", "0"))
     if side == "mxnet":
         env.pop("PYTHONPATH", None)  # nothing of ours in the peer's interpreter
         env["MXNET_SUBGRAPH_VERBOSE"] = "0"

@@ -138,7 +138,24 @@ def uint8_friendly(model: Any) -> dict[str, int]:
             nodes.append(node)
     del graph.node[:]
     graph.node.extend(nodes)
+    if counts[REWRITES[0]]:
+        _drop_unused_initializers(graph)
     return counts
+
+
+def _drop_unused_initializers(graph: Any) -> None:
+    """Remove initializers no node reads any more (a replaced ReduceMean's ``axes``).
+
+    onnxruntime would otherwise warn about each one on stderr at every session start.
+    """
+    used = {name for node in graph.node for name in node.input}
+    used |= {o.name for o in graph.output}
+    for attr_graph in (a.g for node in graph.node for a in node.attribute if a.g.node):
+        used |= {name for node in attr_graph.node for name in node.input}
+    keep = [i for i in graph.initializer if i.name in used]
+    if len(keep) != len(graph.initializer):
+        del graph.initializer[:]
+        graph.initializer.extend(keep)
 
 
 #: ops that onnxruntime fuses with a float output (QGemm, MatMulIntegerToFloat...) or whose int8 output
