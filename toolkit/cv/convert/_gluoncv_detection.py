@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -192,6 +192,22 @@ _RCNN_RULES = [
 ]
 
 
+def _rename(key: str, rules: Sequence[tuple[str, Any]]) -> str | None:
+    """``key`` renamed by the first rule whose pattern matches it, or None when none does."""
+    for pattern, repl in rules:
+        new, n = re.subn(pattern, repl, key)
+        if n:
+            return new
+    return None
+
+
+def _with_background_box(name: str, t: torch.Tensor) -> torch.Tensor:
+    """GluonCV predicts no background box: torchvision's first 4 box-regression rows are zero."""
+    if name.startswith("roi_heads.box_predictor.bbox_pred."):
+        return torch.cat([torch.zeros((4,) + tuple(t.shape[1:]), device=t.device), t], 0)
+    return t
+
+
 def _rcnn_state(arrays: Mapping[str, Any]) -> tuple[dict[str, torch.Tensor], dict[int, torch.Tensor]]:
     state: dict[str, torch.Tensor] = {}
     anchors: dict[int, torch.Tensor] = {}
@@ -201,14 +217,8 @@ def _rcnn_state(arrays: Mapping[str, Any]) -> tuple[dict[str, torch.Tensor], dic
             anchors[0] = t  # (1, 1, H, W, A * 4): GluonCV's anchor grid, checked, not loaded
             continue
         new = re.sub(r"\.gamma$", ".weight", re.sub(r"\.beta$", ".bias", key))
-        for pattern, repl in _RCNN_RULES:
-            new, n = re.subn(pattern, repl, new)
-            if n:
-                break
-        if new.startswith("roi_heads.box_predictor.bbox_pred."):
-            # GluonCV predicts no background box: torchvision's first 4 rows (background) are zero
-            t = torch.cat([torch.zeros((4,) + tuple(t.shape[1:]), device=t.device), t], 0)
-        state[new] = t
+        new = _rename(new, _RCNN_RULES) or new
+        state[new] = _with_background_box(new, t)
     return state, anchors
 
 
@@ -263,18 +273,12 @@ def _fpn_state(model: nn.Module, arrays: Mapping[str, Any], source: str
         if m is not None:
             anchors[int(m.group(1))] = t
             continue
-        for pattern, repl in _FPN_RULES:
-            new, n = re.subn(pattern, repl, key)
-            if n:
-                break
-        else:
-            if key.startswith("features."):
-                backbone.append((key, t))
-                continue
-            new = key  # assign_state reports it as not in the model
-        if new.startswith("roi_heads.box_predictor.bbox_pred."):
-            t = torch.cat([torch.zeros((4,) + tuple(t.shape[1:]), device=t.device), t], 0)
-        state[new] = t
+        new = _rename(key, _FPN_RULES)
+        if new is None and key.startswith("features."):
+            backbone.append((key, t))
+            continue
+        new = new or key  # unmatched: assign_state reports it as not in the model
+        state[new] = _with_background_box(new, t)
     state.update(_ssd_backbone(model, backbone, source, root="backbone"))
     return state, anchors
 
