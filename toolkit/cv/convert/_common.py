@@ -1,7 +1,8 @@
-"""Shared helpers of the weight converters: strict tensor placement into a zoo model."""
+"""Shared helpers of the weight converters: renaming, and strict tensor placement into a zoo model."""
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -9,7 +10,21 @@ import torch
 
 from ...zoo import WeightsError
 
-__all__ = ["assign_state", "to_tensor"]
+__all__ = ["assign_state", "mxnet_norm_name", "rename_by_rules", "to_tensor"]
+
+
+def mxnet_norm_name(name: str) -> str:
+    """MXNet's norm parameter names to PyTorch's: ``*.gamma`` -> ``*.weight``, ``*.beta`` -> ``*.bias``."""
+    return re.sub(r"\.beta$", ".bias", re.sub(r"\.gamma$", ".weight", name))
+
+
+def rename_by_rules(name: str, rules: Sequence[tuple[str, str | Callable[[re.Match], str]]]) -> str | None:
+    """``name`` rewritten by the first ``(pattern, replacement)`` rule that matches it; None if none does."""
+    for pattern, repl in rules:
+        new, n = re.subn(pattern, repl, name)
+        if n:
+            return new
+    return None
 
 
 def to_tensor(value: Any) -> torch.Tensor:

@@ -23,15 +23,10 @@ import torch
 from torch import nn
 
 from ...zoo import WeightsError, get_entry, get_model
-from ._common import assign_state, to_tensor
+from ._common import assign_state, mxnet_norm_name, to_tensor
 from ...zoo.mxnet_params import read_params
 
 __all__ = ["from_gluoncv", "gluoncv_state"]
-
-
-def _rename(name: str) -> str:
-    name = re.sub(r"\.gamma$", ".weight", name)
-    return re.sub(r"\.beta$", ".bias", name)
 
 
 def _family(name: str) -> str:
@@ -58,7 +53,7 @@ def _infer_kwargs(name: str, state: dict[str, torch.Tensor]) -> dict[str, Any]:
 
 def gluoncv_state(model: nn.Module, name: str, arrays: dict[str, Any]) -> dict[str, torch.Tensor]:
     """Rename GluonCV parameters to ``model``'s names (see the module docstring)."""
-    state = {_rename(k): to_tensor(v).float() if to_tensor(v).is_floating_point() else to_tensor(v)
+    state = {mxnet_norm_name(k): to_tensor(v).float() if to_tensor(v).is_floating_point() else to_tensor(v)
              for k, v in arrays.items()}
     own = model.state_dict()
     family = _family(name)
@@ -134,7 +129,7 @@ def from_gluoncv(params_path: str | os.PathLike, name: str, **kwargs: Any) -> nn
     if get_entry(name).task == "segmentation":
         from ._gluoncv_segmentation import from_gluoncv_segmentation
         return from_gluoncv_segmentation(arrays, str(name).lower(), f"GluonCV file {os.fspath(params_path)}", **kwargs)
-    raw = {_rename(k): to_tensor(v) for k, v in arrays.items()}
+    raw = {mxnet_norm_name(k): to_tensor(v) for k, v in arrays.items()}
     model = get_model(name, **{**_infer_kwargs(name, raw), **kwargs})
     state = gluoncv_state(model, name, arrays)
     return assign_state(model, state, f"GluonCV file {os.fspath(params_path)}")

@@ -40,14 +40,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
 from ...zoo import WeightsError, get_entry, get_model
-from ._common import assign_state, to_tensor
+from ._common import assign_state, mxnet_norm_name, rename_by_rules, to_tensor
 
 __all__ = ["from_gluoncv_detection", "gluoncv_detection_state"]
 
@@ -156,7 +156,7 @@ def _yolo_state(arrays: Mapping[str, Any]) -> tuple[dict[str, torch.Tensor], dic
     anchors: dict[int, torch.Tensor] = {}
     for key, value in arrays.items():
         t = _tensor(value)
-        new = re.sub(r"\.gamma$", ".weight", re.sub(r"\.beta$", ".bias", key))
+        new = mxnet_norm_name(key)
         m = re.match(r"^yolo_outputs\.(\d+)\.(anchors|offsets)$", key)
         if m is not None:
             if m.group(2) == "anchors":
@@ -192,15 +192,6 @@ _RCNN_RULES = [
 ]
 
 
-def _rename(key: str, rules: Sequence[tuple[str, Any]]) -> str | None:
-    """``key`` renamed by the first rule whose pattern matches it, or None when none does."""
-    for pattern, repl in rules:
-        new, n = re.subn(pattern, repl, key)
-        if n:
-            return new
-    return None
-
-
 def _with_background_box(name: str, t: torch.Tensor) -> torch.Tensor:
     """GluonCV predicts no background box: torchvision's first 4 box-regression rows are zero."""
     if name.startswith("roi_heads.box_predictor.bbox_pred."):
@@ -216,8 +207,8 @@ def _rcnn_state(arrays: Mapping[str, Any]) -> tuple[dict[str, torch.Tensor], dic
         if key == "rpn.anchor_generator.anchors":
             anchors[0] = t  # (1, 1, H, W, A * 4): GluonCV's anchor grid, checked, not loaded
             continue
-        new = re.sub(r"\.gamma$", ".weight", re.sub(r"\.beta$", ".bias", key))
-        new = _rename(new, _RCNN_RULES) or new
+        new = mxnet_norm_name(key)
+        new = rename_by_rules(new, _RCNN_RULES) or new
         state[new] = _with_background_box(new, t)
     return state, anchors
 
@@ -273,7 +264,7 @@ def _fpn_state(model: nn.Module, arrays: Mapping[str, Any], source: str
         if m is not None:
             anchors[int(m.group(1))] = t
             continue
-        new = _rename(key, _FPN_RULES)
+        new = rename_by_rules(key, _FPN_RULES)
         if new is None and key.startswith("features."):
             backbone.append((key, t))
             continue

@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from ...zoo import WeightsError, get_model
-from ._common import assign_state, to_tensor
+from ._common import assign_state, mxnet_norm_name, rename_by_rules, to_tensor
 
 __all__ = ["gluoncv_segmentation_state", "from_gluoncv_segmentation"]
 
@@ -51,12 +51,8 @@ def gluoncv_segmentation_state(name: str, arrays: dict[str, Any]) -> dict[str, t
     rules = _RULES[_family(name)] + [(r"^auxlayer\.block\.(\d+)\.", lambda m: f"auxlayer.{m.group(1)}.")]
     state: dict[str, torch.Tensor] = {}
     for key, value in arrays.items():
-        new = re.sub(r"\.gamma$", ".weight", re.sub(r"\.beta$", ".bias", key))
-        for pattern, repl in rules:
-            new, n = re.subn(pattern, repl, new)
-            if n:
-                break
-        state[new] = to_tensor(value).float()
+        new = mxnet_norm_name(key)
+        state[rename_by_rules(new, rules) or new] = to_tensor(value).float()
     return state
 
 
