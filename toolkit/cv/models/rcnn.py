@@ -71,7 +71,7 @@ from torchvision.ops.poolers import LevelMapper
 from ...zoo import register_model
 from .detection._backbone import BackboneFeatures, build_backbone
 from .detection._base import ClassLayer, Detector, labels_to_targets
-from .detection._boxes import fixed_detections
+from .detection._boxes import fixed_detections, rank_within_image
 from .detection._classes import COCO_CLASSES, VOC_CLASSES
 
 __all__ = ["FasterRCNN", "GluonCVAnchorGenerator", "GluonCVFPN", "GluonCVRPNHead", "gluoncv_cell_anchors"]
@@ -472,8 +472,7 @@ def _padded_nms(boxes: torch.Tensor, scores: torch.Tensor, groups: torch.Tensor,
     position = torch.arange(keep.shape[0], device=scores.device)
     keep = keep[torch.argsort(image[keep] * keep.shape[0] + position)]
     img = image[keep]
-    counts = (img.unsqueeze(1) == torch.arange(batch, device=scores.device)).sum(0)
-    rank = torch.arange(keep.shape[0], device=scores.device) - (torch.cumsum(counts, 0) - counts)[img]
+    rank = rank_within_image(img, batch)
     sel = torch.nonzero(rank < k).squeeze(1)
     keep, img, rank = keep[sel], img[sel], rank[sel]
     out = boxes.new_zeros((batch, k, 4)).index_put((img, rank), flat_boxes[keep])

@@ -21,6 +21,7 @@ __all__ = [
     "center_to_corner",
     "corner_to_center",
     "fixed_detections",
+    "rank_within_image",
 ]
 
 #: GluonCV's default ``stds`` of NormalizedBoxCenterEncoder/Decoder (also torchvision's weights 10, 10, 5, 5).
@@ -119,6 +120,15 @@ def _suppress(grid_scores: torch.Tensor, grid_boxes: torch.Tensor, top_indices: 
     return torch.sort(image * k + rank).values
 
 
+def rank_within_image(image: torch.Tensor, batch: int) -> torch.Tensor:
+    """Each row's position within its image, for rows already grouped by ``image`` (ids in ``[0, batch)``).
+
+    Counts per image and a cumulative sum: no data-dependent loop, so it exports as it runs.
+    """
+    counts = (image.unsqueeze(1) == torch.arange(batch, device=image.device)).sum(0)
+    return torch.arange(image.shape[0], device=image.device) - (torch.cumsum(counts, 0) - counts)[image]
+
+
 def fixed_detections(
     boxes: torch.Tensor,
     scores: torch.Tensor,
@@ -185,11 +195,8 @@ def fixed_detections(
                          post_nms)
     else:  # candidates are already by image, best first
         keep = torch.nonzero(cand_scores > score_thresh).squeeze(1)
-    # rank within the image
     img = keep // k
-    counts = (img.unsqueeze(1) == torch.arange(batch, device=scores.device)).sum(0)
-    starts = torch.cumsum(counts, 0) - counts
-    rank = torch.arange(keep.shape[0], device=scores.device) - starts[img]
+    rank = rank_within_image(img, batch)
     sel = torch.nonzero(rank < post_nms).squeeze(1)
     keep, img, rank = keep[sel], img[sel], rank[sel]
     out_ids = torch.full((batch, post_nms), -1.0, dtype=torch.float32, device=scores.device)
