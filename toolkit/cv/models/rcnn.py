@@ -22,7 +22,8 @@ and both target generators run inside, as in torchvision.
 Eval mode runs the same modules through a batched, fixed-shape path of ours (``torch.export`` /
 ONNX-exportable: torchvision's RPN and ``RoIHeads`` loop over images and branch on sizes): per
 level top-k proposals of every image, clipped, small or low-scoring ones masked out, one NMS call
-for the batch (``torchvision.ops.nms`` -> ONNX ``NonMaxSuppression``), the best
+for the batch with a group per (image, level) (``toolkit::grouped_nms``: ``batched_nms`` eagerly, one
+ONNX ``NonMaxSuppression`` exported), the best
 ``post_nms_top_n`` per image padded to a fixed count, RoIAlign (``torchvision.ops.roi_align`` ->
 ONNX ``RoiAlign``; FPN levels by torchvision's ``LevelMapper``), the box head on every padded
 proposal, torchvision's box decoding and :func:`fixed_detections` with the padding masked out.
@@ -64,7 +65,7 @@ from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHe
 from torchvision.models.detection.image_list import ImageList
 from torchvision.models.detection.roi_heads import RoIHeads
 from torchvision.models.detection.rpn import RegionProposalNetwork, RPNHead, concat_box_prediction_layers
-from torchvision.ops import FeaturePyramidNetwork, MultiScaleRoIAlign, nms, roi_align
+from torchvision.ops import FeaturePyramidNetwork, MultiScaleRoIAlign, roi_align
 from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
 from torchvision.ops.poolers import LevelMapper
 
@@ -73,6 +74,7 @@ from .detection._backbone import BackboneFeatures, build_backbone
 from .detection._base import ClassLayer, Detector, labels_to_targets
 from .detection._boxes import fixed_detections, rank_within_image
 from .detection._classes import COCO_CLASSES, VOC_CLASSES
+from .detection._nms import grouped_nms
 
 __all__ = ["FasterRCNN", "GluonCVAnchorGenerator", "GluonCVFPN", "GluonCVRPNHead", "gluoncv_cell_anchors"]
 
@@ -347,7 +349,8 @@ class FasterRCNN(Detector):
         out = rois.new_zeros((rois.shape[0], maps[0].shape[1], *size))
         for level, (m, scale) in enumerate(zip(maps, scales)):
             idx = torch.nonzero(levels == level).squeeze(1)
-            out = out.index_put((idx,), roi_align(m, rois[idx], size, scale, ratio))
+            # in place, as torchvision's MultiScaleRoIAlign: out-of-place copied the (N, C, 7, 7) map per level
+            out.index_put_((idx,), roi_align(m, rois[idx], size, scale, ratio))
         return out
 
     def _box_detections(self, feats: "OrderedDict[str, torch.Tensor]", proposals: torch.Tensor,
@@ -411,7 +414,7 @@ class FasterRCNN(Detector):
         out = rois.new_zeros((rois.shape[0], feats[names[0]].shape[1], *size))
         for i, (name, stride) in enumerate(zip(names, strides)):
             idx = torch.nonzero(level == i).squeeze(1)
-            out = out.index_put((idx,), roi_align(feats[name], rois[idx], size, 1.0 / stride, ratio))
+            out.index_put_((idx,), roi_align(feats[name], rois[idx], size, 1.0 / stride, ratio))
         return out
 
     def _gluoncv_box_detections(self, feats: "OrderedDict[str, torch.Tensor]", proposals: torch.Tensor,
@@ -455,27 +458,34 @@ def _padded_nms(boxes: torch.Tensor, scores: torch.Tensor, groups: torch.Tensor,
                 valid: torch.Tensor, iou: float, k: int) -> tuple[torch.Tensor, torch.Tensor]:
     """NMS within each (image, group) over the valid boxes; the ``k`` best per image, zero-padded.
 
-    ``boxes`` (B, T, 4), ``scores`` and ``valid`` (B, T), ``groups`` (T,) in ``[0, num_groups)``.
-    Returns ``(B, k, 4)`` boxes best first and the ``(B, k)`` mask of real rows. One NMS call for the
-    batch, each (image, group) shifted to a region of its own (torchvision's batched_nms offset trick,
-    without its data-dependent choice of strategy).
+    ``boxes`` (B, T, 4), ``scores`` and ``valid`` (B, T), ``groups`` (T,) in ``[0, num_groups)``;
+    ``scores`` of valid boxes are probabilities (at least 0). Returns ``(B, k, 4)`` boxes best first
+    and the ``(B, k)`` mask of real rows.
+
+    One :func:`~.detection._nms.grouped_nms` call (``batched_nms`` eagerly, as torchvision's RPN
+    calls it per image; one ONNX ``NonMaxSuppression`` exported) with the groups as its classes:
+    each box scores in its own group's row only, so every (image, group) is suppressed on its own
+    instead of all of them in one quadratic NMS over boxes shifted apart.
     """
     batch, t = scores.shape
-    flat_boxes, flat_scores = boxes.reshape(-1, 4), scores.reshape(-1)
-    image = torch.arange(batch, device=scores.device).repeat_interleave(t)
-    group = (image * num_groups + groups.repeat(batch)).to(flat_boxes.dtype)
-    low = flat_boxes.min()
-    shifted = flat_boxes - low + (group * (flat_boxes.max() - low + 1))[:, None]
-    cand = torch.nonzero(valid.reshape(-1)).squeeze(1)
-    keep = cand[nms(shifted[cand], flat_scores[cand], iou)]  # best first
-    # group by image keeping the score order (unique keys: ONNX has no stable sort), rank within the image
-    position = torch.arange(keep.shape[0], device=scores.device)
-    keep = keep[torch.argsort(image[keep] * keep.shape[0] + position)]
-    img = image[keep]
+    masked = torch.where(valid, scores, torch.full_like(scores, -1.0))
+    if num_groups == 1:
+        grid = masked.unsqueeze(1).float()
+    else:  # (B, G, T): box j's score in row groups[j], -1 in the others
+        own = (groups.unsqueeze(0) == torch.arange(num_groups, device=groups.device).unsqueeze(1)).unsqueeze(0)
+        grid = torch.where(own, masked.unsqueeze(1), torch.full_like(masked, -1.0).unsqueeze(1)).float()
+    # at most k per (image, group) can be among an image's k best; -1 (invalid) is below the threshold
+    sel = grouped_nms(boxes.float(), grid, iou, -0.5, k)  # by image, group, then best first
+    img, idx = sel[:, 0], sel[:, 2]
+    if num_groups > 1:  # the groups merged by score within each image (unique keys: ONNX has no stable sort)
+        order = torch.argsort(masked[img, idx], descending=True)
+        position = torch.arange(order.shape[0], device=scores.device)
+        order = order[torch.argsort(img[order] * order.shape[0] + position)]
+        img, idx = img[order], idx[order]
     rank = rank_within_image(img, batch)
-    sel = torch.nonzero(rank < k).squeeze(1)
-    keep, img, rank = keep[sel], img[sel], rank[sel]
-    out = boxes.new_zeros((batch, k, 4)).index_put((img, rank), flat_boxes[keep])
+    keep = torch.nonzero(rank < k).squeeze(1)
+    img, idx, rank = img[keep], idx[keep], rank[keep]
+    out = boxes.new_zeros((batch, k, 4)).index_put((img, rank), boxes[img, idx])
     mask = torch.zeros((batch, k), dtype=torch.bool, device=scores.device).index_put(
         (img, rank), torch.ones_like(rank, dtype=torch.bool))
     return out, mask
