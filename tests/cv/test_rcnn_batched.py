@@ -97,3 +97,22 @@ def test_hybridize_equals_eager():
     for i in range(2):  # the captured graph rounds differently (boxes ~2e-3 px apart)
         torch.testing.assert_close(_rows(out, i), _rows(ref, i), atol=1e-3, rtol=1e-4)
     torch.testing.assert_close(_rows(one, 0), _rows(ref, 1), atol=1e-3, rtol=1e-4)
+
+
+@pytest.mark.parametrize("kind", ["c4", "fpn"])
+def test_proposals_equal_torchvision_rpn(kind):
+    """The batched proposal NMS (a grouped_nms group per image and level) keeps torchvision's proposals
+    exactly, in torchvision's order (one NMS over offset-shifted boxes differed by rounding)."""
+    from torchvision.models.detection.image_list import ImageList
+
+    net = _small(kind)
+    x = _images()
+    with torch.no_grad():
+        feats = net.feature_maps(x)
+        upper = x.new_tensor([x.shape[-1], x.shape[-2]] * 2).view(1, 1, 4)
+        boxes, valid = net._proposals(x, feats, upper)
+        ref, _ = net.rpn(ImageList(x, [tuple(x.shape[-2:])] * 2), feats)
+    for i in range(2):
+        n = int(valid[i].sum())
+        assert n == ref[i].shape[0] >= 5 and bool(valid[i, :n].all())
+        assert torch.equal(boxes[i, :n], ref[i])
