@@ -120,6 +120,22 @@ def main() -> None:
         close = all(torch.allclose(a, b, atol=1e-4) for a, b in zip(got, ref))
         print(f"{key} vs ours torchvision_eval: identical={same} allclose(1e-4)={close} "
               f"detections={int((got[0] >= 0).sum())}")
+    # the proposals (random weights leave few or no final detections): ours against torchvision's RPN
+    from torchvision.models.detection.image_list import ImageList
+
+    with torch.inference_mode():
+        feats = ours.feature_maps(x)
+        ref_props = ours.rpn(ImageList(x, [tuple(x.shape[-2:])]), feats)[0][0]
+        upper = x.new_tensor([args.size] * 4).view(1, 1, 4)
+        for key, nms in (("new", new_nms), ("base", old_nms)):
+            if nms is None:
+                continue
+            rcnn._padded_nms = nms
+            boxes, valid = ours._proposals(x, feats, upper)
+            rcnn._padded_nms = new_nms
+            n = int(valid[0].sum())
+            print(f"proposals ({key} NMS): {n} vs torchvision RPN's {ref_props.shape[0]}, identical="
+                  f"{n == ref_props.shape[0] and torch.equal(boxes[0, :n], ref_props)}")
     if not args.no_hybrid:
         for key, nms in (("ours hybridized", None), ("ours hybridized (base NMS)", old_nms)):
             if key.endswith("(base NMS)") and nms is None:
