@@ -34,6 +34,11 @@ inference on a 2-core AMD EPYC ran slower hybridized in 2 of 3 runs), so the eag
 forward (and backward, for graphs that train) runs in the same race: unless the
 fastest graph beats it by :data:`EAGER_MARGIN`, the block runs eagerly for that input
 signature (:data:`EAGER_ENV` turns the eager candidate off).
+
+For inference (eval mode under ``no_grad``) the race also has the captured graph compiled by Inductor
+with its weights frozen in (:class:`FrozenInductor`, :func:`compile_frozen`; :data:`INDUCTOR_ENV` turns
+it off): ResNet-50 at batch 16 ran it about 2x as fast as the autotuned graph on a 2-core AMD EPYC
+(``benchmarks/results/inference_levers.txt``), at the cost of a compile of minutes there.
 """
 from __future__ import annotations
 

@@ -95,6 +95,7 @@ class _Graph:
     kernels: list[Choice] = field(default_factory=list)
     # the memory layout image inputs are run in ("as_given", or "channels_last" when autotuning chose it),
     # or "eager" when the eager forward beat every captured graph
+    # ("inductor": the graph compiled by Inductor with frozen weights, see toolkit.nn.autotune.FrozenInductor)
     memory_format: str = "as_given"
     # median seconds of each candidate of the capture-time race, by path (empty: no race ran here)
     race: dict[str, float] = field(default_factory=dict)
@@ -473,7 +474,8 @@ class HybridBlock(nn.Module):
         """How the last call ran: ``"channels_last"`` when autotuning found the graph faster on
         channels-last image inputs (they are converted on the way in), ``"eager"`` when the eager
         forward beat every captured graph on this input signature (the block then runs its own
-        forward, see :meth:`hybridize`), ``"as_given"`` otherwise; ``None`` before the first capture."""
+        forward, see :meth:`hybridize`), ``"inductor"`` when the graph compiled by Inductor with frozen
+        weights won an inference race, ``"as_given"`` otherwise; ``None`` before the first capture."""
         return None if self._last_graph is None else self._last_graph.memory_format
 
     @property
@@ -484,7 +486,7 @@ class HybridBlock(nn.Module):
 
     @property
     def race_times(self) -> dict[str, float]:
-        """Median seconds per candidate (``"as_given"``, ``"channels_last"``, ``"eager"``) of the
+        """Median seconds per candidate (``"as_given"``, ``"channels_last"``, ``"eager"``, ``"inductor"``) of the
         capture-time race behind the last call, measured now or read back from the autotune cache;
         empty when there was no race (``autotune=False``, a single candidate)."""
         return {} if self._last_graph is None else dict(self._last_graph.race)
