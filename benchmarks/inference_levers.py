@@ -13,8 +13,8 @@ Levers (``--levers``):
 - ``eager``: the module, ``eval()`` under ``no_grad``.
 - ``hybridized``: ``hybridize(inductor=False)``, the race as it was before the Inductor candidate
   (capture, BN folding, kernel and layout race, eager race; all in the first call).
-- ``hybridized+inductor``: ``hybridize()`` with the Inductor candidate in its race (what the toolkit
-  does by default now; compiles again, so not in the default list).
+- ``hybridized+inductor``: ``hybridize(inductor=True)``, the Inductor candidate in the race (opt-in;
+  compiles again, so not in the default list).
 - ``inductor``: ``torch.compile`` of the eager module with ``freezing`` (weights as constants, BN
   folded, oneDNN weight prepacking) and the C++ wrapper; ``inductor-autotune`` adds ``max_autotune``
   (Inductor's CPU GEMM templates; compile takes minutes).

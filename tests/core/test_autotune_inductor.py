@@ -136,7 +136,9 @@ def test_off_switches(monkeypatch):
         Bottleneck().eval().hybridize(inductor=False)(x)
         monkeypatch.setenv(autotune.INDUCTOR_ENV, "0")
         Bottleneck().eval().hybridize()(torch.randn(3, 6, 8, 8))
-    assert compiles == [] and races == [["as_given", "channels_last", "eager"]] * 2
+        monkeypatch.delenv(autotune.INDUCTOR_ENV)  # off by default
+        Bottleneck().eval().hybridize()(torch.randn(4, 6, 8, 8))
+    assert compiles == [] and races == [["as_given", "channels_last", "eager"]] * 3
 
 
 def test_decision_cached_compiles_without_racing(monkeypatch):

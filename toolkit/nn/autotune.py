@@ -37,8 +37,9 @@ signature (:data:`EAGER_ENV` turns the eager candidate off).
 
 For inference (eval mode under ``no_grad``) the race also has the captured graph compiled by Inductor
 with its weights frozen in (:class:`FrozenInductor`, :func:`compile_frozen`; :data:`INDUCTOR_ENV` turns
-it off): ResNet-50 at batch 16 ran it about 2x as fast as the autotuned graph on a 2-core AMD EPYC
-(``benchmarks/results/inference_levers.txt``), at the cost of a compile of minutes there.
+it on; off by default): on a 2-core AMD EPYC under heavy load (load average 13 to 19) ResNet-50 at batch 16
+ran it only 1.07x as fast as the autotuned graph, after a compile of 276 s
+(``benchmarks/results/inference_levers.txt``): opt-in until a quiet measurement shows a clear margin.
 """
 from __future__ import annotations
 
@@ -83,8 +84,9 @@ LAZY_ENV = "TOOLKIT_AUTOTUNE_LAZY"
 #: Lazy tuning: seconds of measuring each call after the capture may add (at least one step: one
 #: convolution's kernels, the channels-last capture, or one round of the race: every candidate once, back to back).
 LAZY_BUDGET_S = 0.5
-#: ``0``/``off``/``false``/``no`` keeps :class:`FrozenInductor` out of inference races (the test suite
-#: does so: a compile takes seconds even for a tiny model); ``hybridize(inductor=False)`` does so per block.
+#: ``1``/``on``/``true``/``yes`` adds :class:`FrozenInductor` to inference races (off by default: a compile
+#: takes minutes for a ResNet-50 on 2 cores, and no clear gain is measured yet); ``hybridize(inductor=True)``
+#: does so per block, ``inductor=False`` keeps it out whatever the variable says.
 INDUCTOR_ENV = "TOOLKIT_AUTOTUNE_INDUCTOR"
 #: Calls with unchanged weights after which :class:`FrozenInductor` compiles again (before: the fallback graph).
 INDUCTOR_RECOMPILE_CALLS = 3
@@ -690,9 +692,9 @@ def eager_fallback_enabled() -> bool:
 
 
 def inductor_enabled() -> bool:
-    """Whether inference races may include :class:`FrozenInductor` (see :data:`INDUCTOR_ENV`): not
-    turned off, and a C++ compiler on the ``PATH`` (Inductor generates and builds C++)."""
-    if os.environ.get(INDUCTOR_ENV, "").strip().lower() in ("0", "off", "false", "no"):
+    """Whether inference races include :class:`FrozenInductor` by default (see :data:`INDUCTOR_ENV`):
+    turned on, and a C++ compiler on the ``PATH`` (Inductor generates and builds C++)."""
+    if os.environ.get(INDUCTOR_ENV, "").strip().lower() not in ("1", "on", "true", "yes"):
         return False
     return any(shutil.which(cc) for cc in ("g++", "c++", "clang++"))
 

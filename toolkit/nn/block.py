@@ -430,8 +430,9 @@ class HybridBlock(nn.Module):
             oneDNN weight prepacking, C++ wrapper), kept when it beats the other candidates by
             :data:`~toolkit.nn.autotune.MARGIN` and matches the graph's outputs up to float rounding.
             The compile is one step of the measuring (tens of seconds to minutes for a ResNet-50;
-            the decision is kept on disk, the compile is not). Default: on where a C++ compiler is
-            found, unless ``TOOLKIT_AUTOTUNE_INDUCTOR=0``; ``False`` turns it off for this block.
+            the decision is kept on disk, the compile is not). Default (``None``): off, unless
+            ``TOOLKIT_AUTOTUNE_INDUCTOR=1`` and a C++ compiler is found; ``True`` turns it on for this
+            block, ``False`` off.
 
         Returns
         -------
