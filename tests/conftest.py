@@ -25,6 +25,13 @@ def _graphs_not_raced_against_eager(monkeypatch):
 
 
 @pytest.fixture(autouse=True)
+def _no_inductor_in_inference_races(monkeypatch):
+    """Inference races leave out the graph compiled by Inductor (a compile takes seconds to minutes even
+    for a tiny model). tests/core/test_autotune_inductor.py turns it back on, with a fake compiler."""
+    monkeypatch.setenv("TOOLKIT_AUTOTUNE_INDUCTOR", "0")
+
+
+@pytest.fixture(autouse=True)
 def _autotune_measures_in_the_first_call(monkeypatch):
     """Autotuning decides everything in the first call (not lazily over later ones), so that tests can
     check its decisions after one call. Tests of lazy tuning turn it back on."""

@@ -34,6 +34,12 @@ inference on a 2-core AMD EPYC ran slower hybridized in 2 of 3 runs), so the eag
 forward (and backward, for graphs that train) runs in the same race: unless the
 fastest graph beats it by :data:`EAGER_MARGIN`, the block runs eagerly for that input
 signature (:data:`EAGER_ENV` turns the eager candidate off).
+
+For inference (eval mode under ``no_grad``) the race also has the captured graph compiled by Inductor
+with its weights frozen in (:class:`FrozenInductor`, :func:`compile_frozen`; :data:`INDUCTOR_ENV` turns
+it on; off by default): on a 2-core AMD EPYC under heavy load (load average 13 to 19) ResNet-50 at batch 16
+ran it only 1.07x as fast as the autotuned graph, after a compile of 276 s
+(``benchmarks/results/inference_levers.txt``): opt-in until a quiet measurement shows a clear margin.
 """
 from __future__ import annotations
 
@@ -41,6 +47,7 @@ import hashlib
 import json
 import os
 import platform
+import shutil
 import statistics
 import time
 import warnings
@@ -55,7 +62,7 @@ from torch import fx
 
 from .fold import get_attr_tensor
 
-__all__ = ["KERNELS", "Choice", "ConvTuner", "DecisionCache", "autotune_convolutions", "clear_cache", "conv2d_channels_last",
+__all__ = ["KERNELS", "Choice", "ConvTuner", "DecisionCache", "FrozenInductor", "compile_frozen", "inductor_enabled", "autotune_convolutions", "clear_cache", "conv2d_channels_last",
            "conv2d_contiguous", "conv2d_gemm", "disk_cache", "fastest", "lazy_enabled", "machine_fingerprint", "race_once"]
 
 _aten = torch.ops.aten
@@ -77,6 +84,12 @@ LAZY_ENV = "TOOLKIT_AUTOTUNE_LAZY"
 #: Lazy tuning: seconds of measuring each call after the capture may add (at least one step: one
 #: convolution's kernels, the channels-last capture, or one round of the race: every candidate once, back to back).
 LAZY_BUDGET_S = 0.5
+#: ``1``/``on``/``true``/``yes`` adds :class:`FrozenInductor` to inference races (off by default: a compile
+#: takes minutes for a ResNet-50 on 2 cores, and no clear gain is measured yet); ``hybridize(inductor=True)``
+#: does so per block, ``inductor=False`` keeps it out whatever the variable says.
+INDUCTOR_ENV = "TOOLKIT_AUTOTUNE_INDUCTOR"
+#: Calls with unchanged weights after which :class:`FrozenInductor` compiles again (before: the fallback graph).
+INDUCTOR_RECOMPILE_CALLS = 3
 #: Lazy tuning: rounds of the race (one run of every candidate each, in alternating order) after a
 #: warm-up round; the median decides, as in :func:`fastest`.
 RACE_ROUNDS = 4
@@ -663,8 +676,9 @@ def layout_key(module: torch.nn.Module, args: tuple, kwargs: dict, backward: boo
 
 
 #: What a race of :class:`~toolkit.nn.HybridBlock` may decide: a graph on the inputs as given, one on
-#: channels-last image inputs, or the eager module.
-PATHS = ("as_given", "channels_last", "eager")
+#: channels-last image inputs, the eager module, or (inference only) the graph compiled by Inductor with
+#: frozen weights (:class:`FrozenInductor`).
+PATHS = ("as_given", "channels_last", "eager", "inductor")
 
 
 def lazy_enabled() -> bool:
@@ -675,6 +689,94 @@ def lazy_enabled() -> bool:
 def eager_fallback_enabled() -> bool:
     """Whether captures race the eager forward too (see :data:`EAGER_ENV`)."""
     return os.environ.get(EAGER_ENV, "").strip().lower() not in ("0", "off", "false", "no")
+
+
+def inductor_enabled() -> bool:
+    """Whether inference races include :class:`FrozenInductor` by default (see :data:`INDUCTOR_ENV`):
+    turned on, and a C++ compiler on the ``PATH`` (Inductor generates and builds C++)."""
+    if os.environ.get(INDUCTOR_ENV, "").strip().lower() not in ("1", "on", "true", "yes"):
+        return False
+    return any(shutil.which(cc) for cc in ("g++", "c++", "clang++"))
+
+
+def compile_frozen(gm: fx.GraphModule, args: tuple, kwargs: dict) -> Callable[..., Any]:
+    """``gm`` compiled by Inductor with frozen weights and the C++ wrapper, for these input shapes,
+    compiled by a first call on ``args``. Weights become constants (batch norms folded, oneDNN weight
+    prepacking): the result must not run after they change (:class:`FrozenInductor` checks)."""
+    import torch._inductor.config as inductor_config
+
+    with inductor_config.patch({"freezing": True, "cpp_wrapper": True}), torch.no_grad():
+        compiled = torch.compile(gm, dynamic=False)
+        compiled(*args, **kwargs)
+    return compiled
+
+
+def _flat_shapes(args: tuple, kwargs: dict) -> tuple:
+    return tuple((tuple(v.shape), tuple(v.stride()), v.dtype) if isinstance(v, torch.Tensor) else repr(v)
+                 for v in torch.utils._pytree.tree_leaves((args, kwargs)))
+
+
+def _close(out: Any, ref: Any) -> bool:
+    """Whether a candidate's output equals the captured graph's up to float rounding (ATen's and Inductor's
+    kernels sum in other orders: tolerances relative to the output's scale)."""
+    outs, refs = torch.utils._pytree.tree_leaves(out), torch.utils._pytree.tree_leaves(ref)
+    if len(outs) != len(refs):
+        return False
+    for o, r in zip(outs, refs):
+        if isinstance(r, torch.Tensor):
+            if not isinstance(o, torch.Tensor) or o.shape != r.shape or o.dtype != r.dtype:
+                return False
+            if r.is_floating_point():
+                scale = float(r.abs().max()) if r.numel() else 0.0
+                if not torch.allclose(o, r, rtol=1e-4, atol=1e-4 * (1.0 + scale)):
+                    return False
+            elif not torch.equal(o, r):
+                return False
+    return True
+
+
+class FrozenInductor:
+    """Runs an inference graph compiled by Inductor with its weights frozen in (:func:`compile_frozen`).
+
+    Frozen weights are copies and constants: after any parameter or buffer of ``module`` changes (its
+    version counter moves: an optimizer step, ``load_state_dict``, ``copy_``), calls go to ``fallback``
+    (the captured graph, which refolds its batch norms), and the graph is compiled again once the
+    weights have stayed the same for :data:`INDUCTOR_RECOMPILE_CALLS` calls (a compile takes seconds to
+    minutes: not for every evaluation between training steps). Inputs of other shapes or strides than
+    the compiled ones also go to ``fallback`` (no recompiling per batch size).
+    """
+
+    def __init__(self, program: torch.export.ExportedProgram, module: torch.nn.Module,
+                 fallback: Callable[..., Any], args: tuple, kwargs: dict) -> None:
+        self.program, self.module, self.fallback = program, module, fallback
+        self.shapes = _flat_shapes(args, kwargs)
+        self.compiles = 0
+        self._compiled: Callable[..., Any] | None = None
+        self._versions = self._current()
+        self._stable = 0
+        self._compile(args, kwargs)
+
+    def _current(self) -> tuple[int, ...]:
+        return tuple(t._version for t in list(self.module.parameters()) + list(self.module.buffers()))
+
+    def _compile(self, args: tuple, kwargs: dict) -> None:
+        # a fresh module from the program: Inductor freezes the values the live parameters have now
+        self._compiled = compile_frozen(self.program.module(), args, kwargs)
+        self._versions = self._current()
+        self.compiles += 1
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if torch.is_grad_enabled() or _flat_shapes(args, kwargs) != self.shapes:
+            return self.fallback(*args, **kwargs)
+        versions = self._current()
+        if versions != self._versions:  # weights changed: stale constants
+            self._compiled, self._versions, self._stable = None, versions, 0
+        if self._compiled is None:
+            self._stable += 1
+            if self._stable <= INDUCTOR_RECOMPILE_CALLS:
+                return self.fallback(*args, **kwargs)
+            self._compile(args, kwargs)
+        return self._compiled(*args, **kwargs)
 
 
 def cached_decision(key: str) -> dict[str, Any] | None:

@@ -24,8 +24,8 @@ from torch import nn
 from .autotune import EAGER_MARGIN
 from .autotune import MARGIN as AUTOTUNE_MARGIN
 from . import autotune as _autotune
-from .autotune import (ChannelsLastInputs, Choice, ConvTuner, cached_decision, channels_last_inputs,
-                       eager_fallback_enabled, fastest, layout_key, lazy_enabled, store_layout)
+from .autotune import (ChannelsLastInputs, Choice, ConvTuner, FrozenInductor, cached_decision, channels_last_inputs,
+                       eager_fallback_enabled, fastest, inductor_enabled, layout_key, lazy_enabled, store_layout)
 from .fold import FoldedGraph, fold_for_inference
 
 __all__ = ["ExportSpec", "HybridBlock", "HybridizeError"]
@@ -95,6 +95,7 @@ class _Graph:
     kernels: list[Choice] = field(default_factory=list)
     # the memory layout image inputs are run in ("as_given", or "channels_last" when autotuning chose it),
     # or "eager" when the eager forward beat every captured graph
+    # ("inductor": the graph compiled by Inductor with frozen weights, see toolkit.nn.autotune.FrozenInductor)
     memory_format: str = "as_given"
     # median seconds of each candidate of the capture-time race, by path (empty: no race ran here)
     race: dict[str, float] = field(default_factory=dict)
@@ -223,12 +224,13 @@ class _LazyTuning:
     """
 
     def __init__(self, block: "HybridBlock", graph: _Graph, key: str | None, race_layout: bool, race_eager: bool,
-                 backward: bool, lazy: bool, defer: str | None | bool = False) -> None:
+                 backward: bool, lazy: bool, defer: str | None | bool = False, race_inductor: bool = False) -> None:
         self.block, self.graph, self.key = block, graph, key
         # False: the graph is captured; else it is a stand-in running eagerly, and the first step captures
         # (in the layout stored for the signature, a str, or as given, None)
         self.defer = defer
         self.race_layout, self.race_eager, self.backward, self.lazy = race_layout, race_eager, backward, lazy
+        self.race_inductor = race_inductor
         self.args: tuple = ()
         self.kwargs: dict = {}
         self.seconds = 0.0  # measuring time spent so far
@@ -238,7 +240,7 @@ class _LazyTuning:
     def pending(self) -> bool:
         """Whether anything is left to measure (a race, or a convolution without its decision)."""
         tuner = self.graph.conv_tuner
-        return (self.defer is not False or self.race_layout or self.race_eager
+        return (self.defer is not False or self.race_layout or self.race_eager or self.race_inductor
                 or (tuner is not None and tuner.pending > 0))
 
     def step(self, args: tuple, kwargs: dict, budget_s: float) -> bool:
@@ -297,6 +299,11 @@ class _LazyTuning:
                 yield from self._tune_kernels(alt)
         if self.race_eager:
             candidates["eager"] = _EagerRunner(block)
+        if self.race_inductor:
+            frozen = block._freeze(graph, self.args, self.kwargs)  # one step: the compile
+            if frozen is not None:
+                candidates["inductor"] = frozen
+            yield
         if len(candidates) == 1:
             return
 
@@ -326,6 +333,9 @@ class _LazyTuning:
             best = alt
         extra: dict[str, Any] = {}
         path = best.memory_format
+        frozen = candidates.get("inductor")
+        if isinstance(frozen, _Graph) and times["inductor"] < AUTOTUNE_MARGIN * times[path]:
+            best, path = frozen, "inductor"
         if self.race_eager and not times[path] < EAGER_MARGIN * times["eager"]:
             # the eager forward takes the shapes the best graph would have taken
             extra["accepts"] = _accepts_to_json(best.accepts)
@@ -339,6 +349,7 @@ class _LazyTuning:
         graph.memory_format = path
         graph.race = times
         graph.conv_tuner = None
+        self.race_inductor = False
         _log.debug("%s: %s kept for this input signature (%s; %s backward)", type(block).__name__, path,
                    ", ".join(f"{k} {v * 1e3:.2f} ms" for k, v in times.items()), "with" if backward else "without")
         store_layout(self.key, path, times, **extra)
@@ -374,12 +385,13 @@ class HybridBlock(nn.Module):
         self._hybrid_compile = False
         self._hybrid_autotune = True
         self._hybrid_lazy: bool | None = None
+        self._hybrid_inductor: bool | None = None
         self._graphs: dict[tuple, list[_Graph]] = {}
         self._last_graph: _Graph | None = None
 
     # ------------------------------------------------------------------ hybridize
     def hybridize(self, active: bool = True, compile: bool = False, autotune: bool = True,
-                  lazy: bool | None = None) -> "HybridBlock":
+                  lazy: bool | None = None, inductor: bool | None = None) -> "HybridBlock":
         """Capture the forward as a graph on the next call (or go back to eager).
 
         Parameters
@@ -412,6 +424,15 @@ class HybridBlock(nn.Module):
             is on disk is captured once, in the winning layout, and measures nothing. ``False``
             captures and measures everything in the first call. With ``compile=True`` (or
             ``autotune=False``) the first call captures, and kernels are tuned before compiling.
+        inductor : bool, optional
+            Inference on CPU (``eval()`` under ``no_grad``): also race the captured graph compiled by
+            Inductor with frozen weights (:class:`~toolkit.nn.autotune.FrozenInductor`; BN folded,
+            oneDNN weight prepacking, C++ wrapper), kept when it beats the other candidates by
+            :data:`~toolkit.nn.autotune.MARGIN` and matches the graph's outputs up to float rounding.
+            The compile is one step of the measuring (tens of seconds to minutes for a ResNet-50;
+            the decision is kept on disk, the compile is not). Default (``None``): off, unless
+            ``TOOLKIT_AUTOTUNE_INDUCTOR=1`` and a C++ compiler is found; ``True`` turns it on for this
+            block, ``False`` off.
 
         Returns
         -------
@@ -424,6 +445,7 @@ class HybridBlock(nn.Module):
                 module._hybrid_compile = bool(compile)
                 module._hybrid_autotune = bool(autotune)
                 module._hybrid_lazy = lazy
+                module._hybrid_inductor = inductor
                 module._clear_graphs()
         return self
 
@@ -453,7 +475,8 @@ class HybridBlock(nn.Module):
         """How the last call ran: ``"channels_last"`` when autotuning found the graph faster on
         channels-last image inputs (they are converted on the way in), ``"eager"`` when the eager
         forward beat every captured graph on this input signature (the block then runs its own
-        forward, see :meth:`hybridize`), ``"as_given"`` otherwise; ``None`` before the first capture."""
+        forward, see :meth:`hybridize`), ``"inductor"`` when the graph compiled by Inductor with frozen
+        weights won an inference race, ``"as_given"`` otherwise; ``None`` before the first capture."""
         return None if self._last_graph is None else self._last_graph.memory_format
 
     @property
@@ -464,7 +487,7 @@ class HybridBlock(nn.Module):
 
     @property
     def race_times(self) -> dict[str, float]:
-        """Median seconds per candidate (``"as_given"``, ``"channels_last"``, ``"eager"``) of the
+        """Median seconds per candidate (``"as_given"``, ``"channels_last"``, ``"eager"``, ``"inductor"``) of the
         capture-time race behind the last call, measured now or read back from the autotune cache;
         empty when there was no race (``autotune=False``, a single candidate)."""
         return {} if self._last_graph is None else dict(self._last_graph.race)
@@ -589,13 +612,15 @@ class HybridBlock(nn.Module):
         race_eager = eager_fallback_enabled() and all(v.device.type == "cpu" for v in flat
                                                       if isinstance(v, torch.Tensor))
         converted = channels_last_inputs(args, kwargs) if not self._hybrid_compile else None
+        race_inductor = self._races_inductor(backward, flat)
         # A race decided on this machine before (same structure, inputs and mode) is not run again, and
         # the graphs it lost are not captured at all (see toolkit.nn.autotune.disk_cache). Graph-only
         # races keep the key they always had; races with eager (and torch.compile) have keys of their own.
         key = None
-        if converted is not None or race_eager:
+        if converted is not None or race_eager or race_inductor:
             key = layout_key(self, args, kwargs, backward)
             key += (" eager" if race_eager else "") + (" compile" if self._hybrid_compile else "")
+            key += " inductor" if race_inductor else ""
         known = cached_decision(key) if key is not None else None
         path = None if known is None else known["memory_format"]
         if path == "eager" and race_eager:
@@ -619,13 +644,14 @@ class HybridBlock(nn.Module):
                            accepts=[None if not isinstance(v, torch.Tensor) else ((0, math.inf),) * v.dim()
                                     for v in flat])
             graph.tuning = _LazyTuning(self, graph, key, race_layout=race_layout, race_eager=known is None and race_eager,
-                                       backward=backward, lazy=True, defer=path)
+                                       backward=backward, lazy=True, defer=path,
+                                       race_inductor=known is None and race_inductor)
             return graph
         graph = self._capture_path(args, kwargs, path, backward)
         if known is not None:
             graph.race = _race_times(known)
         tuning = _LazyTuning(self, graph, key, race_layout=race_layout, race_eager=known is None and race_eager,
-                             backward=backward, lazy=False)
+                             backward=backward, lazy=False, race_inductor=known is None and race_inductor)
         if tuning.pending():
             tuning.step(args, kwargs, float("inf"))
         return graph
@@ -638,7 +664,36 @@ class HybridBlock(nn.Module):
             graph = self._capture_channels_last(converted, backward)
         else:
             graph = self._capture_as_given(args, kwargs, backward)
+        if path == "inductor" and self._races_inductor(backward, torch.utils._pytree.tree_leaves((args, kwargs))):
+            frozen = self._freeze(graph, args, kwargs)
+            if frozen is not None:
+                return frozen
         return graph
+
+    def _races_inductor(self, backward: bool, flat: Sequence[Any]) -> bool:
+        """Whether an inference race includes the graph compiled with frozen weights: never with gradients
+        recording, in training mode, off CPU, or with ``compile=True``."""
+        wanted = inductor_enabled() if self._hybrid_inductor is None else self._hybrid_inductor
+        return (bool(wanted) and self._hybrid_autotune and not self._hybrid_compile and not backward
+                and not self.training and not torch.is_grad_enabled()
+                and all(v.device.type == "cpu" and not v.requires_grad for v in flat if isinstance(v, torch.Tensor)))
+
+    def _freeze(self, graph: _Graph, args: tuple, kwargs: dict) -> _Graph | None:
+        """``graph`` compiled by Inductor with frozen weights, for these inputs' shapes (``None`` when the
+        compile fails or its output differs from the graph's beyond float rounding)."""
+        try:
+            with torch.no_grad():
+                frozen = FrozenInductor(graph.program, self, graph.runner, args, kwargs)
+                same = _autotune._close(frozen(*args, **kwargs), graph.runner(*args, **kwargs))
+        except Exception as err:  # noqa: BLE001 - a failed compile only costs the speed-up
+            _log.warning("%s: Inductor compile failed (%s: %s); keeping the captured graph", type(self).__name__,
+                         type(err).__name__, str(err).splitlines()[0] if str(err) else "")
+            return None
+        if not same:
+            _log.warning("%s: Inductor's frozen graph differs from the captured one beyond float rounding; "
+                         "not used", type(self).__name__)
+            return None
+        return _Graph(program=graph.program, runner=frozen, accepts=list(graph.accepts), memory_format="inductor")
 
     def _capture_channels_last(self, converted: tuple[tuple, dict], backward: bool) -> _Graph:
         alt = self._capture_as_given(*converted, backward)
