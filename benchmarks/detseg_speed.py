@@ -77,6 +77,12 @@ PAIRS: dict[str, Callable[[int], tuple[str, dict, str, dict, str]]] = {
     "deeplabv3_resnet50": lambda s: (
         "deeplab_resnet50_voc", {"crop_size": s, "base_size": s, "aux": False},
         "segmentation.deeplabv3_resnet50", {"num_classes": 21, "aux_loss": False}, "segmentation"),
+    # torchvision's architecture (what from_torchvision converts to): ResNet-50 v1b's 7x7 stem instead of
+    # v1s's deep stem (3 convs 64-64-128 at S/2, ~7 GMAC more at 512), resizes with align_corners=False
+    "deeplabv3_resnet50_v1b": lambda s: (
+        "deeplab_resnet50_voc", {"crop_size": s, "base_size": s, "aux": False, "backbone": "resnet50_v1b",
+                                 "align_corners": False},
+        "segmentation.deeplabv3_resnet50", {"num_classes": 21, "aux_loss": False}, "segmentation"),
 }
 VARIANTS = ("torchvision eager", "ours hybridized", "onnxruntime fp32", "openvino fp32", "onnxruntime int8",
             "openvino int8")
