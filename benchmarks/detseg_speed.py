@@ -8,7 +8,9 @@ For each pair of the same architecture (random weights; torchvision built with `
 * Faster R-CNN MobileNetV3-Large FPN: ``fasterrcnn_mobilenet_v3_large_fpn`` vs torchvision's;
 * LR-ASPP MobileNetV3-Large: ``lraspp_mobilenet_v3_large`` vs torchvision's;
 * DeepLabV3 ResNet-50: ``deeplab_resnet50_voc`` (GluonCV's ResNet-50 v1s, dilated) vs
-  ``torchvision.models.segmentation.deeplabv3_resnet50`` (``aux_loss=False``, as ours at inference),
+  ``torchvision.models.segmentation.deeplabv3_resnet50`` (``aux_loss=False``, as ours at inference);
+  ``deeplabv3_resnet50_v1b``: the same model in torchvision's architecture (``backbone="resnet50_v1b"``,
+  ``align_corners=False``: what ``from_torchvision`` converts to) vs the same torchvision model,
 
 it times batch-1 inference at SxS (default 512) of
 
