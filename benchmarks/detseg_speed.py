@@ -8,7 +8,9 @@ For each pair of the same architecture (random weights; torchvision built with `
 * Faster R-CNN MobileNetV3-Large FPN: ``fasterrcnn_mobilenet_v3_large_fpn`` vs torchvision's;
 * LR-ASPP MobileNetV3-Large: ``lraspp_mobilenet_v3_large`` vs torchvision's;
 * DeepLabV3 ResNet-50: ``deeplab_resnet50_voc`` (GluonCV's ResNet-50 v1s, dilated) vs
-  ``torchvision.models.segmentation.deeplabv3_resnet50`` (``aux_loss=False``, as ours at inference),
+  ``torchvision.models.segmentation.deeplabv3_resnet50`` (``aux_loss=False``, as ours at inference);
+  ``deeplabv3_resnet50_v1b``: the same model in torchvision's architecture (``backbone="resnet50_v1b"``,
+  ``align_corners=False``: what ``from_torchvision`` converts to) vs the same torchvision model,
 
 it times batch-1 inference at SxS (default 512) of
 
@@ -76,6 +78,12 @@ PAIRS: dict[str, Callable[[int], tuple[str, dict, str, dict, str]]] = {
         "segmentation.lraspp_mobilenet_v3_large", {"num_classes": 21}, "segmentation"),
     "deeplabv3_resnet50": lambda s: (
         "deeplab_resnet50_voc", {"crop_size": s, "base_size": s, "aux": False},
+        "segmentation.deeplabv3_resnet50", {"num_classes": 21, "aux_loss": False}, "segmentation"),
+    # torchvision's architecture (what from_torchvision converts to): ResNet-50 v1b's 7x7 stem instead of
+    # v1s's deep stem (3 convs 64-64-128 at S/2, ~7 GMAC more at 512), resizes with align_corners=False
+    "deeplabv3_resnet50_v1b": lambda s: (
+        "deeplab_resnet50_voc", {"crop_size": s, "base_size": s, "aux": False, "backbone": "resnet50_v1b",
+                                 "align_corners": False},
         "segmentation.deeplabv3_resnet50", {"num_classes": 21, "aux_loss": False}, "segmentation"),
 }
 VARIANTS = ("torchvision eager", "ours hybridized", "onnxruntime fp32", "openvino fp32", "onnxruntime int8",

@@ -92,6 +92,20 @@ def test_openvino_gives_the_same_class_map(seg_export, photos, tmp_path, capsys)
     assert (outs["onnxruntime"] == outs["openvino"]).mean() >= 0.9999
 
 
+def test_openvino_logits_come_back_as_nchw(seg_export):
+    # OpenVINOBlock asks OpenVINO for NHWC logits (no reference reorder) and hands back an NCHW view
+    pytest.importorskip("openvino")
+    from toolkit.deploy import load_openvino
+
+    x = np.random.default_rng(0).random((1, 3, SIZE, SIZE), dtype=np.float32)
+    block = load_openvino(seg_export, num_threads=1)
+    assert block._nhwc == [0]
+    got, want = block(x), load(seg_export)(x)
+    assert got.shape == want.shape == (1, NCLASS, SIZE, SIZE)
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * (1 + np.abs(want).max()))
+    assert (got.argmax(1) == want.argmax(1)).mean() >= 0.9999
+
+
 def _one_line_error(rc, out, err, *words):
     assert rc == 1 and out == ""
     lines = err.strip().splitlines()

@@ -40,6 +40,8 @@ class OpenVINOBlock:
     -----
     Inference precision is pinned to f32: on CPUs with bf16 support OpenVINO
     would otherwise run float graphs in bf16. int8 (QDQ) graphs still run in u8.
+    A segmentation graph's (N, C, H, W) logits come back as a transposed view of
+    NHWC memory (same values and shape; see :func:`_nhwc_outputs`).
     """
 
     def __init__(
@@ -94,6 +96,9 @@ class OpenVINOBlock:
                 specs.append({**spec, "shape": dims})
             graph.reshape({port.get_any_name(): s["shape"] for port, s in zip(graph.inputs, specs)})
             self.metadata["inputs"] = specs
+        self._nhwc: list[int] = []
+        if self.metadata.get("task") == "segmentation":
+            graph, self._nhwc = _nhwc_outputs(ov, graph)
         config: dict[str, Any] = {"INFERENCE_PRECISION_HINT": "f32"}
         if num_threads:
             config["INFERENCE_NUM_THREADS"] = int(num_threads)
@@ -121,7 +126,29 @@ class OpenVINOBlock:
         except Exception as err:  # OpenVINO's multi-line RuntimeError
             raise ExportError(f"OpenVINO inference failed: {_one_line(err)}") from err
         outputs = [np.array(results[p]) for p in self.compiled.outputs]
+        for i in self._nhwc:  # NHWC memory back to the graph's (N, C, H, W) order: a view, no copy
+            outputs[i] = outputs[i].transpose(0, 3, 1, 2)
         return outputs[0] if len(outputs) == 1 else tuple(outputs)
+
+
+def _nhwc_outputs(ov: Any, graph: Any) -> tuple[Any, list[int]]:
+    """Have OpenVINO hand the rank-4 outputs over as NHWC: the edited graph and those outputs' indices.
+
+    OpenVINO's CPU plugin computes a segmentation model's final resize in
+    channels-last memory; an NCHW output then takes a single-threaded reference
+    reorder of the whole output (DeepLabV3 at 512x512: 21x512x512 floats). Asking
+    for NHWC drops that reorder; the caller transposes back to an (N, C, H, W)
+    view, so the values and shape are the graph's.
+    """
+    picked = [i for i, p in enumerate(graph.outputs)
+              if p.get_partial_shape().rank.is_static and p.get_partial_shape().rank.get_length() == 4]
+    if picked:
+        ppp = ov.preprocess.PrePostProcessor(graph)
+        for i in picked:
+            ppp.output(i).tensor().set_layout(ov.Layout("NHWC"))
+            ppp.output(i).model().set_layout(ov.Layout("NCHW"))
+        graph = ppp.build()
+    return graph, picked
 
 
 def load_openvino(prefix: str | os.PathLike, **kwargs: Any) -> OpenVINOBlock:
