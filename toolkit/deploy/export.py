@@ -21,6 +21,7 @@ from typing import Any, Callable, Mapping, Sequence
 import torch
 
 from ..version import __version__
+from . import _onnx_prepare
 from .fileformat import (  # re-exported: the file-format helpers used to live here
     FILE_MODE,
     FORMAT,
@@ -153,7 +154,9 @@ def export_block(
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=target.name, suffix=".tmp")
         os.close(fd)
         try:
-            with torch.no_grad():
+            # direct: skip torch.onnx's second trace where the captured graph needs none (see _onnx_prepare)
+            direct = _onnx_prepare.direct_preparation() if _onnx_prepare.enabled() else contextlib.nullcontext()
+            with torch.no_grad(), direct:
                 program = torch.onnx.export(
                     block,
                     example_inputs,

@@ -1,0 +1,137 @@
+"""``net.export`` of a hybridized ResNet-50 v1b, A/B: the direct ONNX preparation against torch.onnx's own.
+
+Issue 16 asks for an export <= 10 s on a quiet 2-core machine. ``torch.onnx.export(..., dynamo=True)``
+captures the model with ``torch.export`` and then traces the captured program a second time
+(``run_decompositions``); ``toolkit.deploy._onnx_prepare`` replaces that second trace by a few
+rewrites of the captured graph where they are provably enough. Each run is a fresh process
+(imports and first-use costs included, as a user sees them) that builds the model, hybridizes it,
+makes one ``no_grad`` call (batch 16) and times ``net.export`` (batch-2 example input, with its
+onnxruntime check), split into stages by wrapping the functions torch.onnx and the toolkit call.
+The variants (``TOOLKIT_EXPORT_DIRECT=1`` / ``0``) alternate run by run; the table holds medians of
+wall and process-CPU seconds (CPU seconds move less than wall seconds on a loaded machine).
+
+    OMP_WAIT_POLICY=PASSIVE python benchmarks/first_call_export.py --runs 5
+    python benchmarks/first_call_export.py --model resnet18_v1b --size 32 --runs 1    # smoke test
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+from _timing import cpu, load_text
+
+REPO = Path(__file__).resolve().parents[1]
+
+_CHILD = r"""
+import json, sys, tempfile, time, collections
+t_start = time.perf_counter(); c_start = time.process_time()
+import torch
+cfg = json.loads(sys.argv[1])
+torch.set_num_threads(cfg["threads"])
+from toolkit.zoo import get_model
+res = {"import_s": time.perf_counter() - t_start}
+acc = collections.defaultdict(float)
+
+def wrap(owner, name, label, static=False):
+    real = getattr(owner, name)
+    fn = real.__func__ if static else real
+    def timed(*a, **k):
+        t = time.perf_counter()
+        try:
+            return fn(*a, **k)
+        finally:
+            acc[label] += time.perf_counter() - t
+    setattr(owner, name, classmethod(timed) if static else timed)
+
+torch.manual_seed(0)
+net = get_model(cfg["model"], classes=1000).eval().hybridize()
+net.metadata.setdefault("input_shape", [3, cfg["size"], cfg["size"]])
+with torch.no_grad():
+    net(torch.randn(cfg["batch"], 3, cfg["size"], cfg["size"]))
+x = torch.randn(2, 3, cfg["size"], cfg["size"])
+import toolkit.deploy.export as E
+from toolkit.deploy import _onnx_prepare, runtime
+t = time.perf_counter(); c = time.process_time()
+import torch.onnx._internal.exporter._core as core, torch.onnx._internal.exporter._fx_passes as fxp
+import torch.onnx._internal.exporter._onnx_program as op, torch.onnx._internal.exporter._registration as reg
+res["onnx_import_s"] = time.perf_counter() - t
+wrap(torch.export, "export", "capture")
+wrap(reg.ONNXRegistry, "from_torchlib", "registry", static=True)
+wrap(fxp, "decompose_with_registry", "decompositions (full)")
+wrap(_onnx_prepare, "prepare_without_retrace", "rewrites (direct)")
+wrap(fxp, "insert_type_promotion_nodes", "type promotion")
+wrap(core, "_exported_program_to_onnx_program", "translate")
+wrap(op.ONNXProgram, "optimize", "optimize")
+wrap(op.ONNXProgram, "save", "save")
+wrap(E, "sha256_file", "sha256")
+wrap(runtime, "load", "check: load")
+wrap(runtime.ExportedBlock, "__call__", "check: run")
+with tempfile.TemporaryDirectory() as d:
+    net.export(d + "/model", example_inputs=(x,))
+res["export_s"] = time.perf_counter() - t + res["onnx_import_s"]
+res["export_cpu_s"] = time.process_time() - c
+res["stages"] = dict(acc)
+res["path"] = {k: v for k, v in _onnx_prepare.COUNTS.items() if v}
+print("RESULT " + json.dumps(res))
+"""
+
+
+def run_child(cfg: dict, direct: bool) -> dict:
+    env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS=str(cfg["threads"]),
+               TOOLKIT_EXPORT_DIRECT="1" if direct else "0")
+    env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    proc = subprocess.run([sys.executable, "-c", _CHILD, json.dumps(cfg)], cwd=REPO, env=env,
+                          capture_output=True, text=True)
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
+    if proc.returncode != 0 or not lines:
+        raise SystemExit(f"child failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
+    return json.loads(lines[-1][len("RESULT "):])
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--model", default="resnet50_v1b")
+    p.add_argument("--batch-size", type=int, default=16, help="batch of the no_grad call before the export")
+    p.add_argument("--size", type=int, default=128)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--runs", type=int, default=3, help="processes per variant (alternating)")
+    args = p.parse_args()
+    cfg = {"model": args.model, "batch": args.batch_size, "size": args.size, "threads": args.threads}
+    import torch
+
+    model, isa = cpu()
+    print(f"export A/B: {args.model}, export input 2x3x{args.size}x{args.size}, {args.threads} threads, "
+          f"torch {torch.__version__}, CPU {model}, ISA {' '.join(isa) or '-'}; load average at start {load_text()}")
+    print("goal (issue 16, quiet 2-core machine, ResNet-50 v1b): net.export <= 10 s")
+    variants = {"direct": True, "full (torch.onnx)": False}
+    results: dict[str, list[dict]] = {k: [] for k in variants}
+    for i in range(args.runs):
+        order = list(variants) if i % 2 == 0 else list(reversed(variants))
+        for name in order:
+            results[name].append(run_child(cfg, variants[name]))
+            r = results[name][-1]
+            print(f"  run {i + 1} {name}: export {r['export_s']:.2f} s wall, {r['export_cpu_s']:.2f} s cpu, "
+                  f"path {r['path']}; load {load_text()}", flush=True)
+    labels = list(variants)
+    med = lambda rs, f: statistics.median(f(r) for r in rs)  # noqa: E731
+    print(f"{'seconds, median of ' + str(args.runs) + ' processes':<36}" + "".join(f"{k:>20}" for k in labels))
+    rows = [("net.export, wall", lambda r: r["export_s"]), ("net.export, process CPU", lambda r: r["export_cpu_s"]),
+            ("  of it: import torch.onnx", lambda r: r["onnx_import_s"])]
+    stages = sorted({s for rs in results.values() for r in rs for s in r["stages"]})
+    rows += [(f"  of it: {s}", (lambda s: lambda r: r["stages"].get(s, 0.0))(s)) for s in stages]
+    rows += [("import torch + toolkit (before)", lambda r: r["import_s"])]
+    for name, f in rows:
+        print(f"{name:<36}" + "".join(f"{med(results[k], f):20.2f}" for k in labels))
+    a, b = (med(results[k], lambda r: r["export_s"]) for k in labels)
+    ac, bc = (med(results[k], lambda r: r["export_cpu_s"]) for k in labels)
+    print(f"direct / full: wall {a / b:.2f}x, cpu {ac / bc:.2f}x")
+    print(f"load average at end: {load_text()}")
+
+
+if __name__ == "__main__":
+    main()
