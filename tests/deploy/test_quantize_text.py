@@ -1,12 +1,15 @@
 """Dynamic int8 for transformer text models: the fused-graph (``text_fusion``) and per-channel options."""
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import onnx
 import pytest
 import torch
 
 from toolkit.deploy import ExportError, load, quantize
+from toolkit.deploy.cli import main
 
 
 @pytest.fixture(scope="module")
@@ -52,6 +55,9 @@ def test_text_fusion_fuses_the_float_ops_and_keeps_the_logits(tiny_bert, tmp_pat
     assert np.abs(got - plain).max() <= 0.02 * np.abs(ref).max() + 1e-4
 
 
-def test_text_options_refuse_static_quantization(tiny_bert, tmp_path):
+def test_text_options_refuse_static_quantization_and_reach_the_cli(tiny_bert, tmp_path, capsys):
     with pytest.raises(ExportError, match="dynamic"):
         quantize(tiny_bert, dynamic=False, text_fusion=True, calib=str(tmp_path))
+    assert main(["quantize", str(tiny_bert), "--text-fusion", "--out", str(tmp_path / "cli"), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["text_fusion"]["BiasGelu"] == 2 and report["weights"] == "int8"
