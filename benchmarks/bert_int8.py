@@ -301,7 +301,8 @@ def accuracy(args) -> None:
         for name, path in build_graphs(None, base, [], args.threads, args.scheme, qdq=False).items():
             if name.startswith("ort int8") or name == "qdq":
                 fn = _run_fn("ort", _session(path, args.threads))
-                print(_compare(name, ref, _logits(fn, sub, batch=32), None))
+                print(_compare("ort int8 qdq (calibrated on random ids)" if name == "qdq" else name, ref,
+                               _logits(fn, sub, batch=32), None))
     print(f"\nload average at end {load_text()}")
 
 
