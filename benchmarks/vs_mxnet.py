@@ -15,7 +15,9 @@ LSTM, whose shapes change, with ``static_alloc`` only); ours with ``hybridize()`
 ran in each round: a graph (``as_given``/``channels_last`` inputs) or ``eager``, where
 the eager forward won its capture-time race. int8: MXNet's oneDNN quantization
 (``mxnet.contrib.quantization.quantize_net``, naive calibration on random batches)
-against our QDQ graph (``toolkit.deploy.quantize``) on onnxruntime and on OpenVINO.
+against our QDQ graph (``toolkit.deploy.quantize``) on onnxruntime and on OpenVINO; for BERT,
+MXNet's dense layers in int8 (``quantize_net``, attention matmuls float) against our dynamic int8
+graph on onnxruntime, as shipped and with ``text_fusion`` (see ``benchmarks/bert_int8.py``).
 
     bash benchmarks/peer/setup_mxnet_venv.sh                 # once: ~/.toolkit/peer-venv
     # or a second one beside it: PEER_VENV=~/.toolkit/peer-venv-2 bash ... ; then
@@ -317,10 +319,14 @@ def _ours_child(cfg: dict, warmup: int, steps: int, threads: int) -> dict[str, f
             with tempfile.TemporaryDirectory() as d:
                 prefix = Path(d) / "bert"
                 net.export(str(prefix), example_inputs=(ids[:2, :16], types[:2, :16], mask[:2, :16]))
-                quantize(prefix, dynamic=True, num_threads=threads, latency_repeats=1)
                 feed = (ids.numpy(), types.numpy(), mask.numpy())
-                ort = load(f"{prefix}-int8", num_threads=threads)
-                out["int8 onnxruntime"] = median_step_s(lambda: ort(*feed), warmup, steps)
+                # as shipped (dynamic int8, weight range for this CPU), then with the float ops between
+                # the int8 MatMuls fused (text_fusion: BiasGelu, SkipLayerNormalization)
+                for label, kw in (("int8 onnxruntime", {}), ("int8 onnxruntime fused", {"text_fusion": True})):
+                    quantize(prefix, dynamic=True, num_threads=threads, latency_repeats=1, out=f"{prefix}-q", **kw)
+                    ort = load(f"{prefix}-q", num_threads=threads)
+                    out[label] = median_step_s(lambda: ort(*feed), warmup, steps)
+                    del ort
             return out
 
         def make_step(m):

@@ -341,6 +341,8 @@ def _cmd_quantize(args: argparse.Namespace) -> int:
         dynamic=True if args.dynamic else None,  # unset: chosen by the input dtypes (token ids -> dynamic)
         num_threads=args.threads,
         scheme=args.scheme,
+        text_fusion=args.text_fusion,
+        per_channel=args.per_channel,
     )
     if args.json:
         print(json.dumps(report))
@@ -409,6 +411,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scheme", choices=("auto", "full-range", "reduced-range"), default="auto",
                    help="int8 weight range: auto = 7-bit where this CPU lacks VNNI (AVX2 u8s8 kernels saturate), "
                         "else 8-bit; force reduced-range for graphs deployed to non-VNNI CPUs")
+    p.add_argument("--text-fusion", action="store_true",
+                   help="dynamic (text) only: fuse GELU+bias and residual+LayerNorm with onnxruntime's transformer "
+                        "optimizer before quantizing (onnxruntime contrib ops: not for the OpenVINO runners)")
+    p.add_argument("--per-channel", action="store_true", help="dynamic (text) only: per-output-channel weight scales")
     p.add_argument("--threads", type=int, default=None, help="threads for latency measurement")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(func=_cmd_quantize)

@@ -168,6 +168,16 @@ def _float_output_nodes(path: Path) -> list[str]:
     return float_output_nodes(onnx.load(str(path), load_external_data=False))
 
 
+def _fuse_transformer(path: Path) -> dict[str, int]:
+    """Fuse a transformer graph's float ops with onnxruntime's optimizer, in place; counts of fused ops."""
+    from onnxruntime.transformers.optimizer import optimize_model
+
+    # num_heads/hidden_size 0: detected from the graph where an attention pattern is recognised
+    model = optimize_model(str(path), model_type="bert", num_heads=0, hidden_size=0, opt_level=0)
+    model.save_model_to_file(str(path))
+    return {k: int(v) for k, v in model.get_fused_operator_statistics().items() if v}
+
+
 def _session(path: Path, num_threads: int | None):
     import onnxruntime as ort
 
@@ -256,6 +266,8 @@ def quantize(
     latency_repeats: int = 20,
     reduce_range: bool | None = None,
     graph_rewrites: bool = True,
+    text_fusion: bool = False,
+    per_channel: bool = False,
 ) -> dict[str, Any]:
     """Quantize ``prefix.onnx`` to int8 and write ``out.onnx`` + ``out.json``.
 
@@ -301,6 +313,13 @@ def quantize(
         full-size output is quantized and dequantized again (:mod:`toolkit.deploy._int8_rewrite`).
         Graphs without these ops are unchanged; MobileNetV3 graphs become faster on onnxruntime
         and OpenVINO (``benchmarks/results/int8_mobile.txt``). False: the recipe before.
+    text_fusion : bool
+        Dynamic quantization only. First run onnxruntime's transformer optimizer over the graph
+        (``model_type="bert"``: GELU with its bias -> ``BiasGelu``, residual add + LayerNorm ->
+        ``SkipLayerNormalization``), so what stays float between the int8 MatMuls runs as fused
+        kernels. The result needs onnxruntime (contrib ops), not OpenVINO.
+    per_channel : bool
+        Dynamic quantization only: one weight scale per output column instead of per tensor.
 
     Returns
     -------
@@ -360,8 +379,13 @@ def quantize(
         # Shape inference and graph optimisation (BatchNorm folded into Conv...) before quantizing.
         quant_pre_process(str(source), str(prepared), skip_symbolic_shape=not use_dynamic)
         written = Path(tmp) / "int8.onnx"
+        if (text_fusion or per_channel) and not use_dynamic:
+            raise ExportError("text_fusion and per_channel apply to dynamic (token-input) quantization only")
         if use_dynamic:
-            quantize_dynamic(str(prepared), str(written), weight_type=QuantType.QInt8, per_channel=False,
+            if text_fusion:
+                info["text_fusion"] = _fuse_transformer(prepared)
+            info["weights"] = "int8 per-channel" if per_channel else "int8"
+            quantize_dynamic(str(prepared), str(written), weight_type=QuantType.QInt8, per_channel=per_channel,
                              reduce_range=reduce_range)
         else:
             if not calib:
@@ -503,6 +527,8 @@ def _summary(r: dict[str, Any]) -> str:
     if rewrites or r.get("float_output_nodes"):
         lines.append("uint8 rewrites: " + (", ".join(f"{k} x{v}" for k, v in rewrites.items()) or "none")
                      + f"; float output nodes: {len(r.get('float_output_nodes') or [])}")
+    if r.get("text_fusion") is not None:
+        lines.append("fused before quantizing: " + (", ".join(f"{k} x{v}" for k, v in r["text_fusion"].items()) or "nothing"))
     lat = r["latency_ms"]
     lines.append(f"latency batch 1 (onnxruntime): fp32 {lat['fp32']:.3f} ms, int8 {lat['int8']:.3f} ms, speed-up {r['speedup']}x")
     seg = r.get("segmentation")
