@@ -326,7 +326,10 @@ def main(argv: list[str] | None = None) -> int:
     print(header(args.threads, args.size, args.rounds), flush=True)
     summary: list[str] = []
     for pair in models:
-        print(f"\n== {pair} (ours {PAIRS[pair](args.size)[0]} vs torchvision {PAIRS[pair](args.size)[2]})", flush=True)
+        ours_name, ours_kwargs, tv_name = PAIRS[pair](args.size)[:3]
+        extra = {k: v for k, v in ours_kwargs.items() if k in ("backbone", "align_corners")}
+        ours = ours_name + (f" with {extra}" if extra else "")
+        print(f"\n== {pair} (ours {ours} vs torchvision {tv_name})", flush=True)
         exports = export_and_quantize(pair, args.size, work, args.threads, calib, args.export_timeout)
         notes = list(exports["notes"])
         fns = build_variants(pair, args.size, args.threads, exports, notes)
