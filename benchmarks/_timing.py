@@ -5,8 +5,11 @@ scripts are run as files (``python benchmarks/<name>.py``), so this folder is on
 """
 from __future__ import annotations
 
+import json
 import os
 import statistics
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Callable
@@ -45,3 +48,19 @@ def median_step_s(step: Callable[[], object], warmup: int, steps: int) -> float:
         step()
         times.append(time.perf_counter() - t)
     return statistics.median(times)
+
+
+def run_json_child(code: str, cfg: dict, env: dict[str, str], cwd: Path) -> dict:
+    """Run ``python -c code json(cfg)`` in a fresh process with ``env`` added to this one's environment
+    (``OMP_WAIT_POLICY=PASSIVE`` unless set); the dict it prints on its last ``RESULT {json}`` line.
+
+    Fresh processes are how the first-call benchmarks time what a user's new process pays.
+    """
+    full = dict(os.environ, **env)
+    full.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    proc = subprocess.run([sys.executable, "-c", code, json.dumps(cfg)], cwd=cwd, env=full,
+                          capture_output=True, text=True)
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
+    if proc.returncode != 0 or not lines:
+        raise SystemExit(f"child failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
+    return json.loads(lines[-1][len("RESULT "):])

@@ -25,14 +25,10 @@ nothing: the header prints the load average, run it on a quiet one.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
-from _timing import cpu, load_text
+from _timing import cpu, load_text, run_json_child
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -82,14 +78,8 @@ ROWS = [("import_s", "import torch + toolkit"), ("eager_first_s", "eager first c
 
 
 def run_child(cfg: dict, env_extra: dict) -> dict:
-    env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS=str(cfg["threads"]), **env_extra)
-    env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    proc = subprocess.run([sys.executable, "-c", _CHILD, json.dumps(cfg)], cwd=REPO, env=env,
-                          capture_output=True, text=True)
-    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
-    if proc.returncode != 0 or not lines:
-        raise SystemExit(f"child failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
-    return json.loads(lines[-1][len("RESULT "):])
+    return run_json_child(_CHILD, cfg, {"PYTHONPATH": str(REPO), "OMP_NUM_THREADS": str(cfg["threads"]), **env_extra},
+                          REPO)
 
 
 def main() -> None:

@@ -16,14 +16,10 @@ wall and process-CPU seconds (CPU seconds move less than wall seconds on a loade
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import statistics
-import subprocess
-import sys
 from pathlib import Path
 
-from _timing import cpu, load_text
+from _timing import cpu, load_text, run_json_child
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -82,15 +78,8 @@ print("RESULT " + json.dumps(res))
 
 
 def run_child(cfg: dict, direct: bool) -> dict:
-    env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS=str(cfg["threads"]),
-               TOOLKIT_EXPORT_DIRECT="1" if direct else "0")
-    env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    proc = subprocess.run([sys.executable, "-c", _CHILD, json.dumps(cfg)], cwd=REPO, env=env,
-                          capture_output=True, text=True)
-    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
-    if proc.returncode != 0 or not lines:
-        raise SystemExit(f"child failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
-    return json.loads(lines[-1][len("RESULT "):])
+    return run_json_child(_CHILD, cfg, {"PYTHONPATH": str(REPO), "OMP_NUM_THREADS": str(cfg["threads"]),
+                                        "TOOLKIT_EXPORT_DIRECT": "1" if direct else "0"}, REPO)
 
 
 def main() -> None:

@@ -8,6 +8,8 @@ from toolkit.nn import HybridBlock
 from toolkit.nn import autotune
 from toolkit.nn.autotune import KERNELS, conv2d_channels_last, conv2d_contiguous, conv2d_gemm
 
+from ._fake_race import fake_race
+
 
 class Bottleneck(HybridBlock):
     """1x1 (strided, with and without bias), 3x3, depthwise and BN: every case the kernels cover.
@@ -268,19 +270,9 @@ def test_measured_choice_on_a_real_model_is_consistent():
 
 # ------------------------------------------------------------------------------------ eager fallback
 def _race(monkeypatch, times: dict[str, float]) -> list[list[str]]:
-    """Race the eager forward too, with fake medians: ``times`` for the whole-graph race (1.0 for a
-    candidate not named), aten for every convolution. Returns the candidates of each race."""
+    """Race the eager forward too, with fake medians (see :func:`fake_race`). Returns the candidates of each race."""
     monkeypatch.setenv(autotune.EAGER_ENV, "1")
-    races: list[list[str]] = []
-
-    def fake(fns, budget_s=autotune.BUDGET_S):
-        if "aten" in fns:
-            return {name: 0.5 if name == "aten" else 1.0 for name in fns}
-        races.append(list(fns))
-        return {name: times.get(name, 1.0) for name in fns}
-
-    monkeypatch.setattr(autotune, "_measure", fake)
-    return races
+    return fake_race(monkeypatch, times)
 
 
 def _count_calls(module: nn.Module) -> list[int]:

@@ -11,6 +11,7 @@ import torch
 
 from toolkit.nn import autotune
 
+from ._fake_race import fake_race
 from .test_autotune import Bottleneck, _twins
 
 
@@ -37,18 +38,7 @@ def _fake_compile(monkeypatch, offset: float = 0.0) -> list[tuple]:
     return compiles
 
 
-def _race(monkeypatch, times: dict[str, float]) -> list[list[str]]:
-    """Fake medians for the whole-graph race (1.0 for a candidate not named), aten for every convolution."""
-    races: list[list[str]] = []
-
-    def fake(fns, budget_s=autotune.BUDGET_S):
-        if "aten" in fns:
-            return {name: 0.5 if name == "aten" else 1.0 for name in fns}
-        races.append(list(fns))
-        return {name: times.get(name, 1.0) for name in fns}
-
-    monkeypatch.setattr(autotune, "_measure", fake)
-    return races
+_race = fake_race
 
 
 def _pair(seed: int = 1):
