@@ -37,9 +37,10 @@ signature (:data:`EAGER_ENV` turns the eager candidate off).
 
 For inference (eval mode under ``no_grad``) the race also has the captured graph compiled by Inductor
 with its weights frozen in (:class:`FrozenInductor`, :func:`compile_frozen`; :data:`INDUCTOR_ENV` turns
-it on; off by default): on a 2-core AMD EPYC under heavy load (load average 13 to 19) ResNet-50 at batch 16
-ran it only 1.07x as fast as the autotuned graph, after a compile of 276 s
-(``benchmarks/results/inference_levers.txt``): opt-in until a quiet measurement shows a clear margin.
+it on; off by default). On a quiet 2-core AMD EPYC, ResNet-50 at batch 16, 224x224 ran it 1.25x as fast
+as the autotuned graph after a compile of 35 s (``benchmarks/results/inference_levers.txt``). It stays
+opt-in because that compile is one step of lazy tuning: it would stall some later call of the user's by
+tens of seconds, where every other step keeps to :data:`LAZY_BUDGET_S`.
 """
 from __future__ import annotations
 
@@ -62,8 +63,9 @@ from torch import fx
 
 from .fold import get_attr_tensor
 
-__all__ = ["KERNELS", "Choice", "ConvTuner", "DecisionCache", "FrozenInductor", "compile_frozen", "inductor_enabled", "autotune_convolutions", "clear_cache", "conv2d_channels_last",
-           "conv2d_contiguous", "conv2d_gemm", "disk_cache", "fastest", "lazy_enabled", "machine_fingerprint", "race_once"]
+__all__ = ["KERNELS", "Choice", "ConvTuner", "DecisionCache", "FrozenInductor", "autotune_convolutions", "clear_cache",
+           "compile_frozen", "conv2d_channels_last", "conv2d_contiguous", "conv2d_gemm", "disk_cache", "fastest",
+           "inductor_enabled", "lazy_enabled", "machine_fingerprint", "race_once"]
 
 _aten = torch.ops.aten
 
@@ -84,9 +86,9 @@ LAZY_ENV = "TOOLKIT_AUTOTUNE_LAZY"
 #: Lazy tuning: seconds of measuring each call after the capture may add (at least one step: one
 #: convolution's kernels, the channels-last capture, or one round of the race: every candidate once, back to back).
 LAZY_BUDGET_S = 0.5
-#: ``1``/``on``/``true``/``yes`` adds :class:`FrozenInductor` to inference races (off by default: a compile
-#: takes minutes for a ResNet-50 on 2 cores, and no clear gain is measured yet); ``hybridize(inductor=True)``
-#: does so per block, ``inductor=False`` keeps it out whatever the variable says.
+#: ``1``/``on``/``true``/``yes`` adds :class:`FrozenInductor` to inference races (off by default: its compile,
+#: 35 s for a ResNet-50 on a quiet 2-core machine, is one long step inside a later call);
+#: ``hybridize(inductor=True)`` does so per block, ``inductor=False`` keeps it out whatever the variable says.
 INDUCTOR_ENV = "TOOLKIT_AUTOTUNE_INDUCTOR"
 #: Calls with unchanged weights after which :class:`FrozenInductor` compiles again (before: the fallback graph).
 INDUCTOR_RECOMPILE_CALLS = 3
