@@ -14,6 +14,7 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2
 
 from ._detection import IMAGENET_MEAN, IMAGENET_STD, DetectionPreset, check_size, mean_fill
+from ._iou_crop import BatchedRandomIoUCrop
 
 __all__ = ["SSDDefaultTrainTransform", "SSDDefaultValTransform"]
 
@@ -38,7 +39,7 @@ class SSDDefaultTrainTransform(DetectionPreset):
                   v2.RandomZoomOut(fill={tv_tensors.Image: mean_fill(mean), "others": 0},
                                    side_range=(1.0, float(expand_ratio)), p=0.5)]
         after = [v2.Resize((height, width), antialias=True), v2.RandomHorizontalFlip(0.5)]
-        super().__init__(before, v2.RandomIoUCrop(), after, mean, std)
+        super().__init__(before, BatchedRandomIoUCrop(), after, mean, std)
 
 
 class SSDDefaultValTransform(DetectionPreset):
