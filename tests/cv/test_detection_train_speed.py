@@ -45,11 +45,11 @@ def test_pairwise_iou_is_box_iou():
     assert torch.equal(_pairwise_iou(a, b), box_iou(a, b))
 
 
-@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("seed", range(3))
 def test_batched_targets_equal_per_image_targets(seed):
     gen = torch.Generator().manual_seed(seed)
     anchors = _anchors()
-    for trial in range(40):
+    for trial in range(15):  # few: with the suite's 2 threads on a shared machine each call is slow
         batch, m = int(torch.randint(1, 9, (1,), generator=gen)), int(torch.randint(1, 9, (1,), generator=gen))
         labels = _random_labels(gen, batch, m, duplicates=trial % 2 == 0)
         want = SSDTargetGenerator(batched=False)(anchors, labels)
