@@ -69,6 +69,8 @@ def build_parser(family: str, defaults: dict[str, Any]) -> argparse.ArgumentPars
     a("--no-wd", action="store_true", help="no weight decay on biases and normalisation parameters")
     a("--expand-ratio", type=float, default=4.0, help="SSD: largest side of the random expand (zoom-out) canvas "
       "relative to the image (GluonCV: 4); small inputs with small objects want less")
+    a("--no-color-distort", action="store_true", help="SSD: leave out the photometric distortion")
+    a("--no-iou-crop", action="store_true", help="SSD: leave out the IoU-constrained random crop")
     a("--mixup", action="store_true", help="YOLOv3: mix pairs of images (GluonCV's detection mixup)")
     a("--no-mixup-epochs", type=int, default=20, help="no mixup in the last N epochs")
     a("--label-smooth", action="store_true", help="YOLOv3: label smoothing of the class targets")

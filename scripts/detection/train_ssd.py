@@ -23,7 +23,9 @@ def presets(args):
     from toolkit.cv.presets.ssd import SSDDefaultTrainTransform, SSDDefaultValTransform
 
     s = args.data_shape
-    train = SSDDefaultTrainTransform(s, s, expand_ratio=getattr(args, "expand_ratio", 4.0))
+    train = SSDDefaultTrainTransform(s, s, expand_ratio=getattr(args, "expand_ratio", 4.0),
+                                     color_distort=not getattr(args, "no_color_distort", False),
+                                     iou_crop=not getattr(args, "no_iou_crop", False))
     return train, SSDDefaultValTransform(s, s), detection_batchify()
 
 

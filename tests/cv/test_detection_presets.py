@@ -155,3 +155,24 @@ def test_mixup_detection_weights_flow_to_labels():
     mix.set_mixup(None)
     img, t = mix[1]
     assert torch.equal(img, b[0]) and t["mixup_weight"].tolist() == [1, 1]
+
+
+def test_ssd_train_preset_steps_can_be_left_out():
+    # --no-color-distort / --no-iou-crop / --expand-ratio 1 of train_ssd.py: resize + flip only
+    from torchvision.transforms import v2
+
+    from toolkit.cv.presets._iou_crop import BatchedRandomIoUCrop
+
+    full = SSDDefaultTrainTransform(64, 64)
+    assert isinstance(full.crop, BatchedRandomIoUCrop)
+    assert [type(t) for t in full.before.transforms] == [v2.RandomPhotometricDistort, v2.RandomZoomOut]
+    light = SSDDefaultTrainTransform(64, 64, expand_ratio=1.0, color_distort=False, iou_crop=False)
+    assert light.before is None and light.crop is None
+    image = torch.arange(3 * 32 * 48, dtype=torch.float32).reshape(3, 32, 48).to(torch.uint8)
+    target = {"boxes": tv_tensors.BoundingBoxes([[4, 4, 20, 28]], format="XYXY", canvas_size=(32, 48)),
+              "labels": torch.tensor([2])}
+    torch.manual_seed(0)
+    out, label = light(tv_tensors.Image(image), target)
+    assert out.shape == (3, 64, 64) and label.shape == (1, 6) and int(label[0, 4]) == 2
+    x1, y1, x2, y2 = label[0, :4].tolist()  # resized 48x32 -> 64x64, possibly flipped
+    assert (y1, y2) == pytest.approx((8.0, 56.0)) and abs((x2 - x1) - 16 * 64 / 48) <= 0.5

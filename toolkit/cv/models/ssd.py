@@ -157,12 +157,26 @@ class SSD(Detector):
         return fixed_detections(boxes, scores, self.score_thresh, self.nms_thresh, self.nms_topk, self.post_nms)
 
 
+def _pairwise_iou(boxes1: torch.Tensor, boxes2: torch.Tensor) -> torch.Tensor:
+    """``torchvision.ops.box_iou`` (same operations in the same order, so the same values) on one
+    coordinate at a time: 2-D broadcasts instead of box_iou's (N, M, 2) ones, 3x faster at SSD's sizes."""
+    area1 = (boxes1[:, 2] - boxes1[:, 0]) * (boxes1[:, 3] - boxes1[:, 1])
+    area2 = (boxes2[:, 2] - boxes2[:, 0]) * (boxes2[:, 3] - boxes2[:, 1])
+    w = (torch.minimum(boxes1[:, None, 2], boxes2[None, :, 2])
+         - torch.maximum(boxes1[:, None, 0], boxes2[None, :, 0])).clamp_(min=0)
+    h = (torch.minimum(boxes1[:, None, 3], boxes2[None, :, 3])
+         - torch.maximum(boxes1[:, None, 1], boxes2[None, :, 1])).clamp_(min=0)
+    inter = w * h
+    return inter / (area1[:, None] + area2[None, :] - inter)
+
+
 class SSDTargetGenerator:
     """Anchor matching for SSD training (GluonCV's ``SSDTargetGenerator`` semantics), batched on tensors.
 
     Each ground-truth box takes its best-overlapping anchor (bipartite step), then every other anchor
     whose best IoU is at least ``iou_thresh`` takes that box. Matched anchors get ``class + 1`` and
     encoded offsets, the rest background (0). Padding rows (class -1) and degenerate boxes are ignored.
+    Where two boxes share their best anchor, the later box (in label order) keeps it.
 
     Parameters
     ----------
@@ -170,11 +184,16 @@ class SSDTargetGenerator:
         IoU at which an anchor matches.
     stds : sequence of 4 float
         Box encoding scales.
+    batched : bool, default True
+        Match the whole batch with one IoU matrix (B, N, M). ``False`` matches image by image, the
+        definition the batched path is tested against (same targets, 3-4x slower at batch 16).
     """
 
-    def __init__(self, iou_thresh: float = 0.5, stds: Sequence[float] = (0.1, 0.1, 0.2, 0.2)) -> None:
+    def __init__(self, iou_thresh: float = 0.5, stds: Sequence[float] = (0.1, 0.1, 0.2, 0.2),
+                 batched: bool = True) -> None:
         self.iou_thresh = iou_thresh
         self.coder = NormalizedBoxCenterCoder(stds)
+        self.batched = batched
 
     @torch.no_grad()
     def __call__(self, anchors: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -183,6 +202,11 @@ class SSDTargetGenerator:
         if labels.dim() != 3 or labels.shape[-1] < 5:
             raise ValueError(f"labels must be (B, M, 5 or 6), got {tuple(labels.shape)}")
         anchors = anchors.reshape(-1, 4)
+        if self.batched:
+            return self._match_batch(anchors, labels.to(anchors.device).float())
+        return self._match_per_image(anchors, labels)
+
+    def _match_per_image(self, anchors: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         corners = center_to_corner(anchors)
         batch, n = labels.shape[0], anchors.shape[0]
         cls_t = torch.zeros(batch, n, dtype=torch.long, device=anchors.device)
@@ -197,10 +221,41 @@ class SSDTargetGenerator:
             best_iou, best_gt = iou.max(dim=1)
             matched = best_iou >= self.iou_thresh
             forced = iou.argmax(dim=0)  # each gt's best anchor
+            # index_put with repeated indices: the last gt sharing an anchor keeps it (the rule _match_batch
+            # spells out)
             best_gt[forced] = torch.arange(gt.shape[0], device=gt.device)
             matched[forced] = True
             cls_t[b] = torch.where(matched, gt[best_gt, 4].long() + 1, 0)
             box_t[b] = torch.where(matched[:, None], self.coder.encode(gt[best_gt, :4], anchors), 0.0)
+        return cls_t, box_t
+
+    def _match_batch(self, anchors: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        batch, m, n = labels.shape[0], labels.shape[1], anchors.shape[0]
+        valid = (labels[..., 4] >= 0) & (labels[..., 2] > labels[..., 0]) & (labels[..., 3] > labels[..., 1])
+        if m == 0 or not bool(valid.any()):
+            return (torch.zeros(batch, n, dtype=torch.long, device=anchors.device),
+                    torch.zeros(batch, n, 4, device=anchors.device))
+        # one (B*M, N) IoU matrix with box_iou's arithmetic (the same values as per image), each row
+        # contiguous over anchors; ignored rows get -1, below any IoU, so neither reduction picks them while
+        # the valid rows keep their order (ties resolve as per image)
+        iou = _pairwise_iou(labels[..., :4].reshape(-1, 4), center_to_corner(anchors)).reshape(batch, m, n)
+        iou = torch.where(valid[..., None], iou, -1.0)  # (B, M, N)
+        best_iou, best_gt = iou.max(dim=1)  # (B, N)
+        matched = best_iou >= self.iou_thresh
+        forced = iou.argmax(dim=2)  # (B, M): each gt's best anchor
+        # an anchor that is the best of several gts goes to the last of them: scatter gt indices in order
+        # (scatter_reduce "amax" makes the rule explicit instead of relying on write order)
+        last = torch.full((batch, n), -1, dtype=torch.long, device=anchors.device)
+        order = torch.arange(m, device=anchors.device).expand(batch, m)
+        last.scatter_reduce_(1, forced, torch.where(valid, order, -1), reduce="amax")
+        is_forced = last >= 0
+        best_gt = torch.where(is_forced, last, best_gt)
+        matched |= is_forced
+        rows = (best_gt + (torch.arange(batch, device=anchors.device) * m)[:, None]).reshape(-1)
+        gt_cls = labels[..., 4].reshape(-1).index_select(0, rows).reshape(batch, n)
+        gt_box = labels[..., :4].reshape(-1, 4).index_select(0, rows).reshape(batch, n, 4)
+        cls_t = torch.where(matched, gt_cls.long() + 1, 0)
+        box_t = torch.where(matched[..., None], self.coder.encode(gt_box, anchors), 0.0)
         return cls_t, box_t
 
 

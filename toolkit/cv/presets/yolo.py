@@ -16,6 +16,7 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2
 
 from ._detection import IMAGENET_MEAN, IMAGENET_STD, DetectionPreset, Letterbox, check_size, mean_fill
+from ._iou_crop import BatchedRandomIoUCrop
 
 __all__ = ["YOLO3DefaultTrainTransform", "YOLO3DefaultValTransform", "Letterbox"]
 
@@ -43,7 +44,7 @@ class YOLO3DefaultTrainTransform(DetectionPreset):
         before = [v2.RandomPhotometricDistort(p=0.5),
                   v2.RandomZoomOut(fill={tv_tensors.Image: mean_fill(mean), "others": 0}, side_range=(1.0, 4.0), p=0.5)]
         after = [_fit(width, height, letterbox), v2.RandomHorizontalFlip(0.5)]
-        super().__init__(before, v2.RandomIoUCrop(), after, mean, std)
+        super().__init__(before, BatchedRandomIoUCrop(), after, mean, std)
 
 
 class YOLO3DefaultValTransform(DetectionPreset):
