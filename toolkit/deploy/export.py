@@ -21,7 +21,7 @@ from typing import Any, Callable, Mapping, Sequence
 import torch
 
 from ..version import __version__
-from . import _onnx_prepare
+from . import _onnx_prepare, _onnx_registry
 from .fileformat import (  # re-exported: the file-format helpers used to live here
     FILE_MODE,
     FORMAT,
@@ -154,9 +154,13 @@ def export_block(
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=target.name, suffix=".tmp")
         os.close(fd)
         try:
-            # direct: skip torch.onnx's second trace where the captured graph needs none (see _onnx_prepare)
-            direct = _onnx_prepare.direct_preparation() if _onnx_prepare.enabled() else contextlib.nullcontext()
-            with torch.no_grad(), direct:
+            with torch.no_grad(), contextlib.ExitStack() as stack:
+                # direct: skip torch.onnx's second trace where the captured graph needs none (see _onnx_prepare)
+                if _onnx_prepare.enabled():
+                    stack.enter_context(_onnx_prepare.direct_preparation())
+                # the torchlib registry without the signatures of ops the graph does not use (see _onnx_registry)
+                if _onnx_registry.enabled():
+                    stack.enter_context(_onnx_registry.lazy_registry())
                 program = torch.onnx.export(
                     block,
                     example_inputs,
