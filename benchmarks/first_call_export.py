@@ -5,11 +5,13 @@ captures the model with ``torch.export``, builds torchlib's registry of ONNX tra
 captured program (a second trace, ``run_decompositions``), translates, optimizes and saves. The variants:
 
 * ``new``: this tree's defaults: the direct preparation (``toolkit.deploy._onnx_prepare``: rewrites of the
-  captured graph instead of the second trace) and the lazy registry (``toolkit.deploy._onnx_registry``:
-  each op's ONNX signature inferred when the op is first looked up instead of all ~570 up front);
-* ``previous``: the direct preparation alone (``TOOLKIT_EXPORT_LAZY_REGISTRY=0``), the code before the lazy
-  registry;
-* ``full``: torch.onnx's own path (``TOOLKIT_EXPORT_DIRECT=0 TOOLKIT_EXPORT_LAZY_REGISTRY=0``).
+  captured graph instead of the second trace), the lazy registry (``toolkit.deploy._onnx_registry``:
+  each op's ONNX signature inferred when the op is first looked up instead of all ~570 up front) and
+  the rule filter (``toolkit.deploy._onnx_optimize``: the optimizer's rewrite rules tried only on nodes of the
+  op their pattern ends in);
+* ``previous``: the direct preparation alone (``TOOLKIT_EXPORT_LAZY_REGISTRY=0 TOOLKIT_EXPORT_RULE_FILTER=0``),
+  the code before this change; ``no-lazy-registry`` and ``no-rule-filter`` turn off one lever each;
+* ``full``: torch.onnx's own path (all three off).
 
 Each run is a fresh process (imports and first-use costs included, as a user sees them) that builds the
 model, hybridizes it, makes one ``no_grad`` call (batch 16) and times ``net.export`` (batch-2 example
@@ -90,16 +92,19 @@ print("RESULT " + json.dumps(res))
 
 
 #: environment of each variant (see the module docstring)
+_OFF = {"TOOLKIT_EXPORT_LAZY_REGISTRY": "0", "TOOLKIT_EXPORT_RULE_FILTER": "0"}
 VARIANTS = {
     "new": {},
-    "previous": {"TOOLKIT_EXPORT_LAZY_REGISTRY": "0"},
-    "full": {"TOOLKIT_EXPORT_DIRECT": "0", "TOOLKIT_EXPORT_LAZY_REGISTRY": "0"},
+    "no-rule-filter": {"TOOLKIT_EXPORT_RULE_FILTER": "0"},
+    "no-lazy-registry": {"TOOLKIT_EXPORT_LAZY_REGISTRY": "0"},
+    "previous": dict(_OFF),
+    "full": {"TOOLKIT_EXPORT_DIRECT": "0", **_OFF},
 }
 
 
 def run_child(cfg: dict, env: dict[str, str]) -> dict:
     base = {"PYTHONPATH": str(REPO), "OMP_NUM_THREADS": str(cfg["threads"]),
-            "TOOLKIT_EXPORT_DIRECT": "1", "TOOLKIT_EXPORT_LAZY_REGISTRY": "1"}
+            "TOOLKIT_EXPORT_DIRECT": "1", "TOOLKIT_EXPORT_LAZY_REGISTRY": "1", "TOOLKIT_EXPORT_RULE_FILTER": "1"}
     return run_json_child(_CHILD, cfg, {**base, **env}, REPO)
 
 

@@ -21,7 +21,7 @@ from typing import Any, Callable, Mapping, Sequence
 import torch
 
 from ..version import __version__
-from . import _onnx_prepare, _onnx_registry
+from . import _onnx_optimize, _onnx_prepare, _onnx_registry
 from .fileformat import (  # re-exported: the file-format helpers used to live here
     FILE_MODE,
     FORMAT,
@@ -161,6 +161,9 @@ def export_block(
                 # the torchlib registry without the signatures of ops the graph does not use (see _onnx_registry)
                 if _onnx_registry.enabled():
                     stack.enter_context(_onnx_registry.lazy_registry())
+                # the optimizer's rewrite rules tried only on nodes of the op they end in (see _onnx_optimize)
+                if _onnx_optimize.enabled():
+                    stack.enter_context(_onnx_optimize.rule_filter())
                 program = torch.onnx.export(
                     block,
                     example_inputs,
