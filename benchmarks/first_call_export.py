@@ -4,14 +4,16 @@ Issue 16 asks for an export <= 10 s on a quiet 2-core machine. ``torch.onnx.expo
 captures the model with ``torch.export``, builds torchlib's registry of ONNX translations, prepares the
 captured program (a second trace, ``run_decompositions``), translates, optimizes and saves. The variants:
 
-* ``new``: this tree's defaults: the direct preparation (``toolkit.deploy._onnx_prepare``: rewrites of the
-  captured graph instead of the second trace), the lazy registry (``toolkit.deploy._onnx_registry``:
-  each op's ONNX signature inferred when the op is first looked up instead of all ~570 up front) and
-  the rule filter (``toolkit.deploy._onnx_optimize``: the optimizer's rewrite rules tried only on nodes of the
-  op their pattern ends in);
-* ``previous``: the direct preparation alone (``TOOLKIT_EXPORT_LAZY_REGISTRY=0 TOOLKIT_EXPORT_RULE_FILTER=0``),
-  the code before this change; ``no-lazy-registry`` and ``no-rule-filter`` turn off one lever each;
-* ``full``: torch.onnx's own path (all three off).
+* ``new``: this tree's defaults: the direct preparation (``toolkit.deploy._onnx_prepare``: rewrites of
+  the captured graph instead of the second trace) and three levers: the lazy registry
+  (``toolkit.deploy._onnx_registry``: each op's ONNX signature inferred when the op is first looked up
+  instead of all ~570 up front), the rule filter (``toolkit.deploy._onnx_optimize``: the optimizer's
+  rewrite rules tried only on nodes of the op their pattern ends in) and Python's cyclic garbage
+  collector paused during torch.onnx's export and save (``toolkit.deploy.export``);
+* ``previous``: the direct preparation alone (the three levers off), the code before them;
+  ``no-lazy-registry``, ``no-rule-filter`` and ``no-gc-pause`` turn off one lever each
+  (``TOOLKIT_EXPORT_LAZY_REGISTRY=0``, ``TOOLKIT_EXPORT_RULE_FILTER=0``, ``TOOLKIT_EXPORT_GC_PAUSE=0``);
+* ``full``: torch.onnx's own path (``TOOLKIT_EXPORT_DIRECT=0`` too).
 
 Each run is a fresh process (imports and first-use costs included, as a user sees them) that builds the
 model, hybridizes it, makes one ``no_grad`` call (batch 16) and times ``net.export`` (batch-2 example
@@ -85,6 +87,8 @@ with tempfile.TemporaryDirectory() as d:
 # added a second time, overstating every wall figure by the import's ~1.5 s; the CPU figure was right)
 res["export_s"] = time.perf_counter() - t
 res["export_cpu_s"] = time.process_time() - c
+import resource
+res["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 res["stages"] = dict(acc)
 res["path"] = {k: v for k, v in _onnx_prepare.COUNTS.items() if v}
 print("RESULT " + json.dumps(res))
@@ -92,11 +96,12 @@ print("RESULT " + json.dumps(res))
 
 
 #: environment of each variant (see the module docstring)
-_OFF = {"TOOLKIT_EXPORT_LAZY_REGISTRY": "0", "TOOLKIT_EXPORT_RULE_FILTER": "0"}
+_OFF = {"TOOLKIT_EXPORT_LAZY_REGISTRY": "0", "TOOLKIT_EXPORT_RULE_FILTER": "0", "TOOLKIT_EXPORT_GC_PAUSE": "0"}
 VARIANTS = {
     "new": {},
     "no-rule-filter": {"TOOLKIT_EXPORT_RULE_FILTER": "0"},
     "no-lazy-registry": {"TOOLKIT_EXPORT_LAZY_REGISTRY": "0"},
+    "no-gc-pause": {"TOOLKIT_EXPORT_GC_PAUSE": "0"},
     "previous": dict(_OFF),
     "full": {"TOOLKIT_EXPORT_DIRECT": "0", **_OFF},
 }
@@ -104,7 +109,7 @@ VARIANTS = {
 
 def run_child(cfg: dict, env: dict[str, str]) -> dict:
     base = {"PYTHONPATH": str(REPO), "OMP_NUM_THREADS": str(cfg["threads"]),
-            "TOOLKIT_EXPORT_DIRECT": "1", "TOOLKIT_EXPORT_LAZY_REGISTRY": "1", "TOOLKIT_EXPORT_RULE_FILTER": "1"}
+            "TOOLKIT_EXPORT_DIRECT": "1", "TOOLKIT_EXPORT_LAZY_REGISTRY": "1", "TOOLKIT_EXPORT_RULE_FILTER": "1", "TOOLKIT_EXPORT_GC_PAUSE": "1"}
     return run_json_child(_CHILD, cfg, {**base, **env}, REPO)
 
 
@@ -142,7 +147,8 @@ def main() -> None:
             ("  of it: import torch.onnx", lambda r: r["onnx_import_s"])]
     stages = sorted({s for rs in results.values() for r in rs for s in r["stages"]})
     rows += [(f"  of it: {s}", (lambda s: lambda r: r["stages"].get(s, 0.0))(s)) for s in stages]
-    rows += [("import torch + toolkit (before)", lambda r: r["import_s"])]
+    rows += [("import torch + toolkit (before)", lambda r: r["import_s"]),
+             ("peak RSS of the process, MB", lambda r: r.get("peak_rss_mb", 0.0))]
     for name, f in rows:
         print(f"{name:<36}" + "".join(f"{med(results[k], f):20.2f}" for k in labels))
     first = labels[0]

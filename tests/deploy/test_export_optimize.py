@@ -70,3 +70,31 @@ def test_switch_off(monkeypatch):
     assert not _onnx_optimize.enabled()
     monkeypatch.delenv("TOOLKIT_EXPORT_RULE_FILTER")
     assert _onnx_optimize.enabled()
+
+
+def test_garbage_collector_paused_during_the_export_only(tmp_path, monkeypatch):
+    import gc
+
+    from toolkit.deploy import export as export_mod
+
+    seen = []
+    real = torch.onnx.export
+
+    def spy(*args, **kwargs):
+        seen.append(gc.isenabled())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(torch.onnx, "export", spy)
+    torch.manual_seed(0)
+    ResidualCNN().eval().export(str(tmp_path / "m"))
+    assert seen == [False] and gc.isenabled()
+    monkeypatch.setenv("TOOLKIT_EXPORT_GC_PAUSE", "0")
+    ResidualCNN().eval().export(str(tmp_path / "m0"))
+    assert seen == [False, True]
+    gc.disable()  # a caller that turned the collector off keeps it off
+    try:
+        with export_mod._gc_paused():
+            assert not gc.isenabled()
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
