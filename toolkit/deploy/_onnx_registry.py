@@ -7,7 +7,9 @@ the rest is a second or more of every process's first export. :func:`lazy_torchl
 entries in the same order (same functions, targets, opsets, complex flags) without those two steps, and
 infers an op's signature, exactly as torch.onnx would have, the first time ``get_decomps`` is asked about
 that op. Code that walks ``registry.functions`` directly (torch.onnx's decomposition table) reads only the
-targets, which are there from the start. ``TOOLKIT_EXPORT_LAZY_REGISTRY=0`` turns it off.
+targets, which are there from the start; a torchlib function called from inside another's translation gets
+its signature where torch.onnx computes it then anyway (``_building`` ``eval_function``, from the same
+arguments). ``TOOLKIT_EXPORT_LAZY_REGISTRY=0`` turns it off.
 """
 from __future__ import annotations
 
