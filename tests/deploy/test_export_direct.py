@@ -62,6 +62,25 @@ class MixedDtypes(HybridBlock):
         return self.lin(x) + torch.arange(4)
 
 
+def export_digests_with_switch(variable: str, tmp_path, monkeypatch) -> dict[str, str]:
+    """sha256 of ResidualCNN's ONNX file exported with the switch ``variable`` on ("1") and off ("0").
+
+    Each export checks onnxruntime against eager (``check=True``); the recorded
+    digest must be the file's own.
+    """
+    import hashlib
+
+    torch.manual_seed(0)
+    net = ResidualCNN().eval()
+    digests = {}
+    for mode in ("1", "0"):
+        monkeypatch.setenv(variable, mode)
+        meta = net.export(str(tmp_path / f"m{mode}"))
+        digests[mode] = meta["sha256"]
+        assert hashlib.sha256((tmp_path / f"m{mode}.onnx").read_bytes()).hexdigest() == digests[mode]
+    return digests
+
+
 def _export_both(net, tmp_path, monkeypatch):
     """Export ``net`` with the direct preparation and with torch.onnx's; returns both prefixes and paths."""
     out = {}

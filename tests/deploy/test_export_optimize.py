@@ -1,13 +1,12 @@
 """The rewrite-rule filter (toolkit.deploy._onnx_optimize): onnxscript's optimizer gives the same graph,
 byte for byte, trying its rules only on nodes of the op their pattern ends in (issue 16, export time)."""
-import hashlib
 
 import pytest
 import torch
 
 from toolkit.deploy import _onnx_optimize
 
-from test_export_direct import ResidualCNN  # tests/deploy is on sys.path (conftest.py)
+from test_export_direct import ResidualCNN, export_digests_with_switch  # tests/deploy is on sys.path (conftest.py)
 
 ir = pytest.importorskip("onnx_ir")
 rewriter = pytest.importorskip("onnxscript.rewriter")
@@ -53,14 +52,7 @@ def test_rules_without_a_fixed_last_op_are_always_tried():
 
 
 def test_export_writes_the_same_file_with_and_without(tmp_path, monkeypatch):
-    torch.manual_seed(0)
-    net = ResidualCNN().eval()
-    digests = {}
-    for mode in ("1", "0"):
-        monkeypatch.setenv("TOOLKIT_EXPORT_RULE_FILTER", mode)
-        meta = net.export(str(tmp_path / f"m{mode}"))  # check=True: onnxruntime vs eager inside
-        digests[mode] = meta["sha256"]
-        assert hashlib.sha256((tmp_path / f"m{mode}.onnx").read_bytes()).hexdigest() == digests[mode]
+    digests = export_digests_with_switch("TOOLKIT_EXPORT_RULE_FILTER", tmp_path, monkeypatch)
     assert digests["1"] == digests["0"]
     assert _rewrite_rule.RewriteRule.__dict__["try_rewrite"].__module__ == _rewrite_rule.__name__  # restored
 

@@ -1,13 +1,12 @@
 """The lazy torchlib registry (toolkit.deploy._onnx_registry): torch.onnx's registry, entry for entry and
 signature for signature, with the signatures inferred on first lookup (issue 16, export time)."""
-import hashlib
 
 import pytest
 import torch
 
 from toolkit.deploy import _onnx_registry
 
-from test_export_direct import ResidualCNN  # tests/deploy is on sys.path (conftest.py)
+from test_export_direct import export_digests_with_switch  # tests/deploy is on sys.path (conftest.py)
 
 _registration = pytest.importorskip("torch.onnx._internal.exporter._registration")
 
@@ -58,15 +57,8 @@ def test_a_function_whose_signature_fails_is_left_out_as_from_torchlib_does():
 
 
 def test_export_writes_the_same_file_with_and_without(tmp_path, monkeypatch):
-    torch.manual_seed(0)
-    net = ResidualCNN().eval()
-    digests = {}
-    for mode in ("1", "0"):
-        monkeypatch.setenv("TOOLKIT_EXPORT_LAZY_REGISTRY", mode)
-        meta = net.export(str(tmp_path / f"m{mode}"))  # check=True: onnxruntime vs eager inside
-        digests[mode] = meta.pop("sha256"), meta.pop("onnx_file")
-        assert hashlib.sha256((tmp_path / f"m{mode}.onnx").read_bytes()).hexdigest() == digests[mode][0]
-    assert digests["1"][0] == digests["0"][0]  # byte for byte the same ONNX file
+    digests = export_digests_with_switch("TOOLKIT_EXPORT_LAZY_REGISTRY", tmp_path, monkeypatch)
+    assert digests["1"] == digests["0"]  # byte for byte the same ONNX file
     # the patch is confined to the export
     assert _registration.ONNXRegistry.__dict__["from_torchlib"].__func__.__module__ == _registration.__name__
 
