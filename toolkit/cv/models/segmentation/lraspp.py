@@ -89,7 +89,8 @@ def lraspp_mobilenetv3_large_fashion_scenes(**kwargs: Any) -> LRASPP:
     """LR-ASPP MobileNetV3-Large for ``fashion-scenes`` (11 classes).
 
     The name is the one ``scripts/segmentation/train.py --model lraspp --backbone mobilenetv3_large
-    --dataset fashion-scenes`` gives its weights (no zoo row yet: the CPU runs so far did not converge).
+    --dataset fashion-scenes`` gives its weights; ``pretrained=True`` loads the zoo row's
+    (``model_zoo_logs/segmentation/lraspp_mobilenetv3_large-fashion-scenes``).
     """
     return LRASPP(resolve_nclass(kwargs, DATASET_CLASSES["fashion-scenes"]), **kwargs)
 
@@ -97,4 +98,8 @@ def lraspp_mobilenetv3_large_fashion_scenes(**kwargs: Any) -> LRASPP:
 register_model(
     lraspp_mobilenetv3_large_fashion_scenes, name="lraspp_mobilenetv3_large_fashion-scenes", task="segmentation",
     metadata={**META, "family": "lraspp", "dataset": "fashion-scenes"},
+    # Numbers as the run in model_zoo_logs/<log>/ wrote them (tests/core/test_zoo.py compares them).
+    weights=[fashion_scenes_weights(
+        "segmentation/lraspp_mobilenetv3_large-fashion-scenes", sha256="db21a8a8c39b008893d5f7b0116135fceff782f43be08e0e2cf14b9e8dfd6dfb",
+        metrics={'pixAcc': 89.7, 'mIoU': 46.6, 'ss_pixAcc': 91.35, 'ss_mIoU': 53.0, 'ms_pixAcc': 92.65, 'ms_mIoU': 59.07}, crop_size=96)],
 )
