@@ -12,9 +12,9 @@ verbose output asked for) are tried as before. ``TOOLKIT_EXPORT_RULE_FILTER=0`` 
 from __future__ import annotations
 
 import contextlib
-import os
 import threading
 from typing import Any, Iterator
+from ._switches import switch_on
 
 __all__ = ["enabled", "rule_filter"]
 
@@ -23,7 +23,7 @@ _lock = threading.Lock()
 
 def enabled() -> bool:
     """Whether exports filter rewrite attempts by op (``TOOLKIT_EXPORT_RULE_FILTER``, default on)."""
-    return os.environ.get("TOOLKIT_EXPORT_RULE_FILTER", "1").strip().lower() not in ("0", "false", "no", "off")
+    return switch_on("TOOLKIT_EXPORT_RULE_FILTER")
 
 
 def _root_op(rule: Any, rule_cls: type, matcher_cls: type, constant_cls: type) -> str | None:

@@ -23,11 +23,11 @@ import contextlib
 import copy
 import logging
 import operator
-import os
 import threading
 from typing import Any, Iterator
 
 import torch
+from ._switches import switch_on
 
 __all__ = ["direct_preparation", "enabled", "prepare_without_retrace"]
 
@@ -49,7 +49,7 @@ _ASSERTIONS = {
 
 def enabled() -> bool:
     """Whether exports try the direct preparation (``TOOLKIT_EXPORT_DIRECT``, default on)."""
-    return os.environ.get("TOOLKIT_EXPORT_DIRECT", "1").strip().lower() not in ("0", "false", "no", "off")
+    return switch_on("TOOLKIT_EXPORT_DIRECT")
 
 
 def _returns_alias(target: Any) -> bool:

@@ -16,11 +16,11 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
-import os
 import threading
 from typing import Any, Iterator
 
 import torch
+from ._switches import switch_on
 
 __all__ = ["enabled", "lazy_torchlib_registry", "lazy_registry"]
 
@@ -30,7 +30,7 @@ _lock = threading.Lock()
 
 def enabled() -> bool:
     """Whether exports build the registry lazily (``TOOLKIT_EXPORT_LAZY_REGISTRY``, default on)."""
-    return os.environ.get("TOOLKIT_EXPORT_LAZY_REGISTRY", "1").strip().lower() not in ("0", "false", "no", "off")
+    return switch_on("TOOLKIT_EXPORT_LAZY_REGISTRY")
 
 
 @functools.cache

@@ -22,6 +22,7 @@ import torch
 
 from ..version import __version__
 from . import _onnx_optimize, _onnx_prepare, _onnx_registry
+from ._switches import switch_on
 from .fileformat import (  # re-exported: the file-format helpers used to live here
     FILE_MODE,
     FORMAT,
@@ -70,7 +71,7 @@ def _io_spec(name: str, tensor: torch.Tensor, axes: Mapping[int, str]) -> dict[s
 
 def _gc_pause_enabled() -> bool:
     """Whether exports pause Python's cyclic garbage collector (``TOOLKIT_EXPORT_GC_PAUSE``, default on)."""
-    return os.environ.get("TOOLKIT_EXPORT_GC_PAUSE", "1").strip().lower() not in ("0", "false", "no", "off")
+    return switch_on("TOOLKIT_EXPORT_GC_PAUSE")
 
 
 @contextlib.contextmanager
