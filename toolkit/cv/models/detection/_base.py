@@ -8,9 +8,10 @@ import torch
 from torch import nn
 
 from ....nn import HybridBlock
+from ....zoo import Weights
 from ..._blocks import IMAGENET_MEAN, IMAGENET_STD
 
-__all__ = ["ClassLayer", "Detector", "detection_preprocessing", "labels_to_targets"]
+__all__ = ["ClassLayer", "Detector", "detection_preprocessing", "fashion_scenes_weights", "labels_to_targets"]
 
 
 def detection_preprocessing(size: Sequence[int], mean=IMAGENET_MEAN, std=IMAGENET_STD) -> dict[str, Any]:
@@ -20,6 +21,26 @@ def detection_preprocessing(size: Sequence[int], mean=IMAGENET_MEAN, std=IMAGENE
         "type": "image", "layout": "NCHW", "color": "RGB", "resize": [h, w], "crop": None,
         "interpolation": "bilinear", "scale": 255.0, "mean": list(mean), "std": list(std),
     }
+
+
+def fashion_scenes_weights(log: str, sha256: str, metrics: Mapping[str, float], size: int,
+                           **kwargs: Any) -> Weights:
+    """:class:`~toolkit.zoo.Weights` of a detection zoo row trained on ``fashion-scenes`` (``model_zoo_logs/<log>``).
+
+    The training scripts re-head a ``*_voc`` detector for the set's ten classes and keep its name, as
+    GluonCV's scripts do for a custom dataset, so the row's weights are published under that name with
+    the class names and input size (``size``, the side of the square input) its ``config.json`` records;
+    ``kwargs`` are further builder arguments the weights need (``data_shape=``, ``backbone=`` ...).
+    """
+    from ...data.scenes import SCENES_CLASSES
+
+    classes = list(SCENES_CLASSES)
+    return Weights(
+        sha256=sha256, metrics=dict(metrics), log=log,
+        kwargs={"classes": classes, **kwargs},
+        metadata={"dataset": "fashion-scenes", "classes": classes, "input_shape": [3, size, size],
+                  "preprocessing": detection_preprocessing(size)},
+    )
 
 
 class ClassLayer:
