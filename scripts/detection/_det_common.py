@@ -179,7 +179,13 @@ def build_model(args, family: str, classes: list[str]):
     if filters:
         if family != "yolo3":
             raise SystemExit("--filters sets the YOLOv3 detection block widths; it means nothing for " + family)
-        kwargs["filters"] = [int(f) for f in filters.split(",") if f.strip()]
+        try:
+            widths = [int(f) for f in filters.split(",")]
+        except ValueError:
+            widths = []
+        if len(widths) != 3 or min(widths) < 1:
+            raise SystemExit(f"--filters {filters!r}: three positive widths, deepest level first (e.g. 128,64,32)")
+        kwargs["filters"] = widths
     if name not in list_models(task="detection"):
         if args.network not in list_models(task="classification"):
             raise SystemExit(f"--network {args.network!r}: neither {name!r} nor a zoo classifier named so exists")

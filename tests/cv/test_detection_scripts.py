@@ -95,6 +95,8 @@ def test_bad_flags_are_named(scenes, tmp_path):
             _load("train_yolo3").main(_args(scenes, tmp_path / "u", "--syncbn"))
     with pytest.raises(SystemExit, match="--filters"):
         _load("train_ssd").main(_args(scenes, tmp_path / "f", "--filters", "64,32,16"))
+    with pytest.raises(SystemExit, match="three positive widths"):
+        _load("train_yolo3").main(_args(scenes, tmp_path / "g", "--filters", "64,32"))
     with pytest.raises(SystemExit, match="no_such_net"):
         _load("train_yolo3").main(_args(scenes, tmp_path / "t", "--network", "no_such_net"))
 
