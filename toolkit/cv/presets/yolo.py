@@ -1,7 +1,7 @@
 """YOLOv3 presets (GluonCV's ``YOLO3DefaultTrainTransform`` / ``YOLO3DefaultValTransform``) on transforms v2.
 
 Training: photometric distortion, random expand (mean-pixel canvas, up to 4x),
-IoU-constrained random crop, resize (or letterbox) to the input size,
+IoU-constrained random crop (each of the three can be left out), resize (or letterbox) to the input size,
 horizontal flip; evaluation: resize (GluonCV's way) or letterbox (aspect kept,
 padded with grey). Both return ``(float32 normalised image (3, height, width),
 label float32 (N, 6))``; YOLOv3 targets are built batched in the model's code.
@@ -44,8 +44,9 @@ class YOLO3DefaultTrainTransform(DetectionPreset):
     Notes
     -----
     The same switches as :class:`~toolkit.cv.presets.ssd.SSDDefaultTrainTransform` (the steps are shared);
-    all on is GluonCV's augmentation, all off leaves resize (or letterbox) and flip, which short
-    from-scratch runs learn from much faster (``docs/training_attempts/2026-12-03/yolo3_probes``).
+    all on is GluonCV's augmentation, all off leaves resize (or letterbox) and flip. Short from-scratch SSD
+    runs learn much faster with the latter (``docs/training_attempts/2026-12-03/ssd_128_probes``); YOLOv3 was
+    probed with it only (``docs/training_attempts/2026-12-03/yolo3_probes``).
     """
 
     def __init__(self, width: int, height: int, mean: Sequence[float] = IMAGENET_MEAN,
