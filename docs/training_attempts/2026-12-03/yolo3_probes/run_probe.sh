@@ -15,3 +15,4 @@ uptime >> runs/yolo_probes/$name.uptime
 # P2: run_probe.sh P2 --network mobilenet0.25 --filters 128,64,32 --epochs 3 --lr 0.05 --warmup-epochs 0.5
 # P3: run_probe.sh P3 --network mobilenet0.25 --filters 128,64,32 --epochs 3 --lr 0.003 --warmup-epochs 0.5
 # P4: run_probe.sh P4 --network mobilenet0.25 --filters 256,128,64 --epochs 3 --stop-after-epoch 2 --lr 0.003 --warmup-epochs 0.5
+# P5: run_probe.sh P5 --network mobilenet0.25 --filters 128,64,32 --epochs 3 --lr 0.001 --warmup-epochs 0.5
