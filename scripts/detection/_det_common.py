@@ -67,10 +67,12 @@ def build_parser(family: str, defaults: dict[str, Any]) -> argparse.ArgumentPars
     a("--momentum", type=float, default=0.9)
     a("--wd", type=float, default=5e-4)
     a("--no-wd", action="store_true", help="no weight decay on biases and normalisation parameters")
-    a("--expand-ratio", type=float, default=4.0, help="SSD: largest side of the random expand (zoom-out) canvas "
-      "relative to the image (GluonCV: 4); small inputs with small objects want less")
-    a("--no-color-distort", action="store_true", help="SSD: leave out the photometric distortion")
-    a("--no-iou-crop", action="store_true", help="SSD: leave out the IoU-constrained random crop")
+    a("--expand-ratio", type=float, default=4.0, help="SSD, YOLOv3: largest side of the random expand (zoom-out) "
+      "canvas relative to the image (GluonCV: 4; 1 turns it off); small inputs with small objects want less")
+    a("--no-color-distort", action="store_true", help="SSD, YOLOv3: leave out the photometric distortion")
+    a("--no-iou-crop", action="store_true", help="SSD, YOLOv3: leave out the IoU-constrained random crop")
+    a("--filters", default="", help="YOLOv3: detection block widths, deepest first, e.g. 128,64,32 (default: "
+      "GluonCV's 512,256,128); the head costs most of a small-input step")
     a("--mixup", action="store_true", help="YOLOv3: mix pairs of images (GluonCV's detection mixup)")
     a("--no-mixup-epochs", type=int, default=20, help="no mixup in the last N epochs")
     a("--label-smooth", action="store_true", help="YOLOv3: label smoothing of the class targets")
@@ -89,6 +91,16 @@ def build_parser(family: str, defaults: dict[str, Any]) -> argparse.ArgumentPars
 
 
 # --------------------------------------------------------------------------- data
+def augmentation_kwargs(args) -> dict[str, Any]:
+    """``expand_ratio``/``color_distort``/``iou_crop`` of the SSD and YOLOv3 training presets from the flags.
+
+    ``getattr`` defaults (GluonCV's augmentation) keep namespaces built without these flags working.
+    """
+    return {"expand_ratio": getattr(args, "expand_ratio", 4.0),
+            "color_distort": not getattr(args, "no_color_distort", False),
+            "iou_crop": not getattr(args, "no_iou_crop", False)}
+
+
 class _Subset(torch.utils.data.Dataset):
     def __init__(self, data, n):
         self.data, self.n = data, min(n, len(data))
@@ -163,6 +175,17 @@ def build_model(args, family: str, classes: list[str]):
     kwargs: dict[str, Any] = {"classes": list(classes), "pretrained_base": _pretrained(args.pretrained_base)}
     if family == "ssd":
         kwargs["data_shape"] = args.data_shape  # anchor sizes follow the input size
+    filters = getattr(args, "filters", "")
+    if filters:
+        if family != "yolo3":
+            raise SystemExit("--filters sets the YOLOv3 detection block widths; it means nothing for " + family)
+        try:
+            widths = [int(f) for f in filters.split(",")]
+        except ValueError:
+            widths = []
+        if len(widths) != 3 or min(widths) < 1:
+            raise SystemExit(f"--filters {filters!r}: three positive widths, deepest level first (e.g. 128,64,32)")
+        kwargs["filters"] = widths
     if name not in list_models(task="detection"):
         if args.network not in list_models(task="classification"):
             raise SystemExit(f"--network {args.network!r}: neither {name!r} nor a zoo classifier named so exists")
@@ -177,7 +200,7 @@ def build_model(args, family: str, classes: list[str]):
         model.metadata["input_shape"] = [3, args.data_shape, args.data_shape]
         model.metadata["preprocessing"]["resize"] = [args.data_shape, args.data_shape]
     model.metadata["dataset"] = args.dataset
-    model.build_kwargs = {k: v for k, v in kwargs.items() if k in ("classes", "backbone", "data_shape")}
+    model.build_kwargs = {k: v for k, v in kwargs.items() if k in ("classes", "backbone", "data_shape", "filters")}
     return model, name
 
 

@@ -5,7 +5,7 @@
         --dataset fashion-scenes --pretrained params/ssd_mobilenet1.0_fashion-scenes/ssd_512_mobilenet1.0_voc.safetensors
 
 Prints and returns VOC07 mAP@0.5 and, for COCO-format sets, COCO mAP@[.5:.95] (pycocotools), in percent.
-The builder arguments (classes, backbone) are read from the training run's ``metrics.json`` next to the
+The builder arguments (classes, backbone, YOLOv3 filters) are read from the training run's ``metrics.json`` next to the
 weights when present.
 """
 from __future__ import annotations
@@ -54,6 +54,7 @@ def main(argv=None) -> dict[str, float]:
     _, val_set = common.load_datasets(args)
     meta = weights.parent / "metrics.json"
     kwargs = json.loads(meta.read_text()).get("kwargs", {}) if meta.is_file() else {}
+    args.filters = ",".join(str(f) for f in kwargs.get("filters", []))  # train_yolo3.py --filters
     from toolkit.zoo import load_weights
 
     model, _ = common.build_model(args, args.algorithm, kwargs.get("classes", list(val_set.classes)))

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _det_common import augmentation_kwargs  # noqa: E402
 from _det_common import main as _main  # noqa: E402
 
 DEFAULTS = {"network": "vgg16_atrous", "data_shape": 300, "batch_size": 32, "epochs": 240, "lr": 0.001,
@@ -23,9 +24,7 @@ def presets(args):
     from toolkit.cv.presets.ssd import SSDDefaultTrainTransform, SSDDefaultValTransform
 
     s = args.data_shape
-    train = SSDDefaultTrainTransform(s, s, expand_ratio=getattr(args, "expand_ratio", 4.0),
-                                     color_distort=not getattr(args, "no_color_distort", False),
-                                     iou_crop=not getattr(args, "no_iou_crop", False))
+    train = SSDDefaultTrainTransform(s, s, **augmentation_kwargs(args))
     return train, SSDDefaultValTransform(s, s), detection_batchify()
 
 

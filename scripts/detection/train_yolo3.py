@@ -5,7 +5,8 @@
 
 ``--mixup``: each batch is blended with itself reversed (ratio drawn from Beta(1.5, 1.5)), the boxes of
 both images kept with their blend weight as objectness target (GluonCV's detection mixup), switched off
-for the last ``--no-mixup-epochs``. ``--label-smooth`` smooths the class targets.
+for the last ``--no-mixup-epochs``. ``--label-smooth`` smooths the class targets. ``--expand-ratio 1
+--no-color-distort --no-iou-crop`` leave resize and flip of GluonCV's augmentation (as in ``train_ssd.py``).
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _det_common import augmentation_kwargs  # noqa: E402
 from _det_common import main as _main  # noqa: E402
 
 DEFAULTS = {"network": "darknet53", "data_shape": 416, "batch_size": 64, "epochs": 200, "lr": 0.001,
@@ -27,7 +29,8 @@ def presets(args):
     from toolkit.cv.presets.yolo import YOLO3DefaultTrainTransform, YOLO3DefaultValTransform
 
     s = args.data_shape
-    return YOLO3DefaultTrainTransform(s, s), YOLO3DefaultValTransform(s, s), detection_batchify()
+    train = YOLO3DefaultTrainTransform(s, s, **augmentation_kwargs(args))
+    return train, YOLO3DefaultValTransform(s, s), detection_batchify()
 
 
 def _mixup(x: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -157,17 +157,29 @@ def test_mixup_detection_weights_flow_to_labels():
     assert torch.equal(img, b[0]) and t["mixup_weight"].tolist() == [1, 1]
 
 
-def test_ssd_train_preset_steps_can_be_left_out():
-    # --no-color-distort / --no-iou-crop / --expand-ratio 1 of train_ssd.py: resize + flip only
+@pytest.mark.parametrize("cls", [SSDDefaultTrainTransform, YOLO3DefaultTrainTransform])
+def test_train_preset_defaults_are_gluoncv_augmentation(cls):
     from torchvision.transforms import v2
 
     from toolkit.cv.presets._iou_crop import BatchedRandomIoUCrop
 
-    full = SSDDefaultTrainTransform(64, 64)
+    full = cls(64, 64)
     assert isinstance(full.crop, BatchedRandomIoUCrop)
     assert [type(t) for t in full.before.transforms] == [v2.RandomPhotometricDistort, v2.RandomZoomOut]
-    light = SSDDefaultTrainTransform(64, 64, expand_ratio=1.0, color_distort=False, iou_crop=False)
+    assert full.before.transforms[1].side_range == (1.0, 4.0)  # GluonCV's expand up to 4x
+    assert [type(t) for t in full.after.transforms[:2]] == [v2.Resize, v2.RandomHorizontalFlip]
+
+
+@pytest.mark.parametrize("cls", [SSDDefaultTrainTransform, YOLO3DefaultTrainTransform])
+def test_train_preset_steps_can_be_left_out(cls):
+    # --no-color-distort / --no-iou-crop / --expand-ratio 1 of train_ssd.py and train_yolo3.py: resize + flip only
+    from torchvision.transforms import v2
+
+    light = cls(64, 64, expand_ratio=1.0, color_distort=False, iou_crop=False)
     assert light.before is None and light.crop is None
+    zoom = cls(64, 64, expand_ratio=2.0, color_distort=False)
+    assert [type(t) for t in zoom.before.transforms] == [v2.RandomZoomOut]
+    assert zoom.before.transforms[0].side_range == (1.0, 2.0)
     image = torch.arange(3 * 32 * 48, dtype=torch.float32).reshape(3, 32, 48).to(torch.uint8)
     target = {"boxes": tv_tensors.BoundingBoxes([[4, 4, 20, 28]], format="XYXY", canvas_size=(32, 48)),
               "labels": torch.tensor([2])}
@@ -176,3 +188,24 @@ def test_ssd_train_preset_steps_can_be_left_out():
     assert out.shape == (3, 64, 64) and label.shape == (1, 6) and int(label[0, 4]) == 2
     x1, y1, x2, y2 = label[0, :4].tolist()  # resized 48x32 -> 64x64, possibly flipped
     assert (y1, y2) == pytest.approx((8.0, 56.0)) and abs((x2 - x1) - 16 * 64 / 48) <= 0.5
+
+
+@pytest.mark.parametrize("cls,val", [(SSDDefaultTrainTransform, SSDDefaultValTransform),
+                                     (YOLO3DefaultTrainTransform, YOLO3DefaultValTransform)])
+def test_light_train_preset_is_the_val_preset_up_to_a_flip(cls, val):
+    """With the three random steps off only the flip is random: every output is the evaluation preset's
+    (pixels and boxes) or its mirror image, and both occur."""
+    light = cls(64, 48, expand_ratio=1.0, color_distort=False, iou_crop=False)
+    img, target = _sample(h=60, w=80, masks=False)
+    ref_x, ref_y = val(64, 48)(img, target)
+    mirrored = ref_y.clone()
+    mirrored[:, 0], mirrored[:, 2] = 64 - ref_y[:, 2], 64 - ref_y[:, 0]
+    torch.manual_seed(0)
+    flips = []
+    for _ in range(16):
+        x, y = light(img, target)
+        flipped = not torch.equal(x, ref_x)
+        torch.testing.assert_close(x, ref_x.flip(-1) if flipped else ref_x)
+        torch.testing.assert_close(y, mirrored if flipped else ref_y)
+        flips.append(flipped)
+    assert 0 < sum(flips) < 16

@@ -59,15 +59,30 @@ def test_ssd_resume_is_exact(scenes, tmp_path):
 def test_yolo3_options_and_eval_agree(scenes, tmp_path):
     train = _load("train_yolo3")
     result = train.main(_args(scenes, tmp_path / "y", "--epochs", "1", "--mixup", "--no-mixup-epochs", "0",
-                              "--label-smooth", "--no-wd"))
+                              "--label-smooth", "--no-wd", "--filters", "64,32,16"))
     records = [json.loads(line) for line in (tmp_path / "y" / "log.jsonl").read_text().splitlines()]
     assert {"obj_loss", "center_loss", "scale_loss", "cls_loss"} <= records[-1].keys()
+    assert result["kwargs"]["filters"] == [64, 32, 16]  # eval.py must rebuild the narrow head to load the weights
     evaluate = _load("eval")
     again = evaluate.main(["--algorithm", "yolo3", "--network", "mobilenet0.25", "--data-shape", "64", "--dataset",
                            "fashion-scenes", "--dataset-root", str(scenes), "--num-threads", "1", "--pretrained",
                            str(tmp_path / "y" / "yolo3_darknet53_voc.safetensors")])
     assert round(again["voc07_map"], 2) == result["voc07_map"]
     assert round(again["coco_map"], 2) == result["coco_map"]
+
+
+def test_yolo3_augmentation_flags_reach_the_preset():
+    from toolkit.cv.presets._iou_crop import BatchedRandomIoUCrop
+
+    train = _load("train_yolo3")
+    parse = _load("_det_common").build_parser("yolo3", train.DEFAULTS).parse_args
+    full, _, _ = train.presets(parse(["--data-shape", "64"]))
+    assert isinstance(full.crop, BatchedRandomIoUCrop) and len(full.before.transforms) == 2
+    light, _, _ = train.presets(parse(["--data-shape", "64", "--expand-ratio", "1", "--no-color-distort",
+                                       "--no-iou-crop"]))
+    assert light.before is None and light.crop is None
+    zoom_only, _, _ = train.presets(parse(["--data-shape", "64", "--expand-ratio", "2", "--no-color-distort"]))
+    assert [t.side_range for t in zoom_only.before.transforms] == [(1.0, 2.0)]
 
 
 def test_bad_flags_are_named(scenes, tmp_path):
@@ -78,6 +93,10 @@ def test_bad_flags_are_named(scenes, tmp_path):
     if not torch.cuda.is_available():
         with pytest.raises(SystemExit, match="GPUs only"):
             _load("train_yolo3").main(_args(scenes, tmp_path / "u", "--syncbn"))
+    with pytest.raises(SystemExit, match="--filters"):
+        _load("train_ssd").main(_args(scenes, tmp_path / "f", "--filters", "64,32,16"))
+    with pytest.raises(SystemExit, match="three positive widths"):
+        _load("train_yolo3").main(_args(scenes, tmp_path / "g", "--filters", "64,32"))
     with pytest.raises(SystemExit, match="no_such_net"):
         _load("train_yolo3").main(_args(scenes, tmp_path / "t", "--network", "no_such_net"))
 

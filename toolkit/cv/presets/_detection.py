@@ -19,9 +19,10 @@ from torchvision.transforms.v2 import functional as F
 
 from toolkit.cv.data.detection import to_gluoncv_label
 
+from ._iou_crop import BatchedRandomIoUCrop
 from .classification import IMAGENET_MEAN, IMAGENET_STD
 
-__all__ = ["DetectionPreset", "Letterbox", "box_labels", "IMAGENET_MEAN", "IMAGENET_STD"]
+__all__ = ["DetectionPreset", "Letterbox", "box_labels", "random_steps", "IMAGENET_MEAN", "IMAGENET_STD"]
 
 
 def box_labels(inputs: Any) -> tuple[torch.Tensor, ...]:
@@ -35,6 +36,38 @@ def box_labels(inputs: Any) -> tuple[torch.Tensor, ...]:
     if not isinstance(target, dict):
         raise TypeError("detection presets expect (image, target dict) samples")
     return tuple(target[k] for k in ("labels", "difficult", "mixup_weight") if k in target)
+
+
+def random_steps(mean: Sequence[float], expand_ratio: float = 4.0, color_distort: bool = True,
+                 iou_crop: bool = True) -> tuple[list[v2.Transform], Any | None]:
+    """The random steps before the resize shared by the SSD and YOLOv3 training presets.
+
+    GluonCV's ``SSDDefaultTrainTransform`` and ``YOLO3DefaultTrainTransform`` run the same chain
+    (photometric distortion, zoom-out onto a mean-pixel canvas, IoU-constrained crop); each step can be
+    left out here because short from-scratch runs learn much faster without them
+    (``docs/training_attempts/2026-12-03/ssd_128_probes``).
+
+    Parameters
+    ----------
+    mean : sequence of float
+        Normalisation mean (pixels in [0, 1]); the zoom-out canvas is filled with it.
+    expand_ratio : float, default 4.0
+        Largest canvas side relative to the image for the random zoom-out (1 or less turns it off).
+    color_distort : bool, default True
+        The photometric distortion.
+    iou_crop : bool, default True
+        The IoU-constrained random crop.
+
+    Returns
+    -------
+    (list of v2 transforms, crop or None)
+        The ``before`` steps and the ``crop`` of :class:`DetectionPreset`.
+    """
+    before: list[v2.Transform] = [v2.RandomPhotometricDistort(p=0.5)] if color_distort else []
+    if expand_ratio > 1.0:
+        before.append(v2.RandomZoomOut(fill={tv_tensors.Image: mean_fill(mean), "others": 0},
+                                       side_range=(1.0, float(expand_ratio)), p=0.5))
+    return before, BatchedRandomIoUCrop() if iou_crop else None
 
 
 class Letterbox(v2.Transform):

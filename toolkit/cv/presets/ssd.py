@@ -10,11 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from torchvision import tv_tensors
 from torchvision.transforms import v2
 
-from ._detection import IMAGENET_MEAN, IMAGENET_STD, DetectionPreset, check_size, mean_fill
-from ._iou_crop import BatchedRandomIoUCrop
+from ._detection import IMAGENET_MEAN, IMAGENET_STD, DetectionPreset, check_size, random_steps
 
 __all__ = ["SSDDefaultTrainTransform", "SSDDefaultValTransform"]
 
@@ -47,12 +45,9 @@ class SSDDefaultTrainTransform(DetectionPreset):
                  std: Sequence[float] = IMAGENET_STD, expand_ratio: float = 4.0, color_distort: bool = True,
                  iou_crop: bool = True) -> None:
         self.width, self.height = check_size(width, height)
-        before = [v2.RandomPhotometricDistort(p=0.5)] if color_distort else []
-        if expand_ratio > 1.0:
-            before.append(v2.RandomZoomOut(fill={tv_tensors.Image: mean_fill(mean), "others": 0},
-                                           side_range=(1.0, float(expand_ratio)), p=0.5))
+        before, crop = random_steps(mean, expand_ratio, color_distort, iou_crop)
         after = [v2.Resize((height, width), antialias=True), v2.RandomHorizontalFlip(0.5)]
-        super().__init__(before, BatchedRandomIoUCrop() if iou_crop else None, after, mean, std)
+        super().__init__(before, crop, after, mean, std)
 
 
 class SSDDefaultValTransform(DetectionPreset):

@@ -1,7 +1,7 @@
 """YOLOv3 presets (GluonCV's ``YOLO3DefaultTrainTransform`` / ``YOLO3DefaultValTransform``) on transforms v2.
 
 Training: photometric distortion, random expand (mean-pixel canvas, up to 4x),
-IoU-constrained random crop, resize (or letterbox) to the input size,
+IoU-constrained random crop (each of the three can be left out), resize (or letterbox) to the input size,
 horizontal flip; evaluation: resize (GluonCV's way) or letterbox (aspect kept,
 padded with grey). Both return ``(float32 normalised image (3, height, width),
 label float32 (N, 6))``; YOLOv3 targets are built batched in the model's code.
@@ -12,11 +12,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from torchvision import tv_tensors
 from torchvision.transforms import v2
 
-from ._detection import IMAGENET_MEAN, IMAGENET_STD, DetectionPreset, Letterbox, check_size, mean_fill
-from ._iou_crop import BatchedRandomIoUCrop
+from ._detection import IMAGENET_MEAN, IMAGENET_STD, DetectionPreset, Letterbox, check_size, random_steps
 
 __all__ = ["YOLO3DefaultTrainTransform", "YOLO3DefaultValTransform", "Letterbox"]
 
@@ -36,15 +34,28 @@ class YOLO3DefaultTrainTransform(DetectionPreset):
         Normalisation of pixels in [0, 1].
     letterbox : bool, default False
         Keep the aspect ratio and pad instead of stretching.
+    expand_ratio : float, default 4.0
+        Largest canvas side relative to the image for the random expand (1 turns it off).
+    color_distort : bool, default True
+        The photometric distortion (GluonCV's default).
+    iou_crop : bool, default True
+        The IoU-constrained random crop (GluonCV's default).
+
+    Notes
+    -----
+    The same switches as :class:`~toolkit.cv.presets.ssd.SSDDefaultTrainTransform` (the steps are shared);
+    all on is GluonCV's augmentation, all off leaves resize (or letterbox) and flip. Short from-scratch SSD
+    runs learn much faster with the latter (``docs/training_attempts/2026-12-03/ssd_128_probes``); YOLOv3 was
+    probed with it only (``docs/training_attempts/2026-12-03/yolo3_probes``).
     """
 
     def __init__(self, width: int, height: int, mean: Sequence[float] = IMAGENET_MEAN,
-                 std: Sequence[float] = IMAGENET_STD, letterbox: bool = False) -> None:
+                 std: Sequence[float] = IMAGENET_STD, letterbox: bool = False, expand_ratio: float = 4.0,
+                 color_distort: bool = True, iou_crop: bool = True) -> None:
         self.width, self.height = check_size(width, height)
-        before = [v2.RandomPhotometricDistort(p=0.5),
-                  v2.RandomZoomOut(fill={tv_tensors.Image: mean_fill(mean), "others": 0}, side_range=(1.0, 4.0), p=0.5)]
+        before, crop = random_steps(mean, expand_ratio, color_distort, iou_crop)
         after = [_fit(width, height, letterbox), v2.RandomHorizontalFlip(0.5)]
-        super().__init__(before, BatchedRandomIoUCrop(), after, mean, std)
+        super().__init__(before, crop, after, mean, std)
 
 
 class YOLO3DefaultValTransform(DetectionPreset):
