@@ -52,6 +52,16 @@ def build_parser(family: str, defaults: dict[str, Any]) -> argparse.ArgumentPars
     a("--short", type=int, default=600, help="Faster R-CNN: shorter image side")
     a("--max-size", type=int, default=1000, help="Faster R-CNN: cap on the longer side")
     a("--use-fpn", action="store_true", help="Faster R-CNN: the FPN variant")
+    a("--anchor-base-size", type=int, default=16, help="Faster R-CNN: anchor sizes are this x --anchor-scales")
+    a("--anchor-scales", default=None, help="Faster R-CNN: comma-separated anchor scales (GluonCV: 2,4,8,16,32, "
+      "all at the stride-16 level; FPN: one per level P2..P6); default: the model's")
+    a("--rpn-train-pre-nms", type=int, default=None, help="Faster R-CNN: RPN proposals kept before NMS in training")
+    a("--rpn-train-post-nms", type=int, default=None, help="Faster R-CNN: RPN proposals kept after NMS in training")
+    a("--rpn-test-pre-nms", type=int, default=None, help="Faster R-CNN: RPN proposals kept before NMS in testing")
+    a("--rpn-test-post-nms", type=int, default=None, help="Faster R-CNN: RPN proposals kept after NMS in testing")
+    a("--rcnn-num-samples", type=int, default=None, help="Faster R-CNN: RoIs sampled per image for the R-CNN "
+      "losses (C4: 128, FPN: 512)")
+    a("--rcnn-pos-ratio", type=float, default=None, help="Faster R-CNN: positive fraction of those RoIs (0.25)")
     a("--dataset", default="voc", choices=DATASETS)
     a("--dataset-root", default=None, help="dataset folder (default: $TOOLKIT_DATA/<dataset>)")
     a("--batch-size", type=int, default=defaults.get("batch_size", 32), help="per process")
@@ -158,8 +168,44 @@ def _pretrained(value: str) -> bool | str:
     return True if low == "true" else False if low in ("false", "") else value
 
 
-def build_model(args, family: str, classes: list[str]):
-    """The zoo detector for ``--network``/``--data-shape`` re-headed for the dataset's classes."""
+def _rcnn_kwargs(args) -> dict[str, Any]:
+    """Builder arguments of the Faster R-CNN flags that change the architecture or the eval path (recorded in
+    ``metrics.json``'s ``kwargs`` so that ``eval.py`` and the zoo rebuild the same model)."""
+    out: dict[str, Any] = {}
+    if getattr(args, "anchor_scales", None):
+        sizes = [args.anchor_base_size * float(s) for s in args.anchor_scales.split(",") if s.strip()]
+        sizes = [int(s) if s == int(s) else s for s in sizes]
+        out["anchor_sizes"] = [[s] for s in sizes] if args.use_fpn else [sizes]
+    return out
+
+
+def _apply_rcnn_flags(model, args) -> None:
+    """Proposal counts and R-CNN sampling of the Faster R-CNN flags, set on the built model (None: the model's)."""
+    rpn, sampler = model.rpn, model.roi_heads.fg_bg_sampler
+    for flag, table, mode in (("rpn_train_pre_nms", rpn._pre_nms_top_n, "training"),
+                              ("rpn_train_post_nms", rpn._post_nms_top_n, "training"),
+                              ("rpn_test_pre_nms", rpn._pre_nms_top_n, "testing"),
+                              ("rpn_test_post_nms", rpn._post_nms_top_n, "testing")):
+        value = getattr(args, flag, None)
+        if value is not None:
+            if value <= 0:
+                raise SystemExit(f"--{flag.replace('_', '-')} must be positive, got {value}")
+            table[mode] = int(value)
+    if getattr(args, "rcnn_num_samples", None) is not None:
+        if args.rcnn_num_samples <= 0:
+            raise SystemExit(f"--rcnn-num-samples must be positive, got {args.rcnn_num_samples}")
+        sampler.batch_size_per_image = int(args.rcnn_num_samples)
+    if getattr(args, "rcnn_pos_ratio", None) is not None:
+        if not 0.0 < args.rcnn_pos_ratio <= 1.0:
+            raise SystemExit(f"--rcnn-pos-ratio must be in (0, 1], got {args.rcnn_pos_ratio}")
+        sampler.positive_fraction = float(args.rcnn_pos_ratio)
+
+
+def build_model(args, family: str, classes: list[str], extra: dict[str, Any] | None = None):
+    """The zoo detector for ``--network``/``--data-shape`` re-headed for the dataset's classes.
+
+    ``extra``: further builder arguments (``eval.py`` passes those a training run recorded).
+    """
     from toolkit.zoo import list_models
 
     from toolkit.zoo import get_model
@@ -186,6 +232,9 @@ def build_model(args, family: str, classes: list[str]):
         if len(widths) != 3 or min(widths) < 1:
             raise SystemExit(f"--filters {filters!r}: three positive widths, deepest level first (e.g. 128,64,32)")
         kwargs["filters"] = widths
+    if family == "faster_rcnn":
+        kwargs.update(_rcnn_kwargs(args))
+    kwargs.update(extra or {})
     if name not in list_models(task="detection"):
         if args.network not in list_models(task="classification"):
             raise SystemExit(f"--network {args.network!r}: neither {name!r} nor a zoo classifier named so exists")
@@ -196,11 +245,16 @@ def build_model(args, family: str, classes: list[str]):
         if not torch.cuda.is_available():
             raise SystemExit("--syncbn: torch's SyncBatchNorm runs on GPUs only, and this run is on CPU")
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    if family == "faster_rcnn":
+        _apply_rcnn_flags(model, args)
+        if getattr(args, "rpn_test_pre_nms", None) or getattr(args, "rpn_test_post_nms", None):
+            kwargs["rpn_test"] = [model.rpn._pre_nms_top_n["testing"], model.rpn._post_nms_top_n["testing"]]
     if family != "faster_rcnn":
         model.metadata["input_shape"] = [3, args.data_shape, args.data_shape]
         model.metadata["preprocessing"]["resize"] = [args.data_shape, args.data_shape]
     model.metadata["dataset"] = args.dataset
-    model.build_kwargs = {k: v for k, v in kwargs.items() if k in ("classes", "backbone", "data_shape", "filters")}
+    model.build_kwargs = {k: v for k, v in kwargs.items()
+                          if k in ("classes", "backbone", "data_shape", "filters", "anchor_sizes", "rpn_test")}
     return model, name
 
 

@@ -57,7 +57,8 @@ def main(argv=None) -> dict[str, float]:
     args.filters = ",".join(str(f) for f in kwargs.get("filters", []))  # train_yolo3.py --filters
     from toolkit.zoo import load_weights
 
-    model, _ = common.build_model(args, args.algorithm, kwargs.get("classes", list(val_set.classes)))
+    extra = {k: v for k, v in kwargs.items() if k in ("anchor_sizes", "rpn_test")}  # the run's builder arguments
+    model, _ = common.build_model(args, args.algorithm, kwargs.get("classes", list(val_set.classes)), extra)
     load_weights(model, weights)
     family_presets = {"ssd": "train_ssd", "yolo3": "train_yolo3", "faster_rcnn": "train_faster_rcnn"}[args.algorithm]
     module = __import__(family_presets)

@@ -183,6 +183,31 @@ def test_rcnn_training_losses_and_empty_image():
         net(torch.randn(1, 3, 64, 64))
 
 
+def test_rcnn_anchor_and_sampling_arguments():
+    """Small-image settings reach torchvision's modules: anchor sizes (and the RPN head's width), proposal
+    counts, R-CNN sampling; a wrong number of anchor levels is named."""
+    net = get_model("faster_rcnn_resnet50_v1b_voc", backbone="mobilenet0.25", classes=["a", "b"],
+                    anchor_sizes=[[16, 32, 64]], rpn_train=(500, 100), rpn_test=[400, 50], rcnn_num_samples=32,
+                    rcnn_pos_ratio=0.5)
+    assert net.rpn.anchor_generator.sizes == ((16, 32, 64),)
+    assert net.rpn.head.cls_logits.out_channels == 9  # 3 sizes x 3 ratios
+    assert net.rpn._pre_nms_top_n == {"training": 500, "testing": 400}
+    assert net.rpn._post_nms_top_n == {"training": 100, "testing": 50}
+    assert net.roi_heads.fg_bg_sampler.batch_size_per_image == 32
+    assert net.roi_heads.fg_bg_sampler.positive_fraction == 0.5
+    net.train()
+    losses = net(torch.randn(2, 3, 128, 128), _labels())
+    assert all(bool(torch.isfinite(v)) for v in losses.values())
+    fpn = get_model("faster_rcnn_fpn_resnet50_v1b_voc", backbone="resnet18_v1b", classes=["a"],
+                    anchor_sizes=[[8], [16], [32], [64], [128]], rcnn_num_samples=64)
+    assert fpn.rpn.anchor_generator.sizes == ((8,), (16,), (32,), (64,), (128,))
+    assert fpn.roi_heads.fg_bg_sampler.batch_size_per_image == 64
+    with pytest.raises(ValueError, match="anchor levels"):
+        get_model("faster_rcnn_fpn_resnet50_v1b_voc", backbone="resnet18_v1b", anchor_sizes=[[8], [16]])
+    with pytest.raises(ValueError, match="one anchor level"):
+        get_model("faster_rcnn_resnet50_v1b_voc", backbone="mobilenet0.25", anchor_sizes=[[16], [32]])
+
+
 def test_no_objects_trains_and_predicts_nothing():
     torch.manual_seed(0)
     empty = torch.full((2, 2, 6), -1.0)

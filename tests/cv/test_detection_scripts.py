@@ -113,6 +113,44 @@ def test_faster_rcnn_script(scenes, tmp_path):
     assert {"rpn_conf", "rpn_smoothl1", "rcnn_ce", "rcnn_smoothl1"} <= records[-1].keys()
 
 
+def test_faster_rcnn_small_image_flags_and_eval_agree(scenes, tmp_path):
+    """GluonCV's --anchor-scales / --rpn-*-nms / --rcnn-num-samples / --rcnn-pos-ratio reach the model; the
+    architecture-changing ones are recorded so that eval.py rebuilds the same model and gets the same mAP."""
+    import torch
+
+    train = _load("train_faster_rcnn")
+    common = ["--network", "mobilenet0.25", "--short", "64", "--max-size", "80", "--dataset", "fashion-scenes",
+              "--dataset-root", str(scenes), "--num-threads", "1"]
+    flags = ["--anchor-scales", "1,2,4", "--rpn-train-pre-nms", "300", "--rpn-train-post-nms", "60",
+             "--rpn-test-pre-nms", "200", "--rpn-test-post-nms", "40", "--rcnn-num-samples", "16",
+             "--rcnn-pos-ratio", "0.5"]
+    import _det_common as det  # on sys.path through _load
+
+    args = det.build_parser("faster_rcnn", train.DEFAULTS).parse_args(common + flags)
+    model, _ = det.build_model(args, "faster_rcnn", [str(i) for i in range(10)])
+    assert model.rpn.anchor_generator.sizes == ((16, 32, 64),)
+    assert model.rpn._pre_nms_top_n == {"training": 300, "testing": 200}
+    assert model.rpn._post_nms_top_n == {"training": 60, "testing": 40}
+    sampler = model.roi_heads.fg_bg_sampler
+    assert (sampler.batch_size_per_image, sampler.positive_fraction) == (16, 0.5)
+    assert model.build_kwargs["anchor_sizes"] == [[16, 32, 64]] and model.build_kwargs["rpn_test"] == [200, 40]
+    fpn = det.build_parser("faster_rcnn", train.DEFAULTS).parse_args(
+        common + ["--network", "resnet18_v1b", "--use-fpn", "--anchor-scales", "0.5,1,2,4,8"])
+    assert det._rcnn_kwargs(fpn)["anchor_sizes"] == [[8], [16], [32], [64], [128]]
+    with pytest.raises(SystemExit, match="rcnn-pos-ratio"):
+        det.build_model(det.build_parser("faster_rcnn", train.DEFAULTS).parse_args(
+            common + ["--rcnn-pos-ratio", "1.5"]), "faster_rcnn", ["a"])
+
+    torch.manual_seed(0)
+    result = train.main(common + flags + ["--batch-size", "2", "--epochs", "1", "--max-train-samples", "4",
+                                          "--no-progress", "--save-prefix", str(tmp_path / "c4")])
+    assert result["kwargs"]["anchor_sizes"] == [[16, 32, 64]] and result["kwargs"]["rpn_test"] == [200, 40]
+    again = _load("eval").main(["--algorithm", "faster_rcnn", *common, "--batch-size", "2", "--pretrained",
+                                str(tmp_path / "c4" / "faster_rcnn_resnet50_v1b_voc.safetensors")])
+    assert round(again["voc07_map"], 2) == result["voc07_map"]
+    assert round(again["coco_map"], 2) == result["coco_map"]
+
+
 def test_tutorial_runs_tiny(tmp_path):
     spec = importlib.util.spec_from_file_location("det_tutorial", ROOT / "tutorials" / "detection_fashion_scenes.py")
     tutorial = importlib.util.module_from_spec(spec)

@@ -516,12 +516,33 @@ def _check_postprocess(postprocess: str) -> bool:
     return postprocess == "gluoncv"
 
 
+def _anchor_sizes(sizes: Sequence[Sequence[float]]) -> tuple[tuple[float, ...], ...]:
+    """Anchor sizes per level as tuples (JSON gives lists: ``build_kwargs`` round-trip through metrics.json)."""
+    out = tuple(tuple(float(s) if float(s) != int(s) else int(s) for s in level) for level in sizes)
+    if not out or not all(out) or min(min(level) for level in out) <= 0:
+        raise ValueError(f"anchor_sizes must be non-empty positive sizes per level, got {sizes!r}")
+    return out
+
+
+def _pair(value: Sequence[int], name: str) -> tuple[int, int]:
+    pre, post = (int(v) for v in value)
+    if pre <= 0 or post <= 0:
+        raise ValueError(f"{name} must be two positive counts (pre-NMS, post-NMS), got {value!r}")
+    return pre, post
+
+
 def faster_rcnn_c4(backbone: str | nn.Module, classes: Sequence[str], pretrained_base: bool | str = False,
                    norm_layer=None, in_channels: int = 3, rpn_test: tuple[int, int] = (6000, 300),
-                   postprocess: str = "torchvision", **kwargs: Any) -> FasterRCNN:
+                   postprocess: str = "torchvision", anchor_sizes=((32, 64, 128, 256, 512),),
+                   rpn_train: tuple[int, int] = (12000, 2000), rcnn_num_samples: int = 128,
+                   rcnn_pos_ratio: float = 0.25, **kwargs: Any) -> FasterRCNN:
     """GluonCV's Faster R-CNN: features to stride 16, the rest of the backbone as the box head.
 
-    ``rpn_test``: proposals per image kept before and after the RPN's NMS in eval mode.
+    ``rpn_test`` / ``rpn_train``: proposals per image kept before and after the RPN's NMS in eval /
+    training mode. ``anchor_sizes``: one tuple of sizes (pixels) for the one stride-16 level
+    (GluonCV: ``16 x (2, 4, 8, 16, 32)``; small images want smaller ones). ``rcnn_num_samples`` /
+    ``rcnn_pos_ratio``: RoIs sampled per image for the R-CNN losses and their positive fraction
+    (GluonCV's ``num_sample`` 128, ``pos_ratio`` 0.25).
     ``postprocess="gluoncv"``: GluonCV's anchors, proposals and detections (module docstring;
     score threshold 0.01, ``nms_topk`` 400, ``rpn_min_size`` 16, no box clamp).
     """
@@ -534,11 +555,15 @@ def faster_rcnn_c4(backbone: str | nn.Module, classes: Sequence[str], pretrained
     with torch.no_grad():
         head_out = head.eval()(torch.zeros(1, feats.channels[0], 14, 14)).shape[1]
     head.train()
-    sizes, ratios = ((32, 64, 128, 256, 512),), ((0.5, 1.0, 2.0),)
+    sizes, ratios = _anchor_sizes(anchor_sizes), ((0.5, 1.0, 2.0),)
+    if len(sizes) != 1:
+        raise ValueError(f"the C4 model has one anchor level, got {len(sizes)} in anchor_sizes={anchor_sizes!r}")
     anchors = GluonCVAnchorGenerator(sizes, ratios, (16,)) if gluoncv else AnchorGenerator(sizes, ratios)
-    rpn = _rpn(anchors, feats.channels[0], 12000, rpn_test[0], 2000, rpn_test[1], kwargs.pop("rpn_nms_thresh", 0.7))
+    rpn_train, rpn_test = _pair(rpn_train, "rpn_train"), _pair(rpn_test, "rpn_test")
+    rpn = _rpn(anchors, feats.channels[0], rpn_train[0], rpn_test[0], rpn_train[1], rpn_test[1],
+               kwargs.pop("rpn_nms_thresh", 0.7))
     roi = RoIHeads(MultiScaleRoIAlign(["0"], 14, 2), head, FastRCNNPredictor(head_out, len(classes) + 1),
-                   0.5, 0.5, 128, 0.25, None, kwargs.pop("score_thresh", 0.01 if gluoncv else 0.05),
+                   0.5, 0.5, int(rcnn_num_samples), float(rcnn_pos_ratio), None, kwargs.pop("score_thresh", 0.01 if gluoncv else 0.05),
                    kwargs.pop("nms_thresh", 0.3), kwargs.pop("post_nms", 100))
     rpn_min_size = kwargs.pop("rpn_min_size", 16)
     net = FasterRCNN(feats, None, rpn, roi, classes, in_channels=in_channels, postprocess=postprocess,
@@ -551,8 +576,14 @@ def faster_rcnn_fpn(backbone: str | nn.Module, classes: Sequence[str], pretraine
                     anchor_sizes=((32,), (64,), (128,), (256,), (512,)), rpn_score_thresh: float = 0.0,
                     rpn_test: tuple[int, int] | None = None, postprocess: str = "torchvision",
                     fpn_channels: int = 256, box_channels: int = 1024, rpn_channels: int | None = None,
-                    **kwargs: Any) -> FasterRCNN:
+                    rpn_train: tuple[int, int] = (2000, 2000), rcnn_num_samples: int = 512,
+                    rcnn_pos_ratio: float = 0.25, **kwargs: Any) -> FasterRCNN:
     """Faster R-CNN with FPN (256 channels, max-pool extra level) and torchvision's box head.
+
+    ``anchor_sizes``: one tuple of sizes per level (P2..P6), or one tuple used at every level.
+    ``rpn_train`` / ``rpn_test``: proposals kept before and after the RPN's NMS (per level before it,
+    as torchvision). ``rcnn_num_samples`` / ``rcnn_pos_ratio``: RoIs sampled per image for the R-CNN
+    losses (GluonCV: 512, 0.25).
 
     ``postprocess="gluoncv"``: GluonCV's ``faster_rcnn_fpn_*`` instead (:class:`GluonCVFPN` with a
     convolutional P6, :class:`GluonCVRPNHead` ``rpn_channels`` wide (1024), GluonCV's anchors,
@@ -565,6 +596,9 @@ def faster_rcnn_fpn(backbone: str | nn.Module, classes: Sequence[str], pretraine
     feats = (BackboneFeatures(model, cuts=cuts, in_channels=in_channels) if cuts is not None
              else BackboneFeatures(model, strides=(4, 8, 16, 32), in_channels=in_channels))
     levels = len(feats.channels) + 1
+    anchor_sizes = _anchor_sizes(anchor_sizes)
+    if len(anchor_sizes) not in (1, levels):
+        raise ValueError(f"{len(anchor_sizes)} anchor levels for {levels} feature levels")
     if len(anchor_sizes) == 1:
         anchor_sizes = tuple(anchor_sizes) * levels
     ratios = ((0.5, 1.0, 2.0),) * levels
@@ -580,9 +614,12 @@ def faster_rcnn_fpn(backbone: str | nn.Module, classes: Sequence[str], pretraine
         fpn = FeaturePyramidNetwork(feats.channels, fpn_channels, extra_blocks=LastLevelMaxPool())
         anchors = AnchorGenerator(tuple(anchor_sizes), ratios)
         head = RPNHead(fpn_channels, anchors.num_anchors_per_location()[0])
-    rpn = _rpn(anchors, fpn_channels, 2000, rpn_test[0], 2000, rpn_test[1], score_thresh=rpn_score_thresh, head=head)
+    rpn_train, rpn_test = _pair(rpn_train, "rpn_train"), _pair(rpn_test, "rpn_test")
+    rpn = _rpn(anchors, fpn_channels, rpn_train[0], rpn_test[0], rpn_train[1], rpn_test[1],
+               score_thresh=rpn_score_thresh, head=head)
     roi = RoIHeads(MultiScaleRoIAlign(["0", "1", "2", "3"], 7, 2), TwoMLPHead(fpn_channels * 49, box_channels),
-                   FastRCNNPredictor(box_channels, len(classes) + 1), 0.5, 0.5, 512, 0.25, None,
+                   FastRCNNPredictor(box_channels, len(classes) + 1), 0.5, 0.5, int(rcnn_num_samples),
+                   float(rcnn_pos_ratio), None,
                    kwargs.pop("score_thresh", 0.01 if gluoncv else 0.05), kwargs.pop("nms_thresh", 0.5),
                    kwargs.pop("post_nms", 100))
     rpn_min_size = kwargs.pop("rpn_min_size", 1)
@@ -644,8 +681,10 @@ def _mobilenet_v3_fpn(classes, size: int, rpn_test: tuple[int, int], backbone: s
     stages = classifier_stages(model)
     c4 = max(i for i, m in enumerate(stages) if isinstance(m, MobileNetV3Unit) and m.conv1.conv.stride[0] == 2)
     kwargs.setdefault("data_shape", (size, size))
+    kwargs.setdefault("anchor_sizes", ((32, 64, 128, 256, 512),))
+    kwargs.setdefault("rpn_test", rpn_test)
     return faster_rcnn_fpn(model, torchvision_coco_names() if classes is None else classes, cuts=(c4, -1),
-                           anchor_sizes=((32, 64, 128, 256, 512),), rpn_score_thresh=0.05, rpn_test=rpn_test, **kwargs)
+                           rpn_score_thresh=0.05, **kwargs)
 
 
 @register_model(name="fasterrcnn_mobilenet_v3_large_fpn", task="detection", metadata=_META)
