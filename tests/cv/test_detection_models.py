@@ -18,12 +18,13 @@ DETECTORS = [
     "ssd_512_mobilenet1.0_voc", "ssd_512_mobilenet1.0_coco", "ssd_128_mobilenet0.25_voc", "ssd_128_mobilenet0.25_coco",
     "ssdlite320_mobilenet_v3_large",
     "yolo3_darknet53_voc", "yolo3_darknet53_coco", "yolo3_mobilenet1.0_voc", "yolo3_mobilenet1.0_coco",
+    "yolo3_mobilenet0.25_voc", "yolo3_mobilenet0.25_coco", "faster_rcnn_mobilenet0.25_voc", "faster_rcnn_mobilenet0.25_coco",
     "faster_rcnn_resnet50_v1b_voc", "faster_rcnn_resnet50_v1b_coco", "faster_rcnn_fpn_resnet50_v1b_coco",
     "faster_rcnn_fpn_resnet50_v1b_voc", "fasterrcnn_mobilenet_v3_large_fpn", "fasterrcnn_mobilenet_v3_large_320_fpn",
 ]
 # the light ones run on every test run; the others (VGG-16, ResNet-50, Darknet-53 bodies) are marked slow
 LIGHT = {"ssd_512_mobilenet1.0_voc", "ssd_128_mobilenet0.25_voc", "ssdlite320_mobilenet_v3_large", "yolo3_mobilenet1.0_voc",
-         "fasterrcnn_mobilenet_v3_large_320_fpn"}
+         "fasterrcnn_mobilenet_v3_large_320_fpn", "faster_rcnn_mobilenet0.25_voc"}
 
 
 def _labels(batch: int = 2) -> torch.Tensor:

@@ -66,7 +66,7 @@ def test_yolo3_options_and_eval_agree(scenes, tmp_path):
     evaluate = _load("eval")
     again = evaluate.main(["--algorithm", "yolo3", "--network", "mobilenet0.25", "--data-shape", "64", "--dataset",
                            "fashion-scenes", "--dataset-root", str(scenes), "--num-threads", "1", "--pretrained",
-                           str(tmp_path / "y" / "yolo3_darknet53_voc.safetensors")])
+                           str(tmp_path / "y" / "yolo3_mobilenet0.25_voc.safetensors")])
     assert round(again["voc07_map"], 2) == result["voc07_map"]
     assert round(again["coco_map"], 2) == result["coco_map"]
 
@@ -146,7 +146,7 @@ def test_faster_rcnn_small_image_flags_and_eval_agree(scenes, tmp_path):
                                           "--no-progress", "--save-prefix", str(tmp_path / "c4")])
     assert result["kwargs"]["anchor_sizes"] == [[16, 32, 64]] and result["kwargs"]["rpn_test"] == [200, 40]
     again = _load("eval").main(["--algorithm", "faster_rcnn", *common, "--batch-size", "2", "--pretrained",
-                                str(tmp_path / "c4" / "faster_rcnn_resnet50_v1b_voc.safetensors")])
+                                str(tmp_path / "c4" / "faster_rcnn_mobilenet0.25_voc.safetensors")])
     assert round(again["voc07_map"], 2) == result["voc07_map"]
     assert round(again["coco_map"], 2) == result["coco_map"]
 

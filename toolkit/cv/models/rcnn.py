@@ -647,6 +647,23 @@ def faster_rcnn_resnet50_v1b_coco(classes: Sequence[str] | None = None, backbone
     return faster_rcnn_c4(backbone, COCO_CLASSES if classes is None else classes, **kwargs)
 
 
+@register_model(name="faster_rcnn_mobilenet0.25_voc", task="detection", metadata=_META)
+def faster_rcnn_mobilenet0_25_voc(classes: Sequence[str] | None = None, backbone: str | nn.Module = "mobilenet0.25",
+                                  **kwargs: Any) -> FasterRCNN:
+    """Faster R-CNN (C4) on MobileNet 0.25, 20 VOC classes: a small model for CPU training from random
+    weights (not a GluonCV model; ``train_faster_rcnn.py --network mobilenet0.25`` builds it)."""
+    kwargs.setdefault("data_shape", (600, 1000))
+    return faster_rcnn_c4(backbone, VOC_CLASSES if classes is None else classes, **kwargs)
+
+
+@register_model(name="faster_rcnn_mobilenet0.25_coco", task="detection", metadata=_META)
+def faster_rcnn_mobilenet0_25_coco(classes: Sequence[str] | None = None, backbone: str | nn.Module = "mobilenet0.25",
+                                   **kwargs: Any) -> FasterRCNN:
+    """Faster R-CNN (C4) on MobileNet 0.25, 80 COCO classes (not a GluonCV model)."""
+    kwargs.setdefault("data_shape", (800, 1333))
+    return faster_rcnn_c4(backbone, COCO_CLASSES if classes is None else classes, **kwargs)
+
+
 @register_model(name="faster_rcnn_fpn_resnet50_v1b_coco", task="detection", metadata=_META)
 def faster_rcnn_fpn_resnet50_v1b_coco(classes: Sequence[str] | None = None,
                                       backbone: str | nn.Module = "resnet50_v1b", **kwargs: Any) -> FasterRCNN:

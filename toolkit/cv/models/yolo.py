@@ -291,6 +291,20 @@ def yolo3_mobilenet1_0_voc(classes: Sequence[str] | None = None, backbone: str |
     return yolo3(backbone, VOC_CLASSES if classes is None else classes, **kwargs)
 
 
+@register_model(name="yolo3_mobilenet0.25_voc", task="detection", metadata=_META)
+def yolo3_mobilenet0_25_voc(classes: Sequence[str] | None = None, backbone: str | nn.Module = "mobilenet0.25",
+                            **kwargs: Any) -> YOLOV3:
+    """YOLOv3 on MobileNet 0.25, 20 VOC classes (GluonCV's name; ``filters=`` narrows the detection blocks)."""
+    return yolo3(backbone, VOC_CLASSES if classes is None else classes, **kwargs)
+
+
+@register_model(name="yolo3_mobilenet0.25_coco", task="detection", metadata=_META)
+def yolo3_mobilenet0_25_coco(classes: Sequence[str] | None = None, backbone: str | nn.Module = "mobilenet0.25",
+                             **kwargs: Any) -> YOLOV3:
+    """YOLOv3 on MobileNet 0.25, 80 COCO classes."""
+    return yolo3(backbone, COCO_CLASSES if classes is None else classes, **kwargs)
+
+
 @register_model(name="yolo3_mobilenet1.0_coco", task="detection", metadata=_META)
 def yolo3_mobilenet1_0_coco(classes: Sequence[str] | None = None, backbone: str | nn.Module = "mobilenet1.0",
                             **kwargs: Any) -> YOLOV3:
