@@ -233,6 +233,9 @@ def build_model(args, family: str, classes: list[str], extra: dict[str, Any] | N
             raise SystemExit(f"--filters {filters!r}: three positive widths, deepest level first (e.g. 128,64,32)")
         kwargs["filters"] = widths
     if family == "faster_rcnn":
+        # the builders' data_shape is (short side, longer-side cap), GluonCV's (600, 1000) by default: the
+        # run's own sizes make the metadata (input_shape, preprocessing) what the weights were trained on
+        kwargs["data_shape"] = [args.short, args.max_size]
         kwargs.update(_rcnn_kwargs(args))
     kwargs.update(extra or {})
     if name not in list_models(task="detection"):

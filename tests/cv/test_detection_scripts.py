@@ -134,6 +134,7 @@ def test_faster_rcnn_small_image_flags_and_eval_agree(scenes, tmp_path):
     sampler = model.roi_heads.fg_bg_sampler
     assert (sampler.batch_size_per_image, sampler.positive_fraction) == (16, 0.5)
     assert model.build_kwargs["anchor_sizes"] == [[16, 32, 64]] and model.build_kwargs["rpn_test"] == [200, 40]
+    assert model.build_kwargs["data_shape"] == [64, 80] and model.metadata["input_shape"] == [3, 64, 80]
     fpn = det.build_parser("faster_rcnn", train.DEFAULTS).parse_args(
         common + ["--network", "resnet18_v1b", "--use-fpn", "--anchor-scales", "0.5,1,2,4,8"])
     assert det._rcnn_kwargs(fpn)["anchor_sizes"] == [[8], [16], [32], [64], [128]]
