@@ -43,6 +43,7 @@ import csv
 import hashlib
 import io
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -61,9 +62,9 @@ SCORE_TOLERANT = {"top1", "top5", "bleu", "sacrebleu", "ppl", "perplexity", "em"
 # Preferred column order of known metrics; other numeric keys follow alphabetically.
 METRIC_ORDER = ["top1", "top5", "voc07_map", "coco_map", "pixAcc", "mIoU", "ss_pixAcc", "ss_mIoU", "ms_pixAcc", "ms_mIoU", "bleu", "sacrebleu",
                 "ppl", "em", "f1", "accuracy", "mcc", "loss"]
-# bytes; larger weight files are published by sha256 only. 16 MB admits the mobile rows (LR-ASPP: 12.9 MB):
+# bytes; larger weight files are published by sha256 only. 24 MB admits the mobile rows (LR-ASPP 12.9 MB, SSD-128 18.3 MB):
 # a row whose weights live only on the machine that trained them is lost with it (stop 20's LR-ASPP run was).
-WEIGHTS_COMMIT_LIMIT = 16 * 1024 * 1024
+WEIGHTS_COMMIT_LIMIT = 24 * 1024 * 1024
 TABLE_MD = "MODEL_ZOO.md"
 TABLE_CSV = "MODEL_ZOO.csv"
 
@@ -151,6 +152,41 @@ def _logged(records: list[dict[str, Any]], key: str) -> tuple[Any, str] | None:
     return best.get("final") or best.get("eval") or best.get("epoch")
 
 
+def _resume_epochs(folder: Path) -> list[int]:
+    """Epochs a run was resumed at: the training scripts keep the config of the process before each resume as
+    ``config-before-resume-epoch<N>.json``."""
+    found = (re.fullmatch(r"config-before-resume-epoch(\d+)\.json", f.name) for f in folder.iterdir())
+    return sorted(int(m.group(1)) for m in found if m)
+
+
+def _steps_back(prev: dict[str, Any], r: dict[str, Any]) -> bool:
+    """Whether ``r`` repeats a step: a process's epoch record shares its last step with the train record before it."""
+    return int(r["step"]) < int(prev["step"]) or (int(r["step"]) == int(prev["step"]) and r.get("kind") == prev.get("kind"))
+
+
+def _process_segments(records: list[dict[str, Any]], resumes: list[int]) -> list[list[dict[str, Any]]]:
+    """The log split into the records of each process of a resumed run.
+
+    A new process starts where the epoch reaches a resume epoch or the step stops advancing. A process
+    that stopped mid-epoch ends at its last ``epoch`` record: the steps after it were not checkpointed,
+    the next process repeated them, and the run's wall time does not count them.
+    """
+    segments: list[list[dict[str, Any]]] = [[]]
+    for r in records:
+        prev = segments[-1][-1] if segments[-1] else None
+        if prev is not None and (
+                any(int(prev.get("epoch", 0)) < n <= int(r.get("epoch", 0)) for n in resumes)
+                or ("step" in r and "step" in prev and _steps_back(prev, r))):
+            segments.append([])
+        segments[-1].append(r)
+    kept = []
+    for seg in segments[:-1]:
+        ends = [j for j, r in enumerate(seg) if r.get("kind") == "epoch"]
+        if ends:
+            kept.append(seg[:ends[-1] + 1])
+    return kept + segments[-1:]
+
+
 def _check_against_log(folder: Path, metrics: dict[str, Any], config: dict[str, Any],
                        records: list[dict[str, Any]]) -> None:
     """Every number of metrics.json agrees with the run's log (or its config); raise otherwise."""
@@ -175,12 +211,15 @@ def _check_against_log(folder: Path, metrics: dict[str, Any], config: dict[str, 
                 raise ZooTableError(f"{folder}: metrics.json num_params={value} but config.json says {config['num_params']}")
             continue
         if key == "wall_time_s" and records and all("time" in r for r in records):
-            # Without a final record: the logged span, plus at most one epoch before the first record and a
-            # minute for loading, evaluation and saving, must cover the wall time.
-            span = records[-1]["time"] - records[0]["time"]
+            # Without a final record: the logged span of each process (a resumed run counts none of the time
+            # between them), plus at most one epoch before each process's first record and a minute for
+            # loading, evaluation and saving, must cover the wall time.
+            segments = _process_segments(records, _resume_epochs(folder))
+            span = sum(seg[-1]["time"] - seg[0]["time"] for seg in segments)
             first = float(epochs[0].get("epoch_time_s", 0.0)) if epochs else 0.0
-            if not span - 1 <= float(value) <= span + first + 60:
-                raise ZooTableError(f"{folder}: metrics.json wall_time_s={value} but the log spans {span:.0f}s")
+            if not span - 1 <= float(value) <= span + len(segments) * (first + 60):
+                raise ZooTableError(f"{folder}: metrics.json wall_time_s={value} but the log spans {span:.0f}s"
+                                    + (f" in {len(segments)} processes" if len(segments) > 1 else ""))
             continue
         raise ZooTableError(f"{folder}: metrics.json {key}={value} is in no final, eval or epoch record of "
                             "log.jsonl (nor config.json): it cannot be checked")

@@ -108,6 +108,27 @@ def test_every_number_must_be_backed_by_the_log(tmp_path):
         zoo_table.read_row(row)
 
 
+def test_resumed_run_counts_each_process_not_the_gap(tmp_path):
+    """A run resumed at epoch 2 after a 10,000 s gap: its wall time is the two processes' spans; the steps the
+    first process logged after its last checkpoint (killed mid-epoch) are not counted either."""
+    records = [{"kind": "train", "epoch": 0, "step": 1, "time": 100.0},
+               {"kind": "epoch", "epoch": 0, "step": 2, "epoch_time_s": 600.0, "time": 700.0},
+               {"kind": "epoch", "epoch": 1, "step": 4, "time": 1300.0},
+               {"kind": "train", "epoch": 2, "step": 5, "time": 1500.0},  # killed here, before epoch 2's checkpoint
+               {"kind": "train", "epoch": 2, "step": 5, "time": 11500.0},
+               {"kind": "epoch", "epoch": 2, "step": 6, "val_top1": 90.0, "val_top5": 99.0, "time": 11700.0}]
+    row = _row(tmp_path, "classification", "resumed", 90.0, records=records)
+    (row / "config-before-resume-epoch2.json").write_text("{}")
+    _rewrite(row, "metrics.json", wall_time_s=1500.0)  # 1200 s + 200 s spans, plus the second start
+    zoo_table.read_row(row)
+    _rewrite(row, "metrics.json", wall_time_s=11600.0)  # the gap counted: refused
+    with pytest.raises(zoo_table.ZooTableError, match="spans 1400s in 2 processes"):
+        zoo_table.read_row(row)
+    (row / "config-before-resume-epoch2.json").unlink()  # the repeated step alone also marks the new process
+    _rewrite(row, "metrics.json", wall_time_s=1500.0)
+    zoo_table.read_row(row)
+
+
 def test_eval_and_final_records_are_checked(tmp_path):
     final = {"kind": "final", "top1": 80.0, "top5": 99.0, "num_params": 1234567, "epochs": 3,
              "wall_time_s": 4321.0}

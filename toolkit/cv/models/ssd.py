@@ -27,7 +27,7 @@ from torchvision.ops import box_iou
 
 from ...zoo import Weights, register_model
 from .detection._backbone import BackboneFeatures, build_backbone
-from .detection._base import ClassLayer, Detector, detection_preprocessing
+from .detection._base import ClassLayer, Detector, detection_preprocessing, fashion_scenes_weights
 from .detection._boxes import NormalizedBoxCenterCoder, center_to_corner, fixed_detections
 from .detection._classes import COCO_CLASSES, VOC_CLASSES
 
@@ -414,10 +414,20 @@ def ssd_512_mobilenet1_0_coco(classes: Sequence[str] | None = None, backbone: st
     return ssd_512(backbone, _names(classes, COCO_CLASSES), **kwargs)
 
 
-@register_model(name="ssd_128_mobilenet0.25_voc", task="detection", metadata=_META)
+@register_model(
+    name="ssd_128_mobilenet0.25_voc", task="detection", metadata=_META,
+    # Numbers as the run in model_zoo_logs/<log>/ wrote them (tests/core/test_zoo.py compares them).
+    weights=[fashion_scenes_weights(
+        "detection/ssd_128_mobilenet0.25-fashion-scenes", sha256="7fda9e163180a9470b5d7d957859826aabdd10b5081cfde62bbf2c915e406efa",
+        metrics={'voc07_map': 62.24, 'coco_map': 39.44}, size=128, data_shape=128)],
+)
 def ssd_128_mobilenet0_25_voc(classes: Sequence[str] | None = None, backbone: str | nn.Module = "mobilenet0.25",
                               **kwargs: Any) -> SSD:
-    """Small-input SSD (:func:`ssd_small`, 128 px) on MobileNet 0.25, 20 VOC classes (not a GluonCV model)."""
+    """Small-input SSD (:func:`ssd_small`, 128 px) on MobileNet 0.25, 20 VOC classes (not a GluonCV model).
+
+    ``pretrained=True`` loads the ``fashion-scenes`` zoo row's weights (its ten classes; trained from random
+    weights, ``model_zoo_logs/detection/ssd_128_mobilenet0.25-fashion-scenes``).
+    """
     return ssd_small(backbone, _names(classes, VOC_CLASSES), **kwargs)
 
 
