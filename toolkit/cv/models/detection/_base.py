@@ -23,23 +23,24 @@ def detection_preprocessing(size: Sequence[int], mean=IMAGENET_MEAN, std=IMAGENE
     }
 
 
-def fashion_scenes_weights(log: str, sha256: str, metrics: Mapping[str, float], size: int,
+def fashion_scenes_weights(log: str, sha256: str, metrics: Mapping[str, float], size: int | Sequence[int],
                            **kwargs: Any) -> Weights:
     """:class:`~toolkit.zoo.Weights` of a detection zoo row trained on ``fashion-scenes`` (``model_zoo_logs/<log>``).
 
     The training scripts re-head a ``*_voc`` detector for the set's ten classes and keep its name, as
     GluonCV's scripts do for a custom dataset, so the row's weights are published under that name with
-    the class names and input size (``size``, the side of the square input) its ``config.json`` records;
+    the class names and input size (``size``: the square input's side, or ``(h, w)``) its ``config.json`` records;
     ``kwargs`` are further builder arguments the weights need (``data_shape=``, ``backbone=`` ...).
     """
     from ...data.scenes import SCENES_CLASSES
 
     classes = list(SCENES_CLASSES)
+    preprocessing = detection_preprocessing(size)
     return Weights(
         sha256=sha256, metrics=dict(metrics), log=log,
         kwargs={"classes": classes, **kwargs},
-        metadata={"dataset": "fashion-scenes", "classes": classes, "input_shape": [3, size, size],
-                  "preprocessing": detection_preprocessing(size)},
+        metadata={"dataset": "fashion-scenes", "classes": classes, "input_shape": [3, *preprocessing["resize"]],
+                  "preprocessing": preprocessing},
     )
 
 
