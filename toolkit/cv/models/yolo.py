@@ -22,7 +22,7 @@ from torchvision.ops import box_iou
 from ...zoo import register_model
 from .darknet import darknet_conv
 from .detection._backbone import BackboneFeatures, build_backbone
-from .detection._base import ClassLayer, Detector
+from .detection._base import ClassLayer, Detector, fashion_scenes_weights
 from .detection._boxes import fixed_detections
 from .detection._classes import COCO_CLASSES, VOC_CLASSES
 
@@ -291,7 +291,13 @@ def yolo3_mobilenet1_0_voc(classes: Sequence[str] | None = None, backbone: str |
     return yolo3(backbone, VOC_CLASSES if classes is None else classes, **kwargs)
 
 
-@register_model(name="yolo3_mobilenet0.25_voc", task="detection", metadata=_META)
+@register_model(
+    name="yolo3_mobilenet0.25_voc", task="detection", metadata=_META,
+    # Numbers as the run in model_zoo_logs/<log>/ wrote them (tests/core/test_zoo.py compares them).
+    weights=[fashion_scenes_weights(
+        "detection/yolo3_mobilenet0.25_128-fashion-scenes", sha256="86840715d508a72bd9ae9c863c0d6c18d204fbeab16ccafb29c1ee3ac3a6fd16",
+        metrics={'voc07_map': 53.35, 'coco_map': 32.26}, size=128, filters=[128, 64, 32])],
+)
 def yolo3_mobilenet0_25_voc(classes: Sequence[str] | None = None, backbone: str | nn.Module = "mobilenet0.25",
                             **kwargs: Any) -> YOLOV3:
     """YOLOv3 on MobileNet 0.25, 20 VOC classes (GluonCV's name; ``filters=`` narrows the detection blocks)."""
