@@ -13,7 +13,9 @@ MXNet blocks are hybridized with ``static_alloc=True, static_shape=True`` (the b
 LSTM, whose shapes change, with ``static_alloc`` only); ours with ``hybridize()``
 (default autotune), eager alongside. ``hybridized: <path>`` names what ``hybridize()``
 ran in each round: a graph (``as_given``/``channels_last`` inputs) or ``eager``, where
-the eager forward won its capture-time race. int8: MXNet's oneDNN quantization
+the eager forward won its capture-time race. ``--frozen openvino,inductor`` adds, for the
+inference rows, ``hybridize(openvino=True)`` / ``hybridize(inductor=True)``: the same race with the
+frozen-weight candidate in it (``hybridized+openvino: openvino`` when it won). int8: MXNet's oneDNN quantization
 (``mxnet.contrib.quantization.quantize_net``, naive calibration on random batches)
 against our QDQ graph (``toolkit.deploy.quantize``) on onnxruntime and on OpenVINO; for BERT,
 MXNet's dense layers in int8 (``quantize_net``, attention matmuls float) against our dynamic int8
@@ -23,6 +25,7 @@ graph on onnxruntime, as shipped and with ``text_fusion`` (see ``benchmarks/bert
     # or a second one beside it: PEER_VENV=~/.toolkit/peer-venv-2 bash ... ; then
     # PEER_PYTHON=~/.toolkit/peer-venv-2/bin/python (or --peer-python) for the runs below
     OMP_WAIT_POLICY=PASSIVE python benchmarks/vs_mxnet.py --rounds 3 --steps 5
+    OMP_WAIT_POLICY=PASSIVE python benchmarks/vs_mxnet.py --rows r50-fp32,ssd-fp32 --frozen openvino
     python benchmarks/vs_mxnet.py --rows r50-train,bert-fp32 --rounds 1 --steps 1 --warmup 1 --small   # smoke
 
 The SSD row compares GluonCV's ``ssd_512_mobilenet1.0_voc`` with the toolkit's model of the same
@@ -43,6 +46,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 from _timing import cpu, load_text, median_step_s
@@ -222,7 +226,7 @@ def _calibration_folder(folder: Path, count: int, size: int) -> None:
         Image.fromarray(rng.integers(0, 256, (size, size, 3), dtype=np.uint8)).save(folder / f"{i}.png")
 
 
-def _ours_child(cfg: dict, warmup: int, steps: int, threads: int) -> dict[str, float]:
+def _ours_child(cfg: dict, warmup: int, steps: int, threads: int, frozen: Sequence[str] = ()) -> dict[str, float]:
     import torch
     import torch.nn.functional as F
 
@@ -232,14 +236,16 @@ def _ours_child(cfg: dict, warmup: int, steps: int, threads: int) -> dict[str, f
     kind = cfg["kind"]
     out: dict[str, float] = {}
 
-    def timed_variants(build, make_step):
-        for label, hybrid in (("hybridized", True), ("eager", False)):
+    def timed_variants(build, make_step, inference: bool = False):
+        # --frozen: inference rows also time hybridize(<backend>=True), the frozen-weight candidate in the race
+        variants = [("hybridized", {})] + [(f"hybridized+{name}", {name: True}) for name in (frozen if inference else ())]
+        for label, options in variants + [("eager", None)]:
             m = build()
-            if hybrid:
-                m.hybridize()
+            if options is not None:
+                m.hybridize(**options)
             out[label] = median_step_s(make_step(m), warmup, steps)
-            if hybrid:  # what hybridize() ran: a graph's layout, or "eager" where eager won its race
-                out["hybridized path"] = m.graph_memory_format
+            if options is not None:  # what hybridize() ran: a graph's layout, "eager" or a frozen backend
+                out[f"{label} path"] = m.graph_memory_format
 
     if kind in ("cnn_train", "cnn_infer"):
         b, s = cfg["batch"], cfg["size"]
@@ -261,7 +267,7 @@ def _ours_child(cfg: dict, warmup: int, steps: int, threads: int) -> dict[str, f
                 F.cross_entropy(m(x), y).backward()
                 opt.step()
             return train
-        timed_variants(lambda: get_model(cfg["model"], classes=1000), make_step)
+        timed_variants(lambda: get_model(cfg["model"], classes=1000), make_step, inference=kind == "cnn_infer")
         return out
 
     if kind == "det_infer":
@@ -274,7 +280,8 @@ def _ours_child(cfg: dict, warmup: int, steps: int, threads: int) -> dict[str, f
                 with torch.no_grad():
                     m(x)
             return infer
-        timed_variants(lambda: get_model(cfg["model"], pretrained=False, pretrained_base=False), make_det_step)
+        timed_variants(lambda: get_model(cfg["model"], pretrained=False, pretrained_base=False), make_det_step,
+                       inference=True)
         return out
 
     if kind == "cnn_int8":
@@ -392,7 +399,7 @@ def _run_side(side: str, row: str, args) -> dict[str, float] | str:
     else:
         env["PYTHONPATH"] = str(REPO)
     cmd = [python, str(Path(__file__).resolve()), "--child", side, "--rows", row, "--threads", str(args.threads),
-           "--warmup", str(args.warmup), "--steps", str(args.steps)] + (["--small"] if args.small else [])
+           "--warmup", str(args.warmup), "--steps", str(args.steps), "--frozen", args.frozen] + (["--small"] if args.small else [])
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=REPO)
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
     if proc.returncode != 0 or not lines:
@@ -410,6 +417,8 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--small", action="store_true", help="tiny batches and inputs: a smoke run, not the benchmark")
     p.add_argument("--peer-python", type=Path, default=DEFAULT_PEER, help="the MXNet venv's python")
+    p.add_argument("--frozen", default="", help="comma-separated frozen-weight backends (inductor, openvino): inference "
+                   "rows also time hybridize(<backend>=True), labelled hybridized+<backend>")
     p.add_argument("--child", choices=("mxnet", "ours"), help=argparse.SUPPRESS)
     args = p.parse_args()
     rows = args.rows.split(",")
@@ -425,7 +434,7 @@ def main() -> None:
             import torch
 
             torch.set_num_threads(args.threads)
-            res = _ours_child(cfg, args.warmup, args.steps, args.threads)
+            res = _ours_child(cfg, args.warmup, args.steps, args.threads, [f for f in args.frozen.split(",") if f])
         print("RESULT " + json.dumps(res), flush=True)
         return
 
@@ -464,12 +473,15 @@ def main() -> None:
 
         mx_res, mx_err = summary(runs["mxnet"])
         ours_res, ours_err = summary(runs["ours"])
-        # the path hybridize() took in each round (a graph layout, or eager), e.g. "hybridized: eager/as_given"
-        paths = "/".join(str(r["hybridized path"]) for r in runs["ours"] if isinstance(r, dict) and "hybridized path" in r)
+        # the path each hybridized variant took in each round (a graph layout, eager or a frozen backend),
+        # e.g. "hybridized: eager/as_given"
+        def paths(label: str) -> str:
+            taken = "/".join(str(r[f"{label} path"]) for r in runs["ours"] if isinstance(r, dict) and f"{label} path" in r)
+            return f": {taken}" if taken else ""
+
         mx_t = mx_res.get("hybridized")
         mx_text = f"{mx_t:.3f}" if mx_t is not None else mx_err
-        ours_text = ", ".join(f"{v:.3f} ({k}{': ' + paths if k == 'hybridized' and paths else ''})"
-                              for k, v in ours_res.items()) or ours_err
+        ours_text = ", ".join(f"{v:.3f} ({k}{paths(k)})" for k, v in ours_res.items()) or ours_err
         ratio = ", ".join(f"{mx_t / v:.2f}x ({k})" for k, v in ours_res.items()) if mx_t and ours_res else "-"
         print(f"| {title} | {mx_text} | {ours_text} | {ratio} |", flush=True)
     print(f"load average at end {load_text()}")

@@ -27,8 +27,10 @@ def _graphs_not_raced_against_eager(monkeypatch):
 @pytest.fixture(autouse=True)
 def _no_inductor_in_inference_races(monkeypatch):
     """Inference races leave out the graph compiled by Inductor (a compile takes seconds to minutes even
-    for a tiny model). tests/core/test_autotune_inductor.py turns it back on, with a fake compiler."""
+    for a tiny model). tests/core/test_autotune_inductor.py turns it back on, with a fake compiler, and
+    tests/core/test_autotune_openvino.py the OpenVINO candidate."""
     monkeypatch.setenv("TOOLKIT_AUTOTUNE_INDUCTOR", "0")
+    monkeypatch.setenv("TOOLKIT_AUTOTUNE_OPENVINO", "0")  # likewise OpenVINO's convert and compile
 
 
 @pytest.fixture(autouse=True)

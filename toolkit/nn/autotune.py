@@ -41,6 +41,12 @@ it on; off by default). On a quiet 2-core AMD EPYC, ResNet-50 at batch 16, 224x2
 as the autotuned graph after a compile of 35 s (``benchmarks/results/inference_levers.txt``). It stays
 opt-in because that compile is one step of lazy tuning: it would stall some later call of the user's by
 tens of seconds, where every other step keeps to :data:`LAZY_BUDGET_S`.
+
+The same race can hold the captured program converted by OpenVINO and compiled for this CPU with the
+input shapes fixed (:class:`FrozenOpenVINO`, :func:`compile_openvino`; :data:`OPENVINO_ENV` or
+``hybridize(openvino=True)`` turn it on). OpenVINO ships its own kernels for x86 (it does not go through
+oneDNN's PyTorch integration or a C++ compiler): on that quiet machine it ran the same ResNet-50 1.34x as
+fast as the autotuned graph after 18 s of converting and compiling. Opt-in for the same reason as Inductor.
 """
 from __future__ import annotations
 
@@ -63,9 +69,9 @@ from torch import fx
 
 from .fold import get_attr_tensor
 
-__all__ = ["KERNELS", "Choice", "ConvTuner", "DecisionCache", "FrozenInductor", "autotune_convolutions", "clear_cache",
+__all__ = ["KERNELS", "Choice", "ConvTuner", "DecisionCache", "FrozenGraph", "FrozenInductor", "FrozenOpenVINO", "autotune_convolutions", "clear_cache",
            "compile_frozen", "conv2d_channels_last", "conv2d_contiguous", "conv2d_gemm", "disk_cache", "fastest",
-           "inductor_enabled", "lazy_enabled", "machine_fingerprint", "race_once"]
+           "inductor_enabled", "lazy_enabled", "openvino_enabled", "machine_fingerprint", "race_once"]
 
 _aten = torch.ops.aten
 
@@ -90,7 +96,10 @@ LAZY_BUDGET_S = 0.5
 #: 35 s for a ResNet-50 on a quiet 2-core machine, is one long step inside a later call);
 #: ``hybridize(inductor=True)`` does so per block, ``inductor=False`` keeps it out whatever the variable says.
 INDUCTOR_ENV = "TOOLKIT_AUTOTUNE_INDUCTOR"
-#: Calls with unchanged weights after which :class:`FrozenInductor` compiles again (before: the fallback graph).
+#: ``1``/``on``/``true``/``yes`` adds :class:`FrozenOpenVINO` to inference races (off by default, as Inductor:
+#: converting and compiling a ResNet-50 took 18 s); ``hybridize(openvino=...)`` decides per block.
+OPENVINO_ENV = "TOOLKIT_AUTOTUNE_OPENVINO"
+#: Calls with unchanged weights after which a :class:`FrozenGraph` compiles again (before: the fallback graph).
 INDUCTOR_RECOMPILE_CALLS = 3
 #: Lazy tuning: rounds of the race (one run of every candidate each, in alternating order) after a
 #: warm-up round; the median decides, as in :func:`fastest`.
@@ -679,8 +688,10 @@ def layout_key(module: torch.nn.Module, args: tuple, kwargs: dict, backward: boo
 
 #: What a race of :class:`~toolkit.nn.HybridBlock` may decide: a graph on the inputs as given, one on
 #: channels-last image inputs, the eager module, or (inference only) the graph compiled by Inductor with
-#: frozen weights (:class:`FrozenInductor`).
-PATHS = ("as_given", "channels_last", "eager", "inductor")
+#: frozen weights (:class:`FrozenInductor`) or converted and compiled by OpenVINO (:class:`FrozenOpenVINO`).
+PATHS = ("as_given", "channels_last", "eager", "inductor", "openvino")
+#: The inference-only candidates with frozen weights, in the order they join a race.
+FROZEN_PATHS = ("inductor", "openvino")
 
 
 def lazy_enabled() -> bool:
@@ -696,9 +707,21 @@ def eager_fallback_enabled() -> bool:
 def inductor_enabled() -> bool:
     """Whether inference races include :class:`FrozenInductor` by default (see :data:`INDUCTOR_ENV`):
     turned on, and a C++ compiler on the ``PATH`` (Inductor generates and builds C++)."""
-    if os.environ.get(INDUCTOR_ENV, "").strip().lower() not in ("1", "on", "true", "yes"):
+    if not _switched_on(INDUCTOR_ENV):
         return False
     return any(shutil.which(cc) for cc in ("g++", "c++", "clang++"))
+
+
+def _switched_on(env: str) -> bool:
+    return os.environ.get(env, "").strip().lower() in ("1", "on", "true", "yes")
+
+
+def openvino_enabled() -> bool:
+    """Whether inference races include :class:`FrozenOpenVINO` by default (see :data:`OPENVINO_ENV`):
+    turned on, and the ``openvino`` package installed."""
+    import importlib.util
+
+    return _switched_on(OPENVINO_ENV) and importlib.util.find_spec("openvino") is not None
 
 
 def compile_frozen(gm: fx.GraphModule, args: tuple, kwargs: dict) -> Callable[..., Any]:
@@ -737,8 +760,8 @@ def _close(out: Any, ref: Any) -> bool:
     return True
 
 
-class FrozenInductor:
-    """Runs an inference graph compiled by Inductor with its weights frozen in (:func:`compile_frozen`).
+class FrozenGraph:
+    """Runs an inference graph compiled with its weights frozen in, by a backend (:meth:`build`).
 
     Frozen weights are copies and constants: after any parameter or buffer of ``module`` changes (its
     version counter moves: an optimizer step, ``load_state_dict``, ``copy_``), calls go to ``fallback``
@@ -758,12 +781,15 @@ class FrozenInductor:
         self._stable = 0
         self._compile(args, kwargs)
 
+    def build(self, args: tuple, kwargs: dict) -> Callable[..., Any]:
+        """The compiled callable for these inputs, with the weights ``module`` has now."""
+        raise NotImplementedError
+
     def _current(self) -> tuple[int, ...]:
         return tuple(t._version for t in list(self.module.parameters()) + list(self.module.buffers()))
 
     def _compile(self, args: tuple, kwargs: dict) -> None:
-        # a fresh module from the program: Inductor freezes the values the live parameters have now
-        self._compiled = compile_frozen(self.program.module(), args, kwargs)
+        self._compiled = self.build(args, kwargs)
         self._versions = self._current()
         self.compiles += 1
 
@@ -779,6 +805,61 @@ class FrozenInductor:
                 return self.fallback(*args, **kwargs)
             self._compile(args, kwargs)
         return self._compiled(*args, **kwargs)
+
+
+class FrozenInductor(FrozenGraph):
+    """A :class:`FrozenGraph` compiled by Inductor (:func:`compile_frozen`)."""
+
+    def build(self, args: tuple, kwargs: dict) -> Callable[..., Any]:
+        # a fresh module from the program: Inductor freezes the values the live parameters have now
+        return compile_frozen(self.program.module(), args, kwargs)
+
+
+class FrozenOpenVINO(FrozenGraph):
+    """A :class:`FrozenGraph` converted and compiled by OpenVINO (:func:`compile_openvino`)."""
+
+    def build(self, args: tuple, kwargs: dict) -> Callable[..., Any]:
+        return compile_openvino(self.program, args, kwargs, self.fallback(*args, **kwargs))
+
+
+def compile_openvino(program: torch.export.ExportedProgram, args: tuple, kwargs: dict,
+                     example_output: Any) -> Callable[..., Any]:
+    """``program`` converted by OpenVINO's PyTorch frontend and compiled for the CPU, its inputs fixed to
+    the shapes of ``args`` (static shapes let OpenVINO pick its kernels once), in float32 (no bfloat16
+    where the CPU has it: answers must match the graph's), on as many threads as torch uses. The
+    weights are copied in as constants. Returns a callable giving outputs shaped like ``example_output``.
+    Only tensor inputs are supported: anything else raises ``TypeError``."""
+    import openvino as ov
+
+    flat = torch.utils._pytree.tree_leaves((args, kwargs))
+    if kwargs or not flat or not all(isinstance(v, torch.Tensor) and v.is_floating_point() for v in flat):
+        raise TypeError("the OpenVINO candidate takes positional floating-point tensor inputs only")
+    outs, spec = torch.utils._pytree.tree_flatten(example_output)
+    if not outs or not all(isinstance(o, torch.Tensor) for o in outs):
+        raise TypeError("the OpenVINO candidate needs tensor outputs only")
+    model = ov.convert_model(program)
+    if len(model.inputs) != len(flat) or len(model.outputs) != len(outs):
+        raise TypeError(f"OpenVINO's model has {len(model.inputs)} inputs and {len(model.outputs)} outputs, "
+                        f"the graph {len(flat)} and {len(outs)}")
+    model.reshape({port: ov.PartialShape(list(v.shape)) for port, v in zip(model.inputs, flat)})
+    compiled = ov.Core().compile_model(model, "CPU", {"PERFORMANCE_HINT": "LATENCY",
+                                                      "INFERENCE_NUM_THREADS": torch.get_num_threads(),
+                                                      "INFERENCE_PRECISION_HINT": "f32"})
+    request = compiled.create_infer_request()
+    dtypes = [o.dtype for o in outs]
+
+    def run(*call_args: Any) -> Any:
+        arrays = [t.detach().contiguous().numpy() for t in call_args]
+        request.infer(arrays)  # outputs copied out below: the request reuses its buffers next call
+        results = [torch.from_numpy(request.get_output_tensor(i).data.copy()).to(dtype)
+                   for i, dtype in enumerate(dtypes)]
+        return torch.utils._pytree.tree_unflatten(results, spec)
+
+    return run
+
+
+#: The :class:`FrozenGraph` class of each frozen path.
+FROZEN_BACKENDS: dict[str, type[FrozenGraph]] = {"inductor": FrozenInductor, "openvino": FrozenOpenVINO}
 
 
 def cached_decision(key: str) -> dict[str, Any] | None:

@@ -24,8 +24,9 @@ from torch import nn
 from .autotune import EAGER_MARGIN
 from .autotune import MARGIN as AUTOTUNE_MARGIN
 from . import autotune as _autotune
-from .autotune import (ChannelsLastInputs, Choice, ConvTuner, FrozenInductor, cached_decision, channels_last_inputs,
-                       eager_fallback_enabled, fastest, inductor_enabled, layout_key, lazy_enabled, store_layout)
+from .autotune import (FROZEN_BACKENDS, FROZEN_PATHS, ChannelsLastInputs, Choice, ConvTuner, cached_decision,
+                       channels_last_inputs, eager_fallback_enabled, fastest, inductor_enabled, layout_key, lazy_enabled,
+                       openvino_enabled, store_layout)
 from .fold import FoldedGraph, fold_for_inference
 
 __all__ = ["ExportSpec", "HybridBlock", "HybridizeError"]
@@ -95,7 +96,7 @@ class _Graph:
     kernels: list[Choice] = field(default_factory=list)
     # the memory layout image inputs are run in ("as_given", or "channels_last" when autotuning chose it),
     # or "eager" when the eager forward beat every captured graph
-    # ("inductor": the graph compiled by Inductor with frozen weights, see toolkit.nn.autotune.FrozenInductor)
+    # ("inductor"/"openvino": the graph compiled with frozen weights, see toolkit.nn.autotune.FrozenGraph)
     memory_format: str = "as_given"
     # median seconds of each candidate of the capture-time race, by path (empty: no race ran here)
     race: dict[str, float] = field(default_factory=dict)
@@ -224,13 +225,14 @@ class _LazyTuning:
     """
 
     def __init__(self, block: "HybridBlock", graph: _Graph, key: str | None, race_layout: bool, race_eager: bool,
-                 backward: bool, lazy: bool, defer: str | None | bool = False, race_inductor: bool = False) -> None:
+                 backward: bool, lazy: bool, defer: str | None | bool = False,
+                 race_frozen: Sequence[str] = ()) -> None:
         self.block, self.graph, self.key = block, graph, key
         # False: the graph is captured; else it is a stand-in running eagerly, and the first step captures
         # (in the layout stored for the signature, a str, or as given, None)
         self.defer = defer
         self.race_layout, self.race_eager, self.backward, self.lazy = race_layout, race_eager, backward, lazy
-        self.race_inductor = race_inductor
+        self.race_frozen = tuple(race_frozen)  # frozen-weight candidates (inference only), see FROZEN_PATHS
         self.args: tuple = ()
         self.kwargs: dict = {}
         self.seconds = 0.0  # measuring time spent so far
@@ -240,7 +242,7 @@ class _LazyTuning:
     def pending(self) -> bool:
         """Whether anything is left to measure (a race, or a convolution without its decision)."""
         tuner = self.graph.conv_tuner
-        return (self.defer is not False or self.race_layout or self.race_eager or self.race_inductor
+        return (self.defer is not False or self.race_layout or self.race_eager or bool(self.race_frozen)
                 or (tuner is not None and tuner.pending > 0))
 
     def step(self, args: tuple, kwargs: dict, budget_s: float) -> bool:
@@ -299,10 +301,10 @@ class _LazyTuning:
                 yield from self._tune_kernels(alt)
         if self.race_eager:
             candidates["eager"] = _EagerRunner(block)
-        if self.race_inductor:
-            frozen = block._freeze(graph, self.args, self.kwargs)  # one step: the compile
+        for name in self.race_frozen:
+            frozen = block._freeze(graph, self.args, self.kwargs, name)  # one step: the compile
             if frozen is not None:
-                candidates["inductor"] = frozen
+                candidates[name] = frozen
             yield
         if len(candidates) == 1:
             return
@@ -333,9 +335,10 @@ class _LazyTuning:
             best = alt
         extra: dict[str, Any] = {}
         path = best.memory_format
-        frozen = candidates.get("inductor")
-        if isinstance(frozen, _Graph) and times["inductor"] < AUTOTUNE_MARGIN * times[path]:
-            best, path = frozen, "inductor"
+        for name in FROZEN_PATHS:
+            frozen = candidates.get(name)
+            if isinstance(frozen, _Graph) and times[name] < AUTOTUNE_MARGIN * times[path]:
+                best, path = frozen, name
         if self.race_eager and not times[path] < EAGER_MARGIN * times["eager"]:
             # the eager forward takes the shapes the best graph would have taken
             extra["accepts"] = _accepts_to_json(best.accepts)
@@ -349,7 +352,7 @@ class _LazyTuning:
         graph.memory_format = path
         graph.race = times
         graph.conv_tuner = None
-        self.race_inductor = False
+        self.race_frozen = ()
         _log.debug("%s: %s kept for this input signature (%s; %s backward)", type(block).__name__, path,
                    ", ".join(f"{k} {v * 1e3:.2f} ms" for k, v in times.items()), "with" if backward else "without")
         store_layout(self.key, path, times, **extra)
@@ -386,12 +389,14 @@ class HybridBlock(nn.Module):
         self._hybrid_autotune = True
         self._hybrid_lazy: bool | None = None
         self._hybrid_inductor: bool | None = None
+        self._hybrid_openvino: bool | None = None
         self._graphs: dict[tuple, list[_Graph]] = {}
         self._last_graph: _Graph | None = None
 
     # ------------------------------------------------------------------ hybridize
     def hybridize(self, active: bool = True, compile: bool = False, autotune: bool = True,
-                  lazy: bool | None = None, inductor: bool | None = None) -> "HybridBlock":
+                  lazy: bool | None = None, inductor: bool | None = None,
+                  openvino: bool | None = None) -> "HybridBlock":
         """Capture the forward as a graph on the next call (or go back to eager).
 
         Parameters
@@ -433,6 +438,11 @@ class HybridBlock(nn.Module):
             the decision is kept on disk, the compile is not). Default (``None``): off, unless
             ``TOOLKIT_AUTOTUNE_INDUCTOR=1`` and a C++ compiler is found; ``True`` turns it on for this
             block, ``False`` off.
+        openvino : bool, optional
+            Likewise for the captured program converted and compiled by OpenVINO for this input shape
+            (:class:`~toolkit.nn.autotune.FrozenOpenVINO`; float32, OpenVINO's own CPU kernels), for
+            blocks whose inputs and outputs are tensors. Default (``None``): off, unless
+            ``TOOLKIT_AUTOTUNE_OPENVINO=1`` and ``openvino`` is installed.
 
         Returns
         -------
@@ -446,6 +456,7 @@ class HybridBlock(nn.Module):
                 module._hybrid_autotune = bool(autotune)
                 module._hybrid_lazy = lazy
                 module._hybrid_inductor = inductor
+                module._hybrid_openvino = openvino
                 module._clear_graphs()
         return self
 
@@ -475,8 +486,8 @@ class HybridBlock(nn.Module):
         """How the last call ran: ``"channels_last"`` when autotuning found the graph faster on
         channels-last image inputs (they are converted on the way in), ``"eager"`` when the eager
         forward beat every captured graph on this input signature (the block then runs its own
-        forward, see :meth:`hybridize`), ``"inductor"`` when the graph compiled by Inductor with frozen
-        weights won an inference race, ``"as_given"`` otherwise; ``None`` before the first capture."""
+        forward, see :meth:`hybridize`), ``"inductor"`` or ``"openvino"`` when the graph compiled by that
+        backend with frozen weights won an inference race, ``"as_given"`` otherwise; ``None`` before the first capture."""
         return None if self._last_graph is None else self._last_graph.memory_format
 
     @property
@@ -487,7 +498,7 @@ class HybridBlock(nn.Module):
 
     @property
     def race_times(self) -> dict[str, float]:
-        """Median seconds per candidate (``"as_given"``, ``"channels_last"``, ``"eager"``, ``"inductor"``) of the
+        """Median seconds per candidate (``"as_given"``, ``"channels_last"``, ``"eager"``, ``"inductor"``, ``"openvino"``) of the
         capture-time race behind the last call, measured now or read back from the autotune cache;
         empty when there was no race (``autotune=False``, a single candidate)."""
         return {} if self._last_graph is None else dict(self._last_graph.race)
@@ -612,15 +623,15 @@ class HybridBlock(nn.Module):
         race_eager = eager_fallback_enabled() and all(v.device.type == "cpu" for v in flat
                                                       if isinstance(v, torch.Tensor))
         converted = channels_last_inputs(args, kwargs) if not self._hybrid_compile else None
-        race_inductor = self._races_inductor(backward, flat)
+        race_frozen = self._frozen_paths(backward, flat)
         # A race decided on this machine before (same structure, inputs and mode) is not run again, and
         # the graphs it lost are not captured at all (see toolkit.nn.autotune.disk_cache). Graph-only
         # races keep the key they always had; races with eager (and torch.compile) have keys of their own.
         key = None
-        if converted is not None or race_eager or race_inductor:
+        if converted is not None or race_eager or race_frozen:
             key = layout_key(self, args, kwargs, backward)
             key += (" eager" if race_eager else "") + (" compile" if self._hybrid_compile else "")
-            key += " inductor" if race_inductor else ""
+            key += "".join(f" {name}" for name in race_frozen)
         known = cached_decision(key) if key is not None else None
         path = None if known is None else known["memory_format"]
         if path == "eager" and race_eager:
@@ -645,13 +656,13 @@ class HybridBlock(nn.Module):
                                     for v in flat])
             graph.tuning = _LazyTuning(self, graph, key, race_layout=race_layout, race_eager=known is None and race_eager,
                                        backward=backward, lazy=True, defer=path,
-                                       race_inductor=known is None and race_inductor)
+                                       race_frozen=race_frozen if known is None else ())
             return graph
         graph = self._capture_path(args, kwargs, path, backward)
         if known is not None:
             graph.race = _race_times(known)
         tuning = _LazyTuning(self, graph, key, race_layout=race_layout, race_eager=known is None and race_eager,
-                             backward=backward, lazy=False, race_inductor=known is None and race_inductor)
+                             backward=backward, lazy=False, race_frozen=race_frozen if known is None else ())
         if tuning.pending():
             tuning.step(args, kwargs, float("inf"))
         return graph
@@ -664,36 +675,41 @@ class HybridBlock(nn.Module):
             graph = self._capture_channels_last(converted, backward)
         else:
             graph = self._capture_as_given(args, kwargs, backward)
-        if path == "inductor" and self._races_inductor(backward, torch.utils._pytree.tree_leaves((args, kwargs))):
-            frozen = self._freeze(graph, args, kwargs)
+        if path in FROZEN_PATHS and path in self._frozen_paths(backward, torch.utils._pytree.tree_leaves((args, kwargs))):
+            frozen = self._freeze(graph, args, kwargs, path)
             if frozen is not None:
                 return frozen
         return graph
 
-    def _races_inductor(self, backward: bool, flat: Sequence[Any]) -> bool:
-        """Whether an inference race includes the graph compiled with frozen weights: never with gradients
-        recording, in training mode, off CPU, or with ``compile=True``."""
-        wanted = inductor_enabled() if self._hybrid_inductor is None else self._hybrid_inductor
-        return (bool(wanted) and self._hybrid_autotune and not self._hybrid_compile and not backward
-                and not self.training and not torch.is_grad_enabled()
-                and all(v.device.type == "cpu" and not v.requires_grad for v in flat if isinstance(v, torch.Tensor)))
+    def _frozen_paths(self, backward: bool, flat: Sequence[Any]) -> tuple[str, ...]:
+        """The frozen-weight candidates (of :data:`~toolkit.nn.autotune.FROZEN_PATHS`) an inference race
+        includes: none with gradients recording, in training mode, off CPU, or with ``compile=True``."""
+        if not (self._hybrid_autotune and not self._hybrid_compile and not backward and not self.training
+                and not torch.is_grad_enabled()
+                and all(v.device.type == "cpu" and not v.requires_grad for v in flat if isinstance(v, torch.Tensor))):
+            return ()
+        wanted = {"inductor": inductor_enabled() if self._hybrid_inductor is None else self._hybrid_inductor,
+                  "openvino": openvino_enabled() if self._hybrid_openvino is None else self._hybrid_openvino}
+        return tuple(name for name in FROZEN_PATHS if wanted[name])
 
-    def _freeze(self, graph: _Graph, args: tuple, kwargs: dict) -> _Graph | None:
-        """``graph`` compiled by Inductor with frozen weights, for these inputs' shapes (``None`` when the
-        compile fails or its output differs from the graph's beyond float rounding)."""
+    def _freeze(self, graph: _Graph, args: tuple, kwargs: dict, path: str = "inductor") -> _Graph | None:
+        """``graph`` compiled with frozen weights by the backend of ``path`` (``"inductor"``, ``"openvino"``),
+        for these inputs' shapes (``None`` when the compile fails or its output differs from the graph's
+        beyond float rounding)."""
+        backend = {"inductor": "Inductor", "openvino": "OpenVINO"}[path]
         try:
             with torch.no_grad():
-                frozen = FrozenInductor(graph.program, self, graph.runner, args, kwargs)
+                frozen = FROZEN_BACKENDS[path](graph.program, self, graph.runner, args, kwargs)
                 same = _autotune._close(frozen(*args, **kwargs), graph.runner(*args, **kwargs))
         except Exception as err:  # noqa: BLE001 - a failed compile only costs the speed-up
-            _log.warning("%s: Inductor compile failed (%s: %s); keeping the captured graph", type(self).__name__,
+            _log.warning("%s: %s compile failed (%s: %s); keeping the captured graph", type(self).__name__, backend,
                          type(err).__name__, str(err).splitlines()[0] if str(err) else "")
             return None
         if not same:
-            _log.warning("%s: Inductor's frozen graph differs from the captured one beyond float rounding; "
-                         "not used", type(self).__name__)
+            _log.warning("%s: %s's frozen graph differs from the captured one beyond float rounding; "
+                         "not used", type(self).__name__, backend)
             return None
-        return _Graph(program=graph.program, runner=frozen, accepts=list(graph.accepts), memory_format="inductor")
+        return _Graph(program=graph.program, runner=frozen, accepts=list(graph.accepts), memory_format=path)
 
     def _capture_channels_last(self, converted: tuple[tuple, dict], backward: bool) -> _Graph:
         alt = self._capture_as_given(*converted, backward)
