@@ -702,8 +702,10 @@ class HybridBlock(nn.Module):
                 frozen = FROZEN_BACKENDS[path](graph.program, self, graph.runner, args, kwargs)
                 same = _autotune._close(frozen(*args, **kwargs), graph.runner(*args, **kwargs))
         except Exception as err:  # noqa: BLE001 - a failed compile only costs the speed-up
+            # first and last lines: OpenVINO's reports put the unconverted ops at the end
+            lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()] or [""]
             _log.warning("%s: %s compile failed (%s: %s); keeping the captured graph", type(self).__name__, backend,
-                         type(err).__name__, str(err).splitlines()[0] if str(err) else "")
+                         type(err).__name__, lines[0] + (f" ... {lines[-1]}" if len(lines) > 1 else ""))
             return None
         if not same:
             _log.warning("%s: %s's frozen graph differs from the captured one beyond float rounding; "
