@@ -22,7 +22,8 @@ Levers (``--levers``):
   ``--threads`` threads, f32 precision; numpy in and out without copies.
 - ``onnxruntime``: the toolkit's ONNX export (``block.export``), one session with ``--threads`` threads.
 
-``--train`` adds the training step (forward, backward, SGD) of ResNet-50: eager, hybridized and
+``--train`` adds the training step (forward, backward, SGD) of ResNet-50: eager, hybridized,
+``inductor-cl`` (weights and input channels-last, then ``torch.compile``) and
 ``torch.compile`` (Inductor, default options) of the module, measured only.
 
     OMP_WAIT_POLICY=PASSIVE python benchmarks/inference_levers.py --models r50 --rounds 5 --steps 3
@@ -199,17 +200,23 @@ def bench_training(args) -> list[str]:
     b, s = (2, 64) if args.small else (16, 128)
     x, y = torch.randn(b, 3, s, s), torch.arange(b) % 1000
     fns, setup = {}, {}
-    for name in ("eager", "hybridized", "inductor"):
+    # inductor-cl: weights and input in channels-last before compiling (the layout hybridize() chose for
+    # ResNet-50 training on the AMD machines)
+    x_cl = x.contiguous(memory_format=torch.channels_last)
+    for name in ("eager", "hybridized", "inductor", "inductor-cl"):
         torch.manual_seed(0)
         m = get_model(cfg["model"], classes=1000).train()
         if name == "hybridized":
             m.hybridize(lazy=False)
-        fwd = torch.compile(m) if name == "inductor" else m
+        if name == "inductor-cl":
+            m = m.to(memory_format=torch.channels_last)
+        fwd = torch.compile(m) if name.startswith("inductor") else m
         opt = torch.optim.SGD(m.parameters(), lr=1e-3, momentum=0.9)
+        inp = x_cl if name == "inductor-cl" else x
 
-        def step(m=m, fwd=fwd, opt=opt):
+        def step(m=m, fwd=fwd, opt=opt, inp=inp):
             opt.zero_grad(set_to_none=True)
-            F.cross_entropy(fwd(x), y).backward()
+            F.cross_entropy(fwd(inp), y).backward()
             opt.step()
         t = time.perf_counter()
         for _ in range(2):
