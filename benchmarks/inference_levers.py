@@ -20,6 +20,9 @@ Levers (``--levers``):
   (Inductor's CPU GEMM templates; compile takes minutes).
 - ``openvino``: ``openvino.convert_model`` of the module, compiled for CPU with the LATENCY hint,
   ``--threads`` threads, f32 precision; numpy in and out without copies.
+- ``openvino-2streams``: the same model at half the batch, two streams (``THROUGHPUT`` hint), the two
+  halves of the batch run at once.
+- ``hybridized+openvino``: ``hybridize(openvino=True)``, the OpenVINO candidate in the race.
 - ``onnxruntime``: the toolkit's ONNX export (``block.export``), one session with ``--threads`` threads.
 
 ``--train`` adds the training step (forward, backward, SGD) of ResNet-50: eager, hybridized,
@@ -55,7 +58,8 @@ MODELS = {
     "mnv3": dict(model="mobilenetv3_large", kind="cnn", batch=16, size=224, title="MobileNetV3-Large, batch 16, 224x224"),
     "bert": dict(model="bert_12_768_12", kind="bert", batch=8, seq=128, title="BERT-base classification, batch 8, seq 128"),
 }
-LEVERS = ("eager", "hybridized", "hybridized+inductor", "inductor", "inductor-autotune", "openvino", "onnxruntime")
+LEVERS = ("eager", "hybridized", "hybridized+inductor", "hybridized+openvino", "inductor", "inductor-autotune", "openvino",
+          "openvino-2streams", "onnxruntime")
 
 
 def build(cfg: dict, small: bool) -> tuple[torch.nn.Module, tuple]:
@@ -86,9 +90,10 @@ def setup_lever(name: str, net_fn: Callable[[], torch.nn.Module], inputs: tuple,
     if name == "eager":
         net = net_fn()
         return lambda: first(net(*inputs))
-    if name in ("hybridized", "hybridized+inductor"):
+    if name in ("hybridized", "hybridized+inductor", "hybridized+openvino"):
         # measured all in the first call (the lazy queue spreads the same work over calls)
-        net = net_fn().hybridize(lazy=False, inductor=name == "hybridized+inductor")
+        net = net_fn().hybridize(lazy=False, inductor=name == "hybridized+inductor",
+                                 openvino=name == "hybridized+openvino")
         for _ in range(200):
             net(*inputs)
             if not net.tuning_pending:
@@ -106,6 +111,28 @@ def setup_lever(name: str, net_fn: Callable[[], torch.nn.Module], inputs: tuple,
             compiled = torch.compile(net, dynamic=False)
             compiled(*inputs)
         return lambda: first(compiled(*inputs))
+    if name == "openvino-2streams":
+        # the batch split in two halves run at once on two single-threaded streams (THROUGHPUT hint),
+        # against one stream with all threads on the whole batch
+        import openvino as ov
+
+        net = net_fn()
+        half = [t[: t.shape[0] // 2] for t in inputs]
+        model = ov.convert_model(net, example_input=half if len(half) > 1 else half[0])
+        model.reshape({port: ov.PartialShape(list(t.shape)) for port, t in zip(model.inputs, half)})
+        compiled = ov.Core().compile_model(model, "CPU", {"PERFORMANCE_HINT": "THROUGHPUT", "NUM_STREAMS": threads,
+                                                          "INFERENCE_NUM_THREADS": threads,
+                                                          "INFERENCE_PRECISION_HINT": "f32"})
+        requests = [compiled.create_infer_request() for _ in range(2)]
+        parts = [[t.numpy()[i * (t.shape[0] // 2):(i + 1) * (t.shape[0] // 2)] for t in inputs] for i in range(2)]
+
+        def run2():
+            for request, part in zip(requests, parts):
+                request.start_async(part, share_inputs=True)
+            for request in requests:
+                request.wait()
+            return torch.cat([torch.from_numpy(r.get_output_tensor(0).data.copy()) for r in requests])
+        return run2
     if name == "openvino":
         import openvino as ov
 
