@@ -173,3 +173,30 @@ def test_decision_cached_compiles_without_racing(monkeypatch):
         torch.testing.assert_close(out, Bottleneck.forward(second, x), rtol=1e-4, atol=1e-4)
     assert second.graph_memory_format == "openvino" and len(races) == 1 and len(compiles) == 2
     assert second.race_times == first.race_times
+
+
+class Tagger(HybridBlock):
+    """Integer token ids and a boolean mask in, as a text model takes them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(50, 8)
+        self.out = nn.Linear(8, 3)
+
+    def forward(self, ids, mask):
+        h = self.embed(ids) * mask.unsqueeze(-1).to(torch.float32)
+        return self.out(torch.tanh(h))
+
+
+def test_integer_and_boolean_inputs(monkeypatch):
+    fake_race(monkeypatch, {"openvino": 0.5})
+    torch.manual_seed(0)
+    net = Tagger().eval()
+    ids, mask = torch.randint(0, 50, (2, 7)), torch.rand(2, 7) > 0.3
+    with torch.no_grad():
+        want = net(ids, mask)
+        got = net.hybridize()(ids, mask)
+        assert net.graph_memory_format == "openvino"
+        other = torch.randint(0, 50, (2, 7))  # other values, same shapes: the compiled model
+        torch.testing.assert_close(net(other, mask), Tagger.forward(net, other, mask), rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)

@@ -828,12 +828,12 @@ def compile_openvino(program: torch.export.ExportedProgram, args: tuple, kwargs:
     the shapes of ``args`` (static shapes let OpenVINO pick its kernels once), in float32 (no bfloat16
     where the CPU has it: answers must match the graph's), on as many threads as torch uses. The
     weights are copied in as constants. Returns a callable giving outputs shaped like ``example_output``.
-    Only tensor inputs are supported: anything else raises ``TypeError``."""
+    Only positional tensor inputs are supported: anything else raises ``TypeError``."""
     import openvino as ov
 
     flat = torch.utils._pytree.tree_leaves((args, kwargs))
-    if kwargs or not flat or not all(isinstance(v, torch.Tensor) and v.is_floating_point() for v in flat):
-        raise TypeError("the OpenVINO candidate takes positional floating-point tensor inputs only")
+    if kwargs or not flat or not all(isinstance(v, torch.Tensor) for v in flat):
+        raise TypeError("the OpenVINO candidate takes positional tensor inputs only")
     outs, spec = torch.utils._pytree.tree_flatten(example_output)
     if not outs or not all(isinstance(o, torch.Tensor) for o in outs):
         raise TypeError("the OpenVINO candidate needs tensor outputs only")
