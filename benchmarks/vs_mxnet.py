@@ -353,7 +353,7 @@ def _ours_child(cfg: dict, warmup: int, steps: int, threads: int, frozen: Sequen
                 F.cross_entropy(m(ids, types, mask), y).backward()
                 opt.step()
             return train
-        timed_variants(build, make_step)
+        timed_variants(build, make_step, inference=kind == "bert_infer")
         return out
 
     if kind == "lm_train":
