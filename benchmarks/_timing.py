@@ -50,6 +50,23 @@ def median_step_s(step: Callable[[], object], warmup: int, steps: int) -> float:
     return statistics.median(times)
 
 
+def interleaved_medians(steps_by_label: dict[str, Callable[[], object]], warmup: int, steps: int) -> dict[str, float]:
+    """Median seconds per label of ``steps`` calls each, after ``warmup`` untimed calls of every one, the
+    labels taking turns call by call (forward then reverse order): drift on a shared machine, and
+    whatever the first-timed variant of a process pays, weigh on all alike."""
+    for step in steps_by_label.values():
+        for _ in range(warmup):
+            step()
+    labels = list(steps_by_label)
+    times: dict[str, list[float]] = {k: [] for k in labels}
+    for i in range(steps):
+        for label in (labels if i % 2 == 0 else labels[::-1]):
+            t = time.perf_counter()
+            steps_by_label[label]()
+            times[label].append(time.perf_counter() - t)
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
 def run_json_child(code: str, cfg: dict, env: dict[str, str], cwd: Path) -> dict:
     """Run ``python -c code json(cfg)`` in a fresh process with ``env`` added to this one's environment
     (``OMP_WAIT_POLICY=PASSIVE`` unless set); the dict it prints on its last ``RESULT {json}`` line.

@@ -6,7 +6,8 @@ toolkit or its tests), alternating MXNet / ours / ours / MXNet ... for ``--round
 rounds, with the same thread count (``OMP_NUM_THREADS`` and ``torch.set_num_threads``).
 In each process: build the model with random weights, run ``--warmup`` steps (graph
 capture, autotuning, MXNet's CachedOp binding happen there), then time ``--steps`` steps;
-the process reports the median. The table gives the median over rounds and
+the process reports the median. Our variants (hybridized, eager, ``--frozen``) are all built in
+one process and timed in turns, step by step. The table gives the median over rounds and
 ``MXNet time / ours`` (above 1: the toolkit is faster).
 
 MXNet blocks are hybridized with ``static_alloc=True, static_shape=True`` (the bucketed
@@ -49,7 +50,7 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from _timing import cpu, load_text, median_step_s
+from _timing import cpu, interleaved_medians, load_text, median_step_s
 
 REPO = Path(__file__).resolve().parents[1]
 #: $PEER_PYTHON, else the default venv of benchmarks/peer/setup_mxnet_venv.sh
@@ -239,13 +240,17 @@ def _ours_child(cfg: dict, warmup: int, steps: int, threads: int, frozen: Sequen
     def timed_variants(build, make_step, inference: bool = False):
         # --frozen: inference rows also time hybridize(<backend>=True), the frozen-weight candidate in the race
         variants = [("hybridized", {})] + [(f"hybridized+{name}", {name: True}) for name in (frozen if inference else ())]
+        # every variant built, then timed call by call in turns (a fixed order once put the variant
+        # timed first in a process behind: BERT's graph "slower than eager" in one quiet run)
+        models, fns = {}, {}
         for label, options in variants + [("eager", None)]:
             m = build()
             if options is not None:
                 m.hybridize(**options)
-            out[label] = median_step_s(make_step(m), warmup, steps)
-            if options is not None:  # what hybridize() ran: a graph's layout, "eager" or a frozen backend
-                out[f"{label} path"] = m.graph_memory_format
+            models[label], fns[label] = m, make_step(m)
+        out.update(interleaved_medians(fns, warmup, steps))
+        for label, options in variants:  # what hybridize() ran: a graph's layout, "eager" or a frozen backend
+            out[f"{label} path"] = models[label].graph_memory_format
 
     if kind in ("cnn_train", "cnn_infer"):
         b, s = cfg["batch"], cfg["size"]

@@ -14,6 +14,7 @@ from ._fake_race import fake_race
 from .test_autotune import Bottleneck, _twins
 
 pytest.importorskip("openvino")
+pytestmark = pytest.mark.openvino_last  # see tests/conftest.py
 
 
 @pytest.fixture(autouse=True)
