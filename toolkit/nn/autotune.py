@@ -690,8 +690,6 @@ def layout_key(module: torch.nn.Module, args: tuple, kwargs: dict, backward: boo
 #: channels-last image inputs, the eager module, or (inference only) the graph compiled by Inductor with
 #: frozen weights (:class:`FrozenInductor`) or converted and compiled by OpenVINO (:class:`FrozenOpenVINO`).
 PATHS = ("as_given", "channels_last", "eager", "inductor", "openvino")
-#: The inference-only candidates with frozen weights, in the order they join a race.
-FROZEN_PATHS = ("inductor", "openvino")
 
 
 def lazy_enabled() -> bool:
@@ -771,6 +769,9 @@ class FrozenGraph:
     the compiled ones also go to ``fallback`` (no recompiling per batch size).
     """
 
+    #: The backend's name, for messages.
+    backend = ""
+
     def __init__(self, program: torch.export.ExportedProgram, module: torch.nn.Module,
                  fallback: Callable[..., Any], args: tuple, kwargs: dict) -> None:
         self.program, self.module, self.fallback = program, module, fallback
@@ -810,6 +811,8 @@ class FrozenGraph:
 class FrozenInductor(FrozenGraph):
     """A :class:`FrozenGraph` compiled by Inductor (:func:`compile_frozen`)."""
 
+    backend = "Inductor"
+
     def build(self, args: tuple, kwargs: dict) -> Callable[..., Any]:
         # a fresh module from the program: Inductor freezes the values the live parameters have now
         return compile_frozen(self.program.module(), args, kwargs)
@@ -817,6 +820,8 @@ class FrozenInductor(FrozenGraph):
 
 class FrozenOpenVINO(FrozenGraph):
     """A :class:`FrozenGraph` converted and compiled by OpenVINO (:func:`compile_openvino`)."""
+
+    backend = "OpenVINO"
 
     def build(self, args: tuple, kwargs: dict) -> Callable[..., Any]:
         return compile_openvino(self.program, args, kwargs, self.fallback(*args, **kwargs))
@@ -858,8 +863,9 @@ def compile_openvino(program: torch.export.ExportedProgram, args: tuple, kwargs:
     return run
 
 
-#: The :class:`FrozenGraph` class of each frozen path.
+#: The :class:`FrozenGraph` class of each frozen path (inference only), in the order they join a race.
 FROZEN_BACKENDS: dict[str, type[FrozenGraph]] = {"inductor": FrozenInductor, "openvino": FrozenOpenVINO}
+FROZEN_PATHS = tuple(FROZEN_BACKENDS)
 
 
 def cached_decision(key: str) -> dict[str, Any] | None:

@@ -696,7 +696,7 @@ class HybridBlock(nn.Module):
         """``graph`` compiled with frozen weights by the backend of ``path`` (``"inductor"``, ``"openvino"``),
         for these inputs' shapes (``None`` when the compile fails or its output differs from the graph's
         beyond float rounding)."""
-        backend = {"inductor": "Inductor", "openvino": "OpenVINO"}[path]
+        backend = FROZEN_BACKENDS[path].backend
         try:
             with torch.no_grad():
                 frozen = FROZEN_BACKENDS[path](graph.program, self, graph.runner, args, kwargs)
