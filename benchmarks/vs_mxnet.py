@@ -14,7 +14,7 @@ MXNet blocks are hybridized with ``static_alloc=True, static_shape=True`` (the b
 LSTM, whose shapes change, with ``static_alloc`` only); ours with ``hybridize()``
 (default autotune), eager alongside. ``hybridized: <path>`` names what ``hybridize()``
 ran in each round: a graph (``as_given``/``channels_last`` inputs) or ``eager``, where
-the eager forward won its capture-time race. ``--frozen openvino,inductor`` adds, for the
+the eager forward won its capture-time race, whose medians are listed under the table. ``--frozen openvino,inductor`` adds, for the
 inference rows, ``hybridize(openvino=True)`` / ``hybridize(inductor=True)``: the same race with the
 frozen-weight candidate in it (``hybridized+openvino: openvino`` when it won). int8: MXNet's oneDNN quantization
 (``mxnet.contrib.quantization.quantize_net``, naive calibration on random batches)
@@ -252,6 +252,10 @@ def _ours_child(cfg: dict, warmup: int, steps: int, threads: int, frozen: Sequen
         out.update(interleaved_medians(fns, warmup * calls, steps * calls))
         for label, options in variants:  # what hybridize() ran: a graph's layout, "eager" or a frozen backend
             out[f"{label} path"] = models[label].graph_memory_format
+            # the capture-time race's medians, to set beside the steady-state times above
+            race = models[label].race_times
+            if race:
+                out[f"{label} race"] = " ".join(f"{k} {v:.3f}" for k, v in race.items())
 
     if kind in ("cnn_train", "cnn_infer"):
         b, s = cfg["batch"], cfg["size"]
@@ -455,6 +459,7 @@ def main() -> None:
     print(f"median of {args.steps} steps after {args.warmup} warm-up per process, {args.rounds} alternating rounds"
           + ("; SMOKE RUN (--small shapes): not a benchmark" if args.small else ""))
     print("| row | MXNet/GluonCV s | ours s | MXNet time / ours |\n|---|---|---|---|", flush=True)
+    races: list[str] = []  # printed under the table: each round's capture-time race medians
     for row in rows:
         runs: dict[str, list] = {"mxnet": [], "ours": []}
         for r in range(args.rounds):
@@ -485,6 +490,13 @@ def main() -> None:
         ours_text = ", ".join(f"{v:.3f} ({k}{paths(k)})" for k, v in ours_res.items()) or ours_err
         ratio = ", ".join(f"{mx_t / v:.2f}x ({k})" for k, v in ours_res.items()) if mx_t and ours_res else "-"
         print(f"| {title} | {mx_text} | {ours_text} | {ratio} |", flush=True)
+        for label in ours_res:
+            per_round = [str(r[f"{label} race"]) for r in runs["ours"] if isinstance(r, dict) and f"{label} race" in r]
+            if per_round:
+                races.append(f"{ROWS[row]['title']}, {label}: " + "; ".join(per_round))
+    if races:
+        print("capture-time race medians (s) per round, beside the steady-state times above:")
+        print("\n".join(f"  {line}" for line in races))
     print(f"load average at end {load_text()}")
 
 
