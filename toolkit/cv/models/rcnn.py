@@ -71,7 +71,7 @@ from torchvision.ops.poolers import LevelMapper
 
 from ...zoo import register_model
 from .detection._backbone import BackboneFeatures, build_backbone
-from .detection._base import ClassLayer, Detector, labels_to_targets
+from .detection._base import ClassLayer, Detector, fashion_scenes_weights, labels_to_targets
 from .detection._boxes import fixed_detections, rank_within_image
 from .detection._classes import COCO_CLASSES, VOC_CLASSES
 from .detection._nms import grouped_nms
@@ -647,7 +647,16 @@ def faster_rcnn_resnet50_v1b_coco(classes: Sequence[str] | None = None, backbone
     return faster_rcnn_c4(backbone, COCO_CLASSES if classes is None else classes, **kwargs)
 
 
-@register_model(name="faster_rcnn_mobilenet0.25_voc", task="detection", metadata=_META)
+@register_model(
+    name="faster_rcnn_mobilenet0.25_voc", task="detection", metadata=_META,
+    # Numbers as the run in model_zoo_logs/<log>/ wrote them (tests/core/test_zoo.py compares them); the kwargs
+    # are the ones its metrics.json records (input size, anchors, test-time proposal counts).
+    weights=[fashion_scenes_weights(
+        "detection/faster_rcnn_mobilenet0.25_256-fashion-scenes",
+        sha256="54a3445485ede501f0b0abd0046ed2bca358fbe8c5e84e837def6e675d81d660",
+        metrics={'voc07_map': 43.78, 'coco_map': 24.48}, size=(256, 320),
+        data_shape=[256, 320], anchor_sizes=[[32, 64, 128]], rpn_test=[1000, 100])],
+)
 def faster_rcnn_mobilenet0_25_voc(classes: Sequence[str] | None = None, backbone: str | nn.Module = "mobilenet0.25",
                                   **kwargs: Any) -> FasterRCNN:
     """Faster R-CNN (C4) on MobileNet 0.25, 20 VOC classes: a small model for CPU training from random
