@@ -479,10 +479,13 @@ def main() -> None:
 
         mx_res, mx_err = summary(runs["mxnet"])
         ours_res, ours_err = summary(runs["ours"])
+        def per_round(label: str, what: str) -> list[str]:  # a variant's "path" or "race" text, round by round
+            return [str(r[f"{label} {what}"]) for r in runs["ours"] if isinstance(r, dict) and f"{label} {what}" in r]
+
         # the path each hybridized variant took in each round (a graph layout, eager or a frozen backend),
         # e.g. "hybridized: eager/as_given"
         def paths(label: str) -> str:
-            taken = "/".join(str(r[f"{label} path"]) for r in runs["ours"] if isinstance(r, dict) and f"{label} path" in r)
+            taken = "/".join(per_round(label, "path"))
             return f": {taken}" if taken else ""
 
         mx_t = mx_res.get("hybridized")
@@ -491,9 +494,9 @@ def main() -> None:
         ratio = ", ".join(f"{mx_t / v:.2f}x ({k})" for k, v in ours_res.items()) if mx_t and ours_res else "-"
         print(f"| {title} | {mx_text} | {ours_text} | {ratio} |", flush=True)
         for label in ours_res:
-            per_round = [str(r[f"{label} race"]) for r in runs["ours"] if isinstance(r, dict) and f"{label} race" in r]
-            if per_round:
-                races.append(f"{ROWS[row]['title']}, {label}: " + "; ".join(per_round))
+            medians = per_round(label, "race")
+            if medians:
+                races.append(f"{ROWS[row]['title']}, {label}: " + "; ".join(medians))
     if races:
         print("capture-time race medians (s) per round, beside the steady-state times above:")
         print("\n".join(f"  {line}" for line in races))
