@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 from pathlib import Path
@@ -252,8 +253,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         rec = logger.log(kind="epoch", epoch=epoch, step=global_step, loss=loss_sum / max(seen, 1),
                          lr=optimizer.param_groups[0]["lr"], val_pixAcc=pix, val_mIoU=miou, epoch_time_s=epoch_time)
         history.append({k: rec[k] for k in ("epoch", "loss", "val_pixAcc", "val_mIoU")})
-        logger.info(f"[epoch {epoch + 1}/{args.epochs}] loss {rec['loss']:.4f} val pixAcc {pix:.2f} mIoU {miou:.2f} "
-                    f"({epoch_time:.1f}s)")
+        val_text = "no val" if math.isnan(pix) else f"val pixAcc {pix:.2f} mIoU {miou:.2f}"
+        logger.info(f"[epoch {epoch + 1}/{args.epochs}] loss {rec['loss']:.4f} {val_text} ({epoch_time:.1f}s)")
         rng_all = gather_rng_states(capture_rng_state(), dist_info)
         if dist_info.is_main:
             save_checkpoint(save_dir / "checkpoint-last.pt", model, optimizer, scheduler, epoch=epoch + 1,

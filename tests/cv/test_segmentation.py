@@ -152,9 +152,24 @@ def test_multieval_matches_direct_computation():
     assert ev(x).argmax(1).shape == (1, 20, 30)
 
 
+def test_multieval_stacked_windows_match_one_by_one():
+    """Windows scored in stacks give GluonCV's one-window-per-call scores (a real conv net, two images)."""
+    torch.manual_seed(0)
+    net = get_segmentation_model("fcn", "fashion-scenes", "resnet18_v1s", aux=True, base_size=40,
+                                 crop_size=24).eval()
+    x = torch.randn(2, 3, 30, 40)
+    one = MultiEvalModel(net, 11, flip=True, scales=(0.5, 1.0, 1.5), batch_pixels=1)(x)
+    stacked = MultiEvalModel(net, 11, flip=True, scales=(0.5, 1.0, 1.5))(x)
+    torch.testing.assert_close(stacked.log(), one.log(), rtol=0, atol=1e-4)
+    alone = MultiEvalModel(net, 11, flip=True, scales=(0.5, 1.0, 1.5))(x[1:])  # no mixing across images
+    torch.testing.assert_close(stacked[1:].log(), alone.log(), rtol=0, atol=1e-4)
+
+
 def test_multieval_rejects_bad_input():
     with pytest.raises(ValueError, match="at least one scale"):
         MultiEvalModel(_Pointwise(), 4, scales=())
+    with pytest.raises(ValueError, match="batch_pixels must be positive"):
+        MultiEvalModel(_Pointwise(), 4, batch_pixels=0)
     with pytest.raises(ValueError, match=r"\(N, 3, H, W\)"):
         MultiEvalModel(_Pointwise(), 4)(torch.randn(3, 8, 8))
 

@@ -40,10 +40,14 @@ def _args(data: Path, save: Path, *extra: str) -> list[str]:
 
 def test_resume_is_exact_and_eval_agrees(scenes, tmp_path):
     train = _load(TRAIN, "seg_train")
-    straight = train.main(_args(scenes, tmp_path / "a"))
-    train.main(_args(scenes, tmp_path / "b", "--stop-after-epoch", "1"))
+    # validation only after the last epoch: the first epoch's log line says so
+    straight = train.main(_args(scenes, tmp_path / "a", "--val-interval", "2"))
+    train.main(_args(scenes, tmp_path / "b", "--stop-after-epoch", "1", "--val-interval", "2"))
     assert not (tmp_path / "b" / "metrics.json").exists()
-    resumed = train.main(_args(scenes, tmp_path / "b", "--resume", str(tmp_path / "b" / "checkpoint-last.pt")))
+    epoch_line = (tmp_path / "b" / "train.log").read_text().splitlines()[-1]
+    assert "[epoch 1/2]" in epoch_line and "no val" in epoch_line and "nan" not in epoch_line
+    resumed = train.main(_args(scenes, tmp_path / "b", "--val-interval", "2", "--resume",
+                               str(tmp_path / "b" / "checkpoint-last.pt")))
     wa = load_file(str(tmp_path / "a" / "fcn_resnet18_v1s_fashion-scenes.safetensors"))
     wb = load_file(str(tmp_path / "b" / "fcn_resnet18_v1s_fashion-scenes.safetensors"))
     assert wa.keys() == wb.keys() and all(bool((wa[k] == wb[k]).all()) for k in wa)
