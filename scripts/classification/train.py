@@ -42,6 +42,7 @@ from scripts.common import (  # noqa: E402
     LRSchedule,
     cleanup_distributed,
     dump_config,
+    eval_generator,
     finish_run,
     hardware_info,
     load_checkpoint,
@@ -230,7 +231,8 @@ def build_loaders(args, train, val, dist_info):
                       seed=args.seed, num_parts=dist_info.world_size, part_index=dist_info.rank)
         ds = MultiScaleDataset(train, _Resize(train_tf), (size, size))
         train_loader = DataLoader(ds, batch_sampler=sampler, **common)
-    val_loader = DataLoader(_Mapped(val, _Pair(val_tf)), batch_size=args.eval_batch_size, shuffle=False, **common)
+    val_loader = DataLoader(_Mapped(val, _Pair(val_tf)), batch_size=args.eval_batch_size, shuffle=False,
+                            generator=eval_generator(), **common)
     return train_loader, val_loader, sampler
 
 

@@ -7,7 +7,7 @@
 * :mod:`.distributed` -- ``torchrun`` process-group setup (gloo on CPU, nccl on GPU);
 * :mod:`.schedule` -- learning-rate schedules with warmup (cosine, step, poly, linear);
 * :mod:`.run` -- ``start_run``: the common start of a script (process group, threads,
-  seeds, output folder, logs);
+  seeds, output folder, logs); ``eval_generator`` for validation loaders;
 * :mod:`.finish` -- ``finish_run``: the common end (weights, ``weights.sha256``, ``metrics.json``);
 * :mod:`.validate` -- ``parse_args``: argparse plus up-front checks that name a bad flag.
 
@@ -25,7 +25,7 @@ from .config import dump_config, environment_info, hardware_info
 from .finish import finish_run
 from .distributed import DistInfo, barrier, cleanup_distributed, gather_rng_states, init_distributed
 from .jsonlog import JSONLinesLogger, read_jsonl
-from .run import RunContext, start_run
+from .run import RunContext, eval_generator, start_run
 from .schedule import LRSchedule
 from .validate import parse_args, resume_checkpoint, validate_args
 

@@ -13,7 +13,7 @@ import torch
 from .distributed import DistInfo, init_distributed
 from .jsonlog import JSONLinesLogger
 
-__all__ = ["RunContext", "start_run"]
+__all__ = ["RunContext", "eval_generator", "start_run"]
 
 
 @dataclass
@@ -55,3 +55,14 @@ def start_run(args: argparse.Namespace) -> RunContext:
     save_dir.mkdir(parents=True, exist_ok=True)
     logger = JSONLinesLogger(save_dir / "log.jsonl", save_dir / "train.log", enabled=dist.is_main)
     return RunContext(dist=dist, save_dir=save_dir, logger=logger, start_time=time.time())
+
+
+def eval_generator() -> torch.Generator:
+    """A random generator of its own, for the ``generator=`` of validation loaders.
+
+    Starting a ``DataLoader`` iterator draws a base seed from the loader's
+    generator, by default the global one; each validation pass would then move
+    the training's augmentation stream, and a run's weights would depend on
+    ``--val-interval``. Validation draws nothing that matters, so a fixed seed.
+    """
+    return torch.Generator().manual_seed(0)

@@ -31,6 +31,7 @@ from scripts.common import (  # noqa: E402
     capture_rng_state,
     cleanup_distributed,
     dump_config,
+    eval_generator,
     gather_rng_states,
     hardware_info,
     load_checkpoint,
@@ -333,7 +334,8 @@ def main(family: str, defaults: dict[str, Any], presets: Callable, loss_fn: Call
     common = dict(num_workers=args.num_workers, collate_fn=batchify)
     train_loader = DataLoader(_Transformed(train_set, train_tf), batch_size=args.batch_size, sampler=sampler,
                               drop_last=True, **common)
-    val_loader = DataLoader(_Transformed(val_set, val_tf), batch_size=args.batch_size, shuffle=False, **common)
+    val_loader = DataLoader(_Transformed(val_set, val_tf), batch_size=args.batch_size, shuffle=False,
+                            generator=eval_generator(), **common)
     steps = len(train_loader)
     if steps == 0:
         raise SystemExit(f"no full batch of {args.batch_size} in {len(train_set)} training images per process")

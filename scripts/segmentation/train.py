@@ -43,6 +43,7 @@ from scripts.common import (  # noqa: E402
     capture_rng_state,
     cleanup_distributed,
     dump_config,
+    eval_generator,
     gather_rng_states,
     hardware_info,
     load_checkpoint,
@@ -179,7 +180,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     train_loader = DataLoader(Mapped(train_raw, train_tf), batch_size=args.batch_size, sampler=sampler,
                               drop_last=True, num_workers=args.num_workers)
     val_loader = DataLoader(Mapped(val_raw, val_tf), batch_size=args.test_batch_size, shuffle=False,
-                            num_workers=args.num_workers)
+                            num_workers=args.num_workers, generator=eval_generator())
     steps = len(train_loader)
     if steps == 0:
         raise SystemExit(f"no full batch of {args.batch_size} in {len(train_raw)} training images per process")

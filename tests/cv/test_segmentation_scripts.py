@@ -42,6 +42,9 @@ def test_resume_is_exact_and_eval_agrees(scenes, tmp_path):
     train = _load(TRAIN, "seg_train")
     # validation only after the last epoch: the first epoch's log line says so
     straight = train.main(_args(scenes, tmp_path / "a", "--val-interval", "2"))
+    # validating after every epoch draws nothing from the training's random stream: same weights
+    train.main(_args(scenes, tmp_path / "v", "--val-interval", "1"))
+    wv = load_file(str(tmp_path / "v" / "fcn_resnet18_v1s_fashion-scenes.safetensors"))
     train.main(_args(scenes, tmp_path / "b", "--stop-after-epoch", "1", "--val-interval", "2"))
     assert not (tmp_path / "b" / "metrics.json").exists()
     epoch_line = (tmp_path / "b" / "train.log").read_text().splitlines()[-1]
@@ -51,6 +54,7 @@ def test_resume_is_exact_and_eval_agrees(scenes, tmp_path):
     wa = load_file(str(tmp_path / "a" / "fcn_resnet18_v1s_fashion-scenes.safetensors"))
     wb = load_file(str(tmp_path / "b" / "fcn_resnet18_v1s_fashion-scenes.safetensors"))
     assert wa.keys() == wb.keys() and all(bool((wa[k] == wb[k]).all()) for k in wa)
+    assert all(bool((wa[k] == wv[k]).all()) for k in wa)
     assert straight["pixAcc"] == resumed["pixAcc"] and straight["mIoU"] == resumed["mIoU"]
     epochs = [json.loads(x) for x in (tmp_path / "a" / "log.jsonl").read_text().splitlines()]
     epochs = [r for r in epochs if r["kind"] == "epoch"]
