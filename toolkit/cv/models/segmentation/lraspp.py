@@ -101,5 +101,5 @@ register_model(
     # Numbers as the run in model_zoo_logs/<log>/ wrote them (tests/core/test_zoo.py compares them).
     weights=[fashion_scenes_weights(
         "segmentation/lraspp_mobilenetv3_large-fashion-scenes", sha256="db21a8a8c39b008893d5f7b0116135fceff782f43be08e0e2cf14b9e8dfd6dfb",
-        metrics={'pixAcc': 89.7, 'mIoU': 46.6, 'ss_pixAcc': 91.35, 'ss_mIoU': 53.0, 'ms_pixAcc': 92.65, 'ms_mIoU': 59.07}, crop_size=96)],
+        metrics={'pixAcc': 89.7, 'mIoU': 46.6, 'ss_pixAcc': 91.35, 'ss_mIoU': 53.0, 'ms_pixAcc': 92.65, 'ms_mIoU': 59.07}, crop_size=96, base_size=128)],
 )
