@@ -6,7 +6,8 @@ from typing import Any
 
 from ....zoo import Weights, register_model
 
-__all__ = ["DATASET_CLASSES", "META", "fashion_scenes_weights", "register_segmentation", "resolve_nclass"]
+__all__ = ["DATASET_CLASSES", "META", "fashion_scenes_weights", "register_fashion_scenes", "register_segmentation",
+           "resolve_nclass"]
 
 #: Classes (background included) of the datasets GluonCV's names end with.
 DATASET_CLASSES = {"voc": 21, "coco": 21, "ade": 150, "citys": 19, "fashion-scenes": 11}
@@ -65,3 +66,16 @@ def fashion_scenes_weights(log: str, sha256: str, metrics: dict[str, float], cro
         metadata={"dataset": "fashion-scenes", "classes": ["background", *SCENES_CLASSES],
                   "input_shape": [3, crop_size, crop_size], "preprocessing": segmentation_preprocessing(crop_size)},
     )
+
+
+def register_fashion_scenes(builder: Any, name: str, family: str, log: str, sha256: str, metrics: dict[str, float],
+                            crop_size: int, base_size: int) -> None:
+    """Register ``builder`` as ``name``, a ``family`` model for ``fashion-scenes``, with its zoo row's weights.
+
+    ``log`` is the row's folder under ``model_zoo_logs``; ``metrics`` are the numbers as its run wrote
+    them (``tests/core/test_zoo.py`` compares them), ``crop_size``/``base_size`` the run's, so that
+    :class:`MultiEvalModel` on the pretrained model evaluates at the row's scales.
+    """
+    register_model(builder, name=name, task="segmentation", metadata={**META, "family": family, "dataset": "fashion-scenes"},
+                   weights=[fashion_scenes_weights(log, sha256=sha256, metrics=metrics, crop_size=crop_size,
+                                                   base_size=base_size)])

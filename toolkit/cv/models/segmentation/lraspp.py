@@ -16,7 +16,7 @@ from torch import nn
 from ....zoo import register_model
 from ._base import SegBaseModel
 from ._mobilenet import dilated_mobilenetv3_large
-from ._registry import DATASET_CLASSES, META, fashion_scenes_weights, resolve_nclass
+from ._registry import DATASET_CLASSES, META, register_fashion_scenes, resolve_nclass
 
 __all__ = ["LRASPP", "LRASPPHead"]
 
@@ -95,11 +95,8 @@ def lraspp_mobilenetv3_large_fashion_scenes(**kwargs: Any) -> LRASPP:
     return LRASPP(resolve_nclass(kwargs, DATASET_CLASSES["fashion-scenes"]), **kwargs)
 
 
-register_model(
-    lraspp_mobilenetv3_large_fashion_scenes, name="lraspp_mobilenetv3_large_fashion-scenes", task="segmentation",
-    metadata={**META, "family": "lraspp", "dataset": "fashion-scenes"},
-    # Numbers as the run in model_zoo_logs/<log>/ wrote them (tests/core/test_zoo.py compares them).
-    weights=[fashion_scenes_weights(
-        "segmentation/lraspp_mobilenetv3_large-fashion-scenes", sha256="db21a8a8c39b008893d5f7b0116135fceff782f43be08e0e2cf14b9e8dfd6dfb",
-        metrics={'pixAcc': 89.7, 'mIoU': 46.6, 'ss_pixAcc': 91.35, 'ss_mIoU': 53.0, 'ms_pixAcc': 92.65, 'ms_mIoU': 59.07}, crop_size=96, base_size=128)],
-)
+register_fashion_scenes(
+    lraspp_mobilenetv3_large_fashion_scenes, "lraspp_mobilenetv3_large_fashion-scenes", "lraspp",
+    "segmentation/lraspp_mobilenetv3_large-fashion-scenes", sha256="db21a8a8c39b008893d5f7b0116135fceff782f43be08e0e2cf14b9e8dfd6dfb",
+    metrics={'pixAcc': 89.7, 'mIoU': 46.6, 'ss_pixAcc': 91.35, 'ss_mIoU': 53.0, 'ms_pixAcc': 92.65, 'ms_mIoU': 59.07},
+    crop_size=96, base_size=128)
