@@ -60,6 +60,10 @@ DEFAULT_PEER = Path(os.environ.get("PEER_PYTHON") or Path(os.environ.get("TOOLKI
 #: id -> (what it measures, settings). ``kind`` picks the step function of each side.
 ROWS: dict[str, dict] = {
     "r50-train": dict(kind="cnn_train", model="resnet50_v1b", batch=16, size=128, title="ResNet-50 v1b training step, batch 16, 128x128"),
+    # mixed precision: ours under torch.autocast, MXNet under contrib.amp (listed operators cast to bf16, weights kept
+    # in float32, no loss scaling on either side); fast where the CPU computes in bf16 (AMX, AVX-512 BF16) only
+    "r50-train-bf16": dict(kind="cnn_train", model="resnet50_v1b", batch=16, size=128, amp="bfloat16",
+                           title="ResNet-50 v1b training step, bf16 mixed precision (torch.autocast / MXNet contrib.amp), batch 16, 128x128"),
     "r50-fp32": dict(kind="cnn_infer", model="resnet50_v1b", batch=16, size=224, title="ResNet-50 v1b fp32 inference, batch 16, 224x224"),
     "r50-int8": dict(kind="cnn_int8", model="resnet50_v1b", batch=16, size=224, title="ResNet-50 v1b int8 inference, batch 16, 224x224"),
     "r18-train": dict(kind="cnn_train", model="resnet18_v1b", batch=16, size=128, title="ResNet-18 v1b training step, batch 16, 128x128"),
@@ -100,6 +104,10 @@ def _mx_child(cfg: dict, warmup: int, steps: int) -> dict[str, float]:
     static = dict(static_alloc=True, static_shape=True)
 
     if kind.startswith("cnn"):
+        if cfg.get("amp"):
+            from mxnet.contrib import amp
+
+            amp.init(target_dtype=cfg["amp"])  # before the model is built: it patches the operators
         from gluoncv.model_zoo import get_model
 
         net = get_model(cfg["model"], pretrained=False, classes=1000)
@@ -271,10 +279,13 @@ def _ours_child(cfg: dict, warmup: int, steps: int, threads: int, frozen: Sequen
                 return infer
             m.train()
             opt = torch.optim.SGD(m.parameters(), lr=1e-3, momentum=0.9)
+            amp = getattr(torch, cfg["amp"]) if cfg.get("amp") else None
 
             def train():
                 opt.zero_grad(set_to_none=True)
-                F.cross_entropy(m(x), y).backward()
+                with torch.autocast("cpu", dtype=amp, enabled=amp is not None):
+                    out = m(x)
+                F.cross_entropy(out.float(), y).backward()
                 opt.step()
             return train
         timed_variants(lambda: get_model(cfg["model"], classes=1000), make_step, inference=kind == "cnn_infer")

@@ -190,3 +190,29 @@ def test_runtime_guard_failure_recaptures(seed):
     graphs = [g for v in net._graphs.values() for g in v]
     assert 2 <= len(graphs) <= 3
     assert any(g.refused for g in graphs)
+
+
+def test_autocast_runs_through_graphs_of_its_own(seed):
+    """torch.autocast applies when a captured graph runs; its graphs and races are not float32's."""
+    net = SmallCNN().eval().hybridize(lazy=False)
+    x = torch.randn(4, 3, 12, 12)
+    with torch.no_grad():
+        plain = net(x)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            mixed = net(x)
+            raced = net.race_times  # timed in bfloat16: the layout race runs without tuned kernels too
+            expected = SmallCNN.forward(net, x)
+        after = net(x)
+    assert plain.dtype == after.dtype == torch.float32
+    assert mixed.dtype == torch.bfloat16
+    assert {"as_given", "channels_last"} <= set(raced), raced
+    torch.testing.assert_close(mixed, expected, atol=0.05, rtol=0.05)
+    torch.testing.assert_close(after, SmallCNN.forward(net, x), atol=1e-5, rtol=1e-5)
+    assert len(net._graphs) == 2  # one input signature, two autocast states
+    # convolution kernels are timed in float32: under autocast, aten chooses
+    with torch.no_grad():
+        assert len(net._capture_as_given((x,), {}).kernels) == 1
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            graph = net._capture_as_given((x,), {})
+            assert graph.kernels == []
+            assert graph.runner(x).dtype == torch.bfloat16

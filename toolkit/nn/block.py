@@ -189,7 +189,19 @@ def _key(training: bool, args: tuple, kwargs: dict) -> tuple:
             return ("dict", tuple((k, one(x)) for k, x in sorted(v.items())))
         return ("V", repr(v))
 
-    return (training, torch.is_grad_enabled(), one(args), one(kwargs))
+    return (training, torch.is_grad_enabled(), _autocast_state(), one(args), one(kwargs))
+
+
+def _autocast_state() -> tuple:
+    """The mixed precision a call runs under: ``torch.autocast`` casts the graph's operations at run
+    time, so a graph captured in float32 serves it, but its races and kernel timings do not."""
+    return tuple((device, torch.get_autocast_dtype(device)) for device in ("cpu", "cuda")
+                 if torch.is_autocast_enabled(device))
+
+
+def _has_convolutions(program: torch.export.ExportedProgram | None) -> bool:
+    return program is not None and any(node.op == "call_function" and "conv" in str(node.target)
+                                       for node in program.graph.nodes)
 
 
 def _channels_last_flag(v: Any) -> bool | None:
@@ -292,7 +304,8 @@ class _LazyTuning:
             yield
         yield from self._tune_kernels(graph)
         candidates: dict[str, _Graph | _EagerRunner] = {"as_given": graph}
-        if self.race_layout and graph.kernels:
+        # a layout race is for graphs with convolutions (under autocast, untuned ones: no kernels listed)
+        if self.race_layout and (graph.kernels or _has_convolutions(graph.program)):
             converted = channels_last_inputs(self.args, self.kwargs)
             if converted is not None:
                 alt = block._capture_channels_last(converted, backward)
@@ -630,6 +643,8 @@ class HybridBlock(nn.Module):
         key = None
         if converted is not None or race_eager or race_frozen:
             key = layout_key(self, args, kwargs, backward)
+            autocast = _autocast_state()  # a race under autocast times its dtype: a decision of its own
+            key += f" autocast {autocast!r}" if autocast else ""
             key += (" eager" if race_eager else "") + (" compile" if self._hybrid_compile else "")
             key += "".join(f" {name}" for name in race_frozen)
         known = cached_decision(key) if key is not None else None
@@ -734,7 +749,7 @@ class HybridBlock(nn.Module):
         if not self.training:
             layouts = tuple(_channels_last_flag(v) for v in torch.utils._pytree.tree_leaves((args, kwargs)))
             # exact shapes: a new capture for other sizes (a guard the first one failed) must be a new export
-            reuse_key = (_key(False, args, kwargs)[2:], layouts, _shapes(torch.utils._pytree.tree_leaves((args, kwargs))))
+            reuse_key = (_key(False, args, kwargs)[3:], layouts, _shapes(torch.utils._pytree.tree_leaves((args, kwargs))))
         program = self.__dict__.get("_eval_programs", {}).get(reuse_key) if reuse_key is not None else None
         if program is None:
             program = self._export_program(args, kwargs, dynamic_shapes)
@@ -746,7 +761,9 @@ class HybridBlock(nn.Module):
             runner = fold_for_inference(runner)
         kernels: list[Choice] = []
         tuner = None
-        if self._hybrid_autotune:
+        # kernels are timed in the graph's own dtype: under autocast they would run in another, so aten
+        # keeps choosing there (the layout and eager races still run, in the autocast dtype)
+        if self._hybrid_autotune and not _autocast_state():
             graph_module = runner.module if isinstance(runner, FoldedGraph) else runner
             if backward is None:
                 backward = self._tunes_backward(args, kwargs)
@@ -787,7 +804,8 @@ class HybridBlock(nn.Module):
         h1 = nn.modules.module.register_module_forward_pre_hook(pre)
         h2 = nn.modules.module.register_module_forward_hook(post)
         try:
-            with _capture_scope():
+            # the graph is captured in the module's own dtypes: an ambient torch.autocast applies when it runs
+            with _capture_scope(), torch.autocast("cpu", enabled=False), torch.autocast("cuda", enabled=False):
                 return torch.export.export(self, args, kwargs or None, dynamic_shapes=dynamic_shapes, strict=False)
         except Exception as err:  # noqa: BLE001 - re-raised with the block that failed
             # the innermost module still running when the capture failed
