@@ -6,6 +6,8 @@ from typing import Any
 
 import torch
 
+from scripts.common import fused_options
+
 __all__ = ["add_model_args", "load_bert", "make_optimizer"]
 
 
@@ -53,7 +55,8 @@ def make_optimizer(args, model: torch.nn.Module, total_steps: int):
             continue
         (no_decay if p.dim() == 1 else decay).append(p)
     optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": args.wd},
-                                   {"params": no_decay, "weight_decay": 0.0}], lr=args.lr)
+                                   {"params": no_decay, "weight_decay": 0.0}], lr=args.lr,
+                                  **fused_options(model))
     warmup = max(int(args.warmup_ratio * total_steps), 1)
 
     def factor(step: int) -> float:

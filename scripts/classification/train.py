@@ -39,6 +39,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from scripts.common import (  # noqa: E402
+    fused_options,
     LRSchedule,
     cleanup_distributed,
     dump_config,
@@ -291,8 +292,9 @@ def param_groups(model: torch.nn.Module, wd: float, no_wd: bool) -> list[dict[st
 def build_optimizer(args, model) -> torch.optim.Optimizer:
     groups = param_groups(model, args.wd, args.no_wd)
     if args.optimizer == "adamw":
-        return torch.optim.AdamW(groups, lr=args.lr)
-    return torch.optim.SGD(groups, lr=args.lr, momentum=args.momentum, nesterov=args.optimizer == "nag")
+        return torch.optim.AdamW(groups, lr=args.lr, **fused_options(model))
+    return torch.optim.SGD(groups, lr=args.lr, momentum=args.momentum, nesterov=args.optimizer == "nag",
+                           **fused_options(model))
 
 
 # --------------------------------------------------------------------------- losses

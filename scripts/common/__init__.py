@@ -25,7 +25,7 @@ from .config import dump_config, environment_info, hardware_info
 from .finish import finish_run
 from .distributed import DistInfo, barrier, cleanup_distributed, gather_rng_states, init_distributed
 from .jsonlog import JSONLinesLogger, read_jsonl
-from .run import RunContext, eval_generator, start_run
+from .run import RunContext, eval_generator, fused_options, start_run
 from .schedule import LRSchedule
 from .validate import parse_args, resume_checkpoint, validate_args
 
@@ -33,5 +33,6 @@ __all__ = [
     "JSONLinesLogger", "read_jsonl", "dump_config", "environment_info", "hardware_info",
     "save_checkpoint", "load_checkpoint", "capture_rng_state", "restore_rng_state", "CheckpointError",
     "DistInfo", "init_distributed", "cleanup_distributed", "barrier", "gather_rng_states", "LRSchedule",
-    "RunContext", "start_run", "finish_run", "parse_args", "validate_args", "resume_checkpoint",
+    "RunContext", "start_run", "eval_generator", "fused_options", "finish_run", "parse_args", "validate_args",
+    "resume_checkpoint",
 ]

@@ -13,7 +13,7 @@ import torch
 from .distributed import DistInfo, init_distributed
 from .jsonlog import JSONLinesLogger
 
-__all__ = ["RunContext", "eval_generator", "start_run"]
+__all__ = ["RunContext", "eval_generator", "fused_options", "start_run"]
 
 
 @dataclass
@@ -55,6 +55,19 @@ def start_run(args: argparse.Namespace) -> RunContext:
     save_dir.mkdir(parents=True, exist_ok=True)
     logger = JSONLinesLogger(save_dir / "log.jsonl", save_dir / "train.log", enabled=dist.is_main)
     return RunContext(dist=dist, save_dir=save_dir, logger=logger, start_time=time.time())
+
+
+def fused_options(model: torch.nn.Module) -> dict:
+    """``{"fused": True}`` for ``torch.optim.SGD``/``Adam``/``AdamW`` where torch has the fused kernel.
+
+    The default (``foreach``) makes several passes over every parameter per step; the fused
+    kernel makes one. For AdamW on BERT-base's 110M parameters that took a step from 0.396 s to
+    0.084 s on 2 threads (``benchmarks/optimizer_step.py``), a tenth of a fine-tuning step. Updates
+    equal the default's up to float rounding. Parameters on other devices, or not floating point,
+    keep the default.
+    """
+    ok = all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in model.parameters())
+    return {"fused": True} if ok else {}
 
 
 def eval_generator() -> torch.Generator:

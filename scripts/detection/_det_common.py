@@ -27,6 +27,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from scripts.common import (  # noqa: E402
+    fused_options,
     LRSchedule,
     capture_rng_state,
     cleanup_distributed,
@@ -340,7 +341,8 @@ def main(family: str, defaults: dict[str, Any], presets: Callable, loss_fn: Call
     if steps == 0:
         raise SystemExit(f"no full batch of {args.batch_size} in {len(train_set)} training images per process")
 
-    optimizer = torch.optim.SGD(param_groups(model, args.wd, args.no_wd), lr=args.lr, momentum=args.momentum)
+    optimizer = torch.optim.SGD(param_groups(model, args.wd, args.no_wd), lr=args.lr, momentum=args.momentum,
+                                **fused_options(model))
     decay = [int(e) for e in args.lr_decay_epoch.split(",") if e.strip()]
 
     def make_schedule() -> LRSchedule:

@@ -44,6 +44,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from scripts.common import (  # noqa: E402
+    fused_options,
     cleanup_distributed,
     dump_config,
     finish_run,
@@ -195,9 +196,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     num_params = sum(p.numel() for p in model.parameters())
     train_model = torch.nn.parallel.DistributedDataParallel(model) if dist.distributed else model
     if args.optimizer == "sgd":
-        optimizer = torch.optim.SGD(model.parameters(), lr=args.lr, weight_decay=args.wd)
+        optimizer = torch.optim.SGD(model.parameters(), lr=args.lr, weight_decay=args.wd, **fused_options(model))
     else:
-        optimizer = torch.optim.Adam(model.parameters(), lr=args.lr, weight_decay=args.wd)
+        optimizer = torch.optim.Adam(model.parameters(), lr=args.lr, weight_decay=args.wd, **fused_options(model))
     steps_per_epoch = math.ceil((train.shape[1] - 1) / args.bptt)
     if dist.is_main:
         dump_config(args, save_dir / "config.json", extra={

@@ -44,6 +44,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from scripts.common import (  # noqa: E402
+    fused_options,
     cleanup_distributed,
     dump_config,
     finish_run,
@@ -264,7 +265,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     train_model = model
     if dist.distributed:
         train_model = torch.nn.parallel.DistributedDataParallel(model)
-    optimizer = torch.optim.Adam(model.parameters(), lr=args.lr, betas=(0.9, 0.98), eps=1e-9)
+    optimizer = torch.optim.Adam(model.parameters(), lr=args.lr, betas=(0.9, 0.98), eps=1e-9,
+                                 **fused_options(model))
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, inverse_sqrt(units, args.warmup_steps))
 
     sampler = FixedBucketSampler([(len(s), len(t)) for s, t in train_pairs], batch_size=args.batch_size,

@@ -39,6 +39,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from scripts.common import (  # noqa: E402
+    fused_options,
     LRSchedule,
     capture_rng_state,
     cleanup_distributed,
@@ -174,7 +175,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     criterion = MixSoftmaxCrossEntropyLoss(aux=args.aux, aux_weight=args.aux_weight)
     optimizer = torch.optim.SGD(_param_groups(model, args.weight_decay, args.no_wd), lr=args.lr,
-                                momentum=args.momentum)
+                                momentum=args.momentum, **fused_options(model))
     sampler = DistributedSampler(train_raw, num_replicas=dist_info.world_size, rank=dist_info.rank, shuffle=True,
                                  seed=args.seed, drop_last=False)
     train_loader = DataLoader(Mapped(train_raw, train_tf), batch_size=args.batch_size, sampler=sampler,

@@ -38,7 +38,8 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from scripts.common import cleanup_distributed, dump_config, finish_run, hardware_info, parse_args, start_run  # noqa: E402
+from scripts.common import (cleanup_distributed, dump_config, finish_run, fused_options, hardware_info,  # noqa: E402
+                            parse_args, start_run)
 from scripts.text_classification.data import DATASETS, load_classification  # noqa: E402
 from scripts.text_classification.loop import train_loop  # noqa: E402
 from toolkit.data import Pad  # noqa: E402
@@ -108,7 +109,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     elif model.cfg.mode != "rand":
         logger.info(f"warning: {args.model} without --embedding-file uses a random (fixed where static) embedding")
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.Adam(params, lr=args.lr, weight_decay=args.wd)
+    optimizer = torch.optim.Adam(params, lr=args.lr, weight_decay=args.wd, **fused_options(model))
     if dist.is_main:
         dump_config(args, save_dir / "config.json", extra={
             "model_cfg": dict(model.cfg), "classes": classes, "vocab_size": len(vocab),
