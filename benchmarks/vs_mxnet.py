@@ -249,6 +249,7 @@ def _ours_child(cfg: dict, warmup: int, steps: int, threads: int, frozen: Sequen
     torch.manual_seed(0)
     kind = cfg["kind"]
     out: dict[str, float] = {}
+    amp = getattr(torch, cfg["amp"]) if cfg.get("amp") else None  # training rows' torch.autocast dtype
 
     def timed_variants(build, make_step, inference: bool = False, calls: int = 1):
         # calls: step calls per warm-up/timed step (the bucketed LM cycles through its buckets)
@@ -284,7 +285,6 @@ def _ours_child(cfg: dict, warmup: int, steps: int, threads: int, frozen: Sequen
                 return infer
             m.train()
             opt = torch.optim.SGD(m.parameters(), lr=1e-3, momentum=0.9, fused=True)  # as scripts.common.fused_options
-            amp = getattr(torch, cfg["amp"]) if cfg.get("amp") else None
 
             def train():
                 opt.zero_grad(set_to_none=True)
@@ -373,7 +373,6 @@ def _ours_child(cfg: dict, warmup: int, steps: int, threads: int, frozen: Sequen
             m.train()
             opt = torch.optim.AdamW(m.parameters(), lr=2e-5, fused=True)  # as the BERT scripts' optimizer
             y = torch.arange(b) % 2
-            amp = getattr(torch, cfg["amp"]) if cfg.get("amp") else None
 
             def train():
                 opt.zero_grad(set_to_none=True)

@@ -199,8 +199,9 @@ def _autocast_state() -> tuple:
                  if torch.is_autocast_enabled(device))
 
 
-def _has_convolutions(program: torch.export.ExportedProgram | None) -> bool:
-    return program is not None and any(node.op == "call_function" and "conv" in str(node.target)
+def _has_conv2d(program: torch.export.ExportedProgram | None) -> bool:
+    """Whether the program has the convolutions :class:`~toolkit.nn.autotune.ConvTuner` would tune."""
+    return program is not None and any(node.op == "call_function" and node.target is torch.ops.aten.conv2d.default
                                        for node in program.graph.nodes)
 
 
@@ -305,7 +306,7 @@ class _LazyTuning:
         yield from self._tune_kernels(graph)
         candidates: dict[str, _Graph | _EagerRunner] = {"as_given": graph}
         # a layout race is for graphs with convolutions (under autocast, untuned ones: no kernels listed)
-        if self.race_layout and (graph.kernels or _has_convolutions(graph.program)):
+        if self.race_layout and (graph.kernels or _has_conv2d(graph.program)):
             converted = channels_last_inputs(self.args, self.kwargs)
             if converted is not None:
                 alt = block._capture_channels_last(converted, backward)
