@@ -168,6 +168,45 @@ def test_lazy_race_compiles_in_a_step_of_its_own(monkeypatch):
     assert tuned.graph_memory_format == "inductor" and len(compiles) == 1
 
 
+def test_lazy_race_times_the_frozen_graph_not_its_fallback(monkeypatch):
+    """Each timed run leaves no trace, but putting back buffers it never wrote would move their
+    version counters: the frozen graph would take that for new weights and every one of its race
+    runs would time the captured graph instead (it did, and OpenVINO lost races it wins by 1.5x)."""
+    monkeypatch.setenv(autotune.LAZY_ENV, "1")
+    monkeypatch.setattr(autotune, "LAZY_BUDGET_S", 0.0)
+    monkeypatch.setattr(autotune, "_measure", lambda fns, budget_s=0: {n: 0.5 if n == "aten" else 1.0 for n in fns})
+    real_race_once = autotune.race_once
+    monkeypatch.setattr(autotune, "race_once",
+                        lambda name, *a: real_race_once(name, *a) * 0 + (0.5 if name == "inductor" else 1.0))
+    frozen_runs = []
+
+    def compile_frozen(gm, args, kwargs):
+        frozen = copy.deepcopy(gm)
+
+        def run(*a, **k):
+            frozen_runs.append(1)
+            return frozen(*a, **k)
+        return run
+
+    monkeypatch.setattr(autotune, "compile_frozen", compile_frozen)
+    eager, tuned = _pair()
+    tuned.hybridize()
+    x = torch.randn(3, 6, 10, 10)
+    with torch.no_grad():
+        for _ in range(100):
+            tuned(x)
+            if not tuned.tuning_pending:
+                break
+    assert tuned.graph_memory_format == "inductor"
+    # the compile's check, the warm-up round, the timed rounds and the call that ended the race:
+    # none went to the fallback
+    assert len(frozen_runs) == 1 + (1 + autotune.RACE_ROUNDS) + 1
+    buffers = [b._version for b in tuned.buffers()]
+    with torch.no_grad():
+        autotune.race_once("as_given", tuned._last_graph.runner, (x,), {}, tuned, False)
+    assert [b._version for b in tuned.buffers()] == buffers
+
+
 @pytest.mark.slow
 def test_real_inductor_compile_matches_eager(monkeypatch):
     _race(monkeypatch, {"inductor": 0.5})

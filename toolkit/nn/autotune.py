@@ -50,6 +50,7 @@ fast as the autotuned graph after 18 s of converting and compiling. Opt-in for t
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -58,7 +59,7 @@ import shutil
 import statistics
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -615,6 +616,25 @@ def _race_params(module: torch.nn.Module, backward: bool) -> list[torch.Tensor]:
     return [p for p in module.parameters() if p.requires_grad] if backward and torch.is_grad_enabled() else []
 
 
+@contextlib.contextmanager
+def _no_trace(module: torch.nn.Module) -> Iterator[None]:
+    """Timing runs inside leave no trace: the random number generator and the buffers a run wrote
+    (running statistics of a training graph) are put back. Only buffers whose values changed are
+    copied back: a copy moves the buffer's version counter, and a frozen inference graph
+    (:class:`FrozenGraph`) would take that for new weights and fall back to its captured graph. (The
+    counters themselves cannot say what a run wrote: batch norm updates its statistics in place
+    without moving them.)"""
+    saved = [(b, b.detach().clone()) for b in module.buffers()]
+    try:
+        with torch.random.fork_rng(devices=[]):
+            yield
+    finally:
+        with torch.no_grad():
+            for buffer, value in saved:
+                if not torch.equal(buffer, value):
+                    buffer.copy_(value)
+
+
 def fastest(runners: Sequence[Callable[..., Any]], args: tuple, kwargs: dict, module: torch.nn.Module,
             budget_s: float = 1.0, backward: bool | None = None,
             names: Sequence[str] | None = None) -> tuple[int, list[float]]:
@@ -633,15 +653,9 @@ def fastest(runners: Sequence[Callable[..., Any]], args: tuple, kwargs: dict, mo
     labels = [str(i) for i in range(len(runners))] if names is None else [str(n) for n in names]
     if len(set(labels)) != len(runners):
         raise ValueError(f"fastest needs one distinct name per runner, got {labels}")
-    saved = [(b, b.detach().clone()) for b in module.buffers()]
-    try:
-        with torch.random.fork_rng(devices=[]):
-            times = _measure({label: _race_workload(r, args, kwargs, params) for label, r in zip(labels, runners)},
-                             budget_s)
-    finally:
-        with torch.no_grad():
-            for buffer, value in saved:
-                buffer.copy_(value)
+    with _no_trace(module):
+        times = _measure({label: _race_workload(r, args, kwargs, params) for label, r in zip(labels, runners)},
+                         budget_s)
     medians = [times[label] for label in labels]
     return min(range(len(runners)), key=medians.__getitem__), medians
 
@@ -655,17 +669,11 @@ def race_once(name: str, runner: Callable[..., Any], args: tuple, kwargs: dict, 
     ``"channels_last"``, ``"eager"``), for tests that fake the timing.
     """
     params = _race_params(module, backward)
-    saved = [(b, b.detach().clone()) for b in module.buffers()]
-    try:
-        with torch.random.fork_rng(devices=[]):
-            run = _race_workload(runner, args, kwargs, params)
-            start = time.perf_counter()
-            run()
-            return time.perf_counter() - start
-    finally:
-        with torch.no_grad():
-            for buffer, value in saved:
-                buffer.copy_(value)
+    with _no_trace(module):
+        run = _race_workload(runner, args, kwargs, params)
+        start = time.perf_counter()
+        run()
+        return time.perf_counter() - start
 
 
 def layout_key(module: torch.nn.Module, args: tuple, kwargs: dict, backward: bool) -> str:
