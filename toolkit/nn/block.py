@@ -647,7 +647,9 @@ class HybridBlock(nn.Module):
             autocast = _autocast_state()  # a race under autocast times its dtype: a decision of its own
             key += f" autocast {autocast!r}" if autocast else ""
             key += (" eager" if race_eager else "") + (" compile" if self._hybrid_compile else "")
-            key += "".join(f" {name}" for name in race_frozen)
+            # " r2": decisions of frozen races stored before stop 27 timed the frozen graph's fallback
+            # (see autotune._no_trace); their keys, without it, are left unread
+            key += "".join(f" {name}" for name in race_frozen) + (" r2" if race_frozen else "")
         known = cached_decision(key) if key is not None else None
         path = None if known is None else known["memory_format"]
         if path == "eager" and race_eager:
