@@ -58,8 +58,9 @@ def _session(path: Path, threads: int):
 
 def _ov(path: Path, threads: int, precision: str = "f32"):
     import openvino as ov
+    from toolkit.deploy.ov_core import shared_core
 
-    core = ov.Core()
+    core = shared_core()
     # f32 stated: on CPUs with AMX or AVX-512 BF16 OpenVINO's default is bf16, which is not an fp32 (or
     # int8-with-fp32-rest) measurement; "ov bf16" asks for it by name
     compiled = core.compile_model(str(path), "CPU", {"INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY",

@@ -115,12 +115,13 @@ def setup_lever(name: str, net_fn: Callable[[], torch.nn.Module], inputs: tuple,
         # the batch split in two halves run at once on two streams sharing --threads threads (THROUGHPUT hint),
         # against one stream with all threads on the whole batch
         import openvino as ov
+        from toolkit.deploy.ov_core import shared_core
 
         net = net_fn()
         half = [t[: t.shape[0] // 2] for t in inputs]
         model = ov.convert_model(net, example_input=half if len(half) > 1 else half[0])
         model.reshape({port: ov.PartialShape(list(t.shape)) for port, t in zip(model.inputs, half)})
-        compiled = ov.Core().compile_model(model, "CPU", {"PERFORMANCE_HINT": "THROUGHPUT", "NUM_STREAMS": 2,
+        compiled = shared_core().compile_model(model, "CPU", {"PERFORMANCE_HINT": "THROUGHPUT", "NUM_STREAMS": 2,
                                                           "INFERENCE_NUM_THREADS": threads,
                                                           "INFERENCE_PRECISION_HINT": "f32"})
         requests = [compiled.create_infer_request() for _ in range(2)]
@@ -135,10 +136,11 @@ def setup_lever(name: str, net_fn: Callable[[], torch.nn.Module], inputs: tuple,
         return run2
     if name == "openvino":
         import openvino as ov
+        from toolkit.deploy.ov_core import shared_core
 
         net = net_fn()
         model = ov.convert_model(net, example_input=inputs if len(inputs) > 1 else inputs[0])
-        core = ov.Core()
+        core = shared_core()
         compiled = core.compile_model(model, "CPU", {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": threads,
                                                       "INFERENCE_PRECISION_HINT": "f32"})
         request = compiled.create_infer_request()

@@ -149,7 +149,9 @@ def test_exported_suppression_is_one_grouped_nms_per_call(tmp_path):
     except ImportError:
         ov = None
     if ov is not None:
-        compiled = ov.Core().compile_model(str(path), "CPU")
+        from toolkit.deploy.ov_core import shared_core  # one Core per process: see there
+
+        compiled = shared_core().compile_model(str(path), "CPU")
         result = compiled(feed)
         runs["openvino"] = [result[o] for o in compiled.outputs]
     for runtime, got in runs.items():

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from .fileformat import ExportError, check_graph_io, read_metadata, verify_graph
+from .ov_core import shared_core
 from .runtime import _one_line, as_input_array, check_image_preprocessing
 
 __all__ = ["OpenVINOBlock", "load_openvino"]
@@ -60,7 +61,7 @@ class OpenVINOBlock:
         self.metadata = read_metadata(prefix)
         check_image_preprocessing(self.metadata)
         model = verify_graph(prefix, self.metadata, verify)
-        core = ov.Core()
+        core = shared_core()  # one Core per process: see toolkit.deploy.ov_core
         try:
             graph = core.read_model(str(model))
         except Exception as err:  # OpenVINO raises RuntimeError subclasses of its own

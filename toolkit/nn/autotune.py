@@ -48,8 +48,9 @@ input shapes fixed (:class:`FrozenOpenVINO`, :func:`compile_openvino`; :data:`OP
 oneDNN's PyTorch integration or a C++ compiler): on that quiet machine it ran the same ResNet-50 1.34x as
 fast as the autotuned graph after 18 s of converting and compiling. With OpenVINO 2026.4 on an AMX Xeon
 the convert and compile take 2.6 s and it runs 1.36x as fast as the channels-last graph
-(``benchmarks/results/openvino_candidate.txt``). It stays opt-in: a pytest process that ran OpenVINO
-early died of a segmentation fault later, not yet explained (``docs/design.md``).
+(``benchmarks/results/openvino_candidate.txt``). It stays opt-in until that default is measured across the
+zoo (``docs/design.md``); the segmentation fault that once also held it back came from one ``Core`` per
+compile and is gone (:func:`toolkit.deploy.ov_core.shared_core`).
 """
 from __future__ import annotations
 
@@ -858,9 +859,11 @@ def compile_openvino(program: torch.export.ExportedProgram, args: tuple, kwargs:
         raise TypeError(f"OpenVINO's model has {len(model.inputs)} inputs and {len(model.outputs)} outputs, "
                         f"the graph {len(flat)} and {len(outs)}")
     model.reshape({port: ov.PartialShape(list(v.shape)) for port, v in zip(model.inputs, flat)})
-    compiled = ov.Core().compile_model(model, "CPU", {"PERFORMANCE_HINT": "LATENCY",
-                                                      "INFERENCE_NUM_THREADS": torch.get_num_threads(),
-                                                      "INFERENCE_PRECISION_HINT": "f32"})
+    from ..deploy.ov_core import shared_core  # one Core per process: see there
+
+    compiled = shared_core().compile_model(model, "CPU", {"PERFORMANCE_HINT": "LATENCY",
+                                                          "INFERENCE_NUM_THREADS": torch.get_num_threads(),
+                                                          "INFERENCE_PRECISION_HINT": "f32"})
     request = compiled.create_infer_request()
     dtypes = [o.dtype for o in outs]
 
