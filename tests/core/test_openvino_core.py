@@ -6,6 +6,8 @@ back the previous one when destroyed; two instances freed first-in first-out lef
 stack, and the next signal handled in Python killed the process with SIGSEGV (the crash that made the
 OpenVINO tests run last). The check runs in a child process: a crash there must not take pytest with it.
 """
+import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -40,10 +42,10 @@ CHILD = textwrap.dedent("""
 """)
 
 
-@pytest.mark.skipif(not hasattr(__import__("signal"), "SIGUSR1"), reason="needs POSIX signals")
+@pytest.mark.skipif(not hasattr(signal, "SIGUSR1"), reason="needs POSIX signals")
 def test_compiles_freed_in_any_order_leave_signals_working():
     proc = subprocess.run([sys.executable, "-c", CHILD], cwd=ROOT, capture_output=True, text=True, timeout=300,
-                          env={**__import__("os").environ, "PYTHONPATH": str(ROOT)})
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert proc.returncode == 0, f"child died (rc {proc.returncode}): {proc.stderr[-2000:]}"
     assert proc.stdout.split() == ["handled", "alive"]
 
