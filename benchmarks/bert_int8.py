@@ -57,8 +57,7 @@ def _session(path: Path, threads: int):
 
 
 def _ov(path: Path, threads: int, precision: str = "f32"):
-    import openvino as ov
-    from toolkit.deploy.ov_core import shared_core
+    from toolkit.deploy.ov_core import shared_core  # one Core per process: see there
 
     core = shared_core()
     # f32 stated: on CPUs with AMX or AVX-512 BF16 OpenVINO's default is bf16, which is not an fp32 (or

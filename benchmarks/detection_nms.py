@@ -115,8 +115,7 @@ def ort_runner(prefix: Path, threads: int, x: np.ndarray) -> Callable[[], list]:
 
 
 def ov_runner(prefix: Path, threads: int, x: np.ndarray) -> Callable[[], list]:
-    import openvino as ov
-    from toolkit.deploy.ov_core import shared_core
+    from toolkit.deploy.ov_core import shared_core  # one Core per process: see there
 
     compiled = shared_core().compile_model(f"{prefix}.onnx", "CPU", {"INFERENCE_NUM_THREADS": threads})
     request = compiled.create_infer_request()

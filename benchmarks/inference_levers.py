@@ -122,8 +122,8 @@ def setup_lever(name: str, net_fn: Callable[[], torch.nn.Module], inputs: tuple,
         model = ov.convert_model(net, example_input=half if len(half) > 1 else half[0])
         model.reshape({port: ov.PartialShape(list(t.shape)) for port, t in zip(model.inputs, half)})
         compiled = shared_core().compile_model(model, "CPU", {"PERFORMANCE_HINT": "THROUGHPUT", "NUM_STREAMS": 2,
-                                                          "INFERENCE_NUM_THREADS": threads,
-                                                          "INFERENCE_PRECISION_HINT": "f32"})
+                                                              "INFERENCE_NUM_THREADS": threads,
+                                                              "INFERENCE_PRECISION_HINT": "f32"})
         requests = [compiled.create_infer_request() for _ in range(2)]
         parts = [[t.numpy()[i * (t.shape[0] // 2):(i + 1) * (t.shape[0] // 2)] for t in inputs] for i in range(2)]
 

@@ -848,6 +848,8 @@ def compile_openvino(program: torch.export.ExportedProgram, args: tuple, kwargs:
     Only positional tensor inputs are supported: anything else raises ``TypeError``."""
     import openvino as ov
 
+    from ..deploy.ov_core import shared_core  # one Core per process: see there
+
     flat = torch.utils._pytree.tree_leaves((args, kwargs))
     if kwargs or not flat or not all(isinstance(v, torch.Tensor) for v in flat):
         raise TypeError("the OpenVINO candidate takes positional tensor inputs only")
@@ -859,8 +861,6 @@ def compile_openvino(program: torch.export.ExportedProgram, args: tuple, kwargs:
         raise TypeError(f"OpenVINO's model has {len(model.inputs)} inputs and {len(model.outputs)} outputs, "
                         f"the graph {len(flat)} and {len(outs)}")
     model.reshape({port: ov.PartialShape(list(v.shape)) for port, v in zip(model.inputs, flat)})
-    from ..deploy.ov_core import shared_core  # one Core per process: see there
-
     compiled = shared_core().compile_model(model, "CPU", {"PERFORMANCE_HINT": "LATENCY",
                                                           "INFERENCE_NUM_THREADS": torch.get_num_threads(),
                                                           "INFERENCE_PRECISION_HINT": "f32"})
