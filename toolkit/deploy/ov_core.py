@@ -1,4 +1,5 @@
-"""The process's one ``openvino.Core``: every OpenVINO compile in the toolkit goes through it.
+"""The process's one ``openvino.Core``, which every OpenVINO compile in the toolkit goes through, and
+:func:`convert_program`, OpenVINO's converter without its side effect on the process's logging.
 
 Why one: each ``Core`` loads its own instance of OpenVINO's CPU plugin, and each instance installs an
 alternate signal stack (``sigaltstack``) on the thread that creates it, putting back the one it found when
@@ -10,8 +11,10 @@ reproduces it with two ``Core`` objects). One ``Core``, never freed, means one p
 """
 from __future__ import annotations
 
+import contextlib
 import functools
-from typing import Any
+import logging
+from typing import Any, Iterator
 
 
 @functools.lru_cache(maxsize=None)
@@ -23,3 +26,29 @@ def shared_core() -> Any:
     import openvino as ov
 
     return ov.Core()
+
+
+@contextlib.contextmanager
+def root_logging_kept() -> Iterator[None]:
+    """Put the root logger's level, filters and handlers back as they were on the way out, whatever happens
+    inside. ``openvino.convert_model`` sets the root logger to ``ERROR`` (and adds a handler to it when it has
+    none) and restores it only when the convert succeeds: after a failed one every warning of the process,
+    the toolkit's included, was silenced (found at stop 28: the zoo's detectors, whose NMS OpenVINO does
+    not convert, hid the warning saying so)."""
+    root = logging.getLogger()
+    level, filters, handlers = root.level, list(root.filters), list(root.handlers)
+    try:
+        yield
+    finally:
+        root.setLevel(level)
+        root.filters[:] = filters
+        root.handlers[:] = handlers
+
+
+def convert_program(program: Any) -> Any:
+    """``openvino.convert_model(program)`` (an ``ExportedProgram``, a module ...) leaving the process's logging
+    as it found it (see :func:`root_logging_kept`); OpenVINO's errors propagate."""
+    import openvino as ov
+
+    with root_logging_kept():
+        return ov.convert_model(program)

@@ -76,7 +76,7 @@ from .fold import get_attr_tensor
 
 __all__ = ["KERNELS", "Choice", "ConvTuner", "DecisionCache", "FrozenGraph", "FrozenInductor", "FrozenOpenVINO", "autotune_convolutions", "clear_cache",
            "compile_frozen", "conv2d_channels_last", "conv2d_contiguous", "conv2d_gemm", "disk_cache", "fastest",
-           "inductor_enabled", "lazy_enabled", "openvino_enabled", "machine_fingerprint", "race_once"]
+           "frozen_requested", "inductor_enabled", "lazy_enabled", "openvino_enabled", "machine_fingerprint", "race_once"]
 
 _aten = torch.ops.aten
 
@@ -101,8 +101,8 @@ LAZY_BUDGET_S = 0.5
 #: 35 s for a ResNet-50 on a quiet 2-core machine, is one long step inside a later call);
 #: ``hybridize(inductor=True)`` does so per block, ``inductor=False`` keeps it out whatever the variable says.
 INDUCTOR_ENV = "TOOLKIT_AUTOTUNE_INDUCTOR"
-#: ``1``/``on``/``true``/``yes`` adds :class:`FrozenOpenVINO` to inference races (off by default, as Inductor:
-#: converting and compiling a ResNet-50 took 18 s); ``hybridize(openvino=...)`` decides per block.
+#: ``0``/``off``/``false``/``no`` leaves :class:`FrozenOpenVINO` out of inference races (in by default where the
+#: ``openvino`` package is installed); ``hybridize(openvino=...)`` decides per block.
 OPENVINO_ENV = "TOOLKIT_AUTOTUNE_OPENVINO"
 #: Calls with unchanged weights after which a :class:`FrozenGraph` compiles again (before: the fallback graph).
 INDUCTOR_RECOMPILE_CALLS = 3
@@ -726,12 +726,22 @@ def _switched_on(env: str) -> bool:
     return os.environ.get(env, "").strip().lower() in ("1", "on", "true", "yes")
 
 
+def _switched_off(env: str) -> bool:
+    return os.environ.get(env, "").strip().lower() in ("0", "off", "false", "no")
+
+
 def openvino_enabled() -> bool:
-    """Whether inference races include :class:`FrozenOpenVINO` by default (see :data:`OPENVINO_ENV`):
-    turned on, and the ``openvino`` package installed."""
+    """Whether inference races include :class:`FrozenOpenVINO` by default (see :data:`OPENVINO_ENV`): the
+    ``openvino`` package installed, and the variable not turning it off."""
     import importlib.util
 
-    return _switched_on(OPENVINO_ENV) and importlib.util.find_spec("openvino") is not None
+    return not _switched_off(OPENVINO_ENV) and importlib.util.find_spec("openvino") is not None
+
+
+def frozen_requested(path: str) -> bool:
+    """Whether the environment asks for the frozen path ``path`` (:data:`INDUCTOR_ENV`/:data:`OPENVINO_ENV`
+    set to on): a failed compile is then worth a warning; by default it is only logged at INFO."""
+    return _switched_on({"inductor": INDUCTOR_ENV, "openvino": OPENVINO_ENV}[path])
 
 
 def compile_frozen(gm: fx.GraphModule, args: tuple, kwargs: dict) -> Callable[..., Any]:
@@ -848,7 +858,7 @@ def compile_openvino(program: torch.export.ExportedProgram, args: tuple, kwargs:
     Only positional tensor inputs are supported: anything else raises ``TypeError``."""
     import openvino as ov
 
-    from ..deploy.ov_core import shared_core  # one Core per process: see there
+    from ..deploy.ov_core import convert_program, shared_core  # one Core per process, logging kept: see there
 
     flat = torch.utils._pytree.tree_leaves((args, kwargs))
     if kwargs or not flat or not all(isinstance(v, torch.Tensor) for v in flat):
@@ -856,7 +866,7 @@ def compile_openvino(program: torch.export.ExportedProgram, args: tuple, kwargs:
     outs, spec = torch.utils._pytree.tree_flatten(example_output)
     if not outs or not all(isinstance(o, torch.Tensor) for o in outs):
         raise TypeError("the OpenVINO candidate needs tensor outputs only")
-    model = ov.convert_model(program)
+    model = convert_program(program)
     if len(model.inputs) != len(flat) or len(model.outputs) != len(outs):
         raise TypeError(f"OpenVINO's model has {len(model.inputs)} inputs and {len(model.outputs)} outputs, "
                         f"the graph {len(flat)} and {len(outs)}")

@@ -455,8 +455,11 @@ class HybridBlock(nn.Module):
         openvino : bool, optional
             Likewise for the captured program converted and compiled by OpenVINO for this input shape
             (:class:`~toolkit.nn.autotune.FrozenOpenVINO`; float32, OpenVINO's own CPU kernels), for
-            blocks whose inputs and outputs are tensors. Default (``None``): off, unless
-            ``TOOLKIT_AUTOTUNE_OPENVINO=1`` and ``openvino`` is installed.
+            blocks whose inputs and outputs are tensors. Default (``None``): on where ``openvino`` is
+            installed, unless ``TOOLKIT_AUTOTUNE_OPENVINO=0``; ``True`` turns it on for this block (a
+            failed convert is then a warning, by default an INFO log), ``False`` off. Its convert and
+            compile (1-4 s for the zoo's models on 2 cores) are one step of the measuring; the compiled
+            model holds a copy of the weights (``benchmarks/results/openvino_zoo.txt``).
 
         Returns
         -------
@@ -715,6 +718,11 @@ class HybridBlock(nn.Module):
         for these inputs' shapes (``None`` when the compile fails or its output differs from the graph's
         beyond float rounding)."""
         backend = FROZEN_BACKENDS[path].backend
+        # asked for (hybridize(openvino=True), the variable on): a failure is worth a warning; in a default
+        # race it only costs the speed-up, and models OpenVINO cannot convert (NMS, RoIAlign) would warn
+        # at every new input signature
+        asked = getattr(self, f"_hybrid_{path}") is True or _autotune.frozen_requested(path)
+        level = logging.WARNING if asked else logging.INFO
         try:
             with torch.no_grad():
                 frozen = FROZEN_BACKENDS[path](graph.program, self, graph.runner, args, kwargs)
@@ -722,12 +730,12 @@ class HybridBlock(nn.Module):
         except Exception as err:  # noqa: BLE001 - a failed compile only costs the speed-up
             # first and last lines: OpenVINO's reports put the unconverted ops at the end
             lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()] or [""]
-            _log.warning("%s: %s compile failed (%s: %s); keeping the captured graph", type(self).__name__, backend,
-                         type(err).__name__, lines[0] + (f" ... {lines[-1]}" if len(lines) > 1 else ""))
+            _log.log(level, "%s: %s compile failed (%s: %s); keeping the captured graph", type(self).__name__,
+                     backend, type(err).__name__, lines[0] + (f" ... {lines[-1]}" if len(lines) > 1 else ""))
             return None
         if not same:
-            _log.warning("%s: %s's frozen graph differs from the captured one beyond float rounding; "
-                         "not used", type(self).__name__, backend)
+            _log.log(level, "%s: %s's frozen graph differs from the captured one beyond float rounding; "
+                     "not used", type(self).__name__, backend)
             return None
         return _Graph(program=graph.program, runner=frozen, accepts=list(graph.accepts), memory_format=path)
 
