@@ -157,3 +157,31 @@ def test_exported_suppression_is_one_grouped_nms_per_call(tmp_path):
     for runtime, got in runs.items():
         for want, out in zip(eager, got):
             np.testing.assert_allclose(out, want, rtol=1e-6, atol=1e-5, err_msg=runtime)
+
+
+@pytest.mark.openvino_last  # see tests/conftest.py
+@pytest.mark.parametrize("scores_kind", ["random", "ties", "sparse", "none"])
+def test_openvino_conversion_selects_the_same_indices(scores_kind):
+    """OpenVINO's PyTorch frontend converts the op (the OpenVINO candidate of hybridize()'s inference race,
+    toolkit.nn.autotune.compile_openvino) to the very (row, class, index) rows eager selects, in order."""
+    pytest.importorskip("openvino")
+    from toolkit.nn.autotune import compile_openvino
+
+    class Suppress(torch.nn.Module):
+        def forward(self, boxes, scores):
+            return grouped_nms(boxes, scores, 0.45, 0.05, 40)
+
+    gen = torch.Generator().manual_seed(5)
+    b, c, n = 2, 4, 300
+    boxes = _random_boxes(b, n, gen=gen)
+    scores = {"random": lambda s: s, "ties": lambda s: (s * 4).floor() / 4, "sparse": lambda s: s ** 8,
+              "none": lambda s: s * 0.0}[scores_kind](torch.rand(b, c, n, generator=gen))
+    program = torch.export.export(Suppress(), (boxes, scores))
+    want = Suppress()(boxes, scores)
+    run = compile_openvino(program, (boxes, scores), {}, want)
+    got = run(boxes, scores)
+    assert got.dtype == torch.int64 and torch.equal(got, want)
+    if scores_kind == "random":  # the cap of 40 per (row, class) reached: the best 40, in order
+        assert len(want) == b * c * 40
+    other = torch.rand(b, c, n, generator=gen)  # new values, same shapes: the compiled model selects anew
+    assert torch.equal(run(boxes, other), Suppress()(boxes, other))

@@ -14,7 +14,11 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
+
+#: Conversions of the toolkit's own operators for OpenVINO's PyTorch frontend, by the name OpenVINO reports
+#: them under (``"toolkit.grouped_nms.default"``): see :func:`register_openvino_conversion`.
+_CONVERSIONS: dict[str, Callable[[Any], list]] = {}
 
 
 @functools.lru_cache(maxsize=None)
@@ -45,10 +49,28 @@ def root_logging_kept() -> Iterator[None]:
         root.handlers[:] = handlers
 
 
-def convert_program(program: Any) -> Any:
-    """``openvino.convert_model(program)`` (an ``ExportedProgram``, a module ...) leaving the process's logging
-    as it found it (see :func:`root_logging_kept`); OpenVINO's errors propagate."""
-    import openvino as ov
+def register_openvino_conversion(name: str, convert: Callable[[Any], list]) -> None:
+    """Teach :func:`convert_program` an operator of the toolkit's (a ``torch.library.custom_op``), which
+    OpenVINO's PyTorch frontend cannot know.
 
+    Parameters
+    ----------
+    name : str
+        The operator as OpenVINO names it: ``"<namespace>.<op>.<overload>"``, e.g. ``"toolkit.grouped_nms.default"``.
+    convert : callable
+        Takes OpenVINO's ``NodeContext`` (``get_input(i)``: the ``i``-th argument as an OpenVINO output,
+        Python scalars as constants) and returns the list of OpenVINO outputs standing for the operator's.
+    """
+    _CONVERSIONS[name] = convert
+
+
+def convert_program(program: Any) -> Any:
+    """``openvino.convert_model(program)`` (an ``ExportedProgram``, a module ...) with the toolkit's operators
+    (:func:`register_openvino_conversion`), leaving the process's logging as it found it (see
+    :func:`root_logging_kept`); OpenVINO's errors propagate."""
+    import openvino as ov
+    from openvino.frontend.pytorch import ConversionExtension
+
+    extensions = [ConversionExtension(name, convert) for name, convert in _CONVERSIONS.items()]
     with root_logging_kept():
-        return ov.convert_model(program)
+        return ov.convert_model(program, extension=extensions) if extensions else ov.convert_model(program)

@@ -498,6 +498,14 @@ class HybridBlock(nn.Module):
         """The kernel autotuning chose for each convolution of the graph behind :attr:`graph`."""
         return [] if self._last_graph is None else list(self._last_graph.kernels)
 
+    def same_outputs(self, out: Any, ref: Any) -> bool:
+        """Whether ``out`` (a frozen-weight candidate's, see :meth:`hybridize`) answers as ``ref`` (the captured
+        graph's) on the same inputs: equal up to float rounding, same structure, shapes and dtypes.
+
+        A family whose outputs are discontinuous in the floats (a detector's ranked, suppressed boxes)
+        overrides it with what "the same answer" means for it."""
+        return _autotune._close(out, ref)
+
     @property
     def graph_memory_format(self) -> str | None:
         """How the last call ran: ``"channels_last"`` when autotuning found the graph faster on
@@ -726,7 +734,7 @@ class HybridBlock(nn.Module):
         try:
             with torch.no_grad():
                 frozen = FROZEN_BACKENDS[path](graph.program, self, graph.runner, args, kwargs)
-                same = _autotune._close(frozen(*args, **kwargs), graph.runner(*args, **kwargs))
+                same = self.same_outputs(frozen(*args, **kwargs), graph.runner(*args, **kwargs))
         except Exception as err:  # noqa: BLE001 - a failed compile only costs the speed-up
             # first and last lines: OpenVINO's reports put the unconverted ops at the end
             lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()] or [""]

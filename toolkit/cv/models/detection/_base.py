@@ -11,7 +11,8 @@ from ....nn import HybridBlock
 from ....zoo import Weights
 from ..._blocks import IMAGENET_MEAN, IMAGENET_STD
 
-__all__ = ["ClassLayer", "Detector", "detection_preprocessing", "fashion_scenes_weights", "labels_to_targets"]
+__all__ = ["ClassLayer", "Detector", "detection_preprocessing", "fashion_scenes_weights", "labels_to_targets",
+           "same_detections"]
 
 
 def detection_preprocessing(size: Sequence[int], mean=IMAGENET_MEAN, std=IMAGENET_STD) -> dict[str, Any]:
@@ -97,6 +98,11 @@ class Detector(HybridBlock):
     @property
     def num_class(self) -> int:
         return len(self.classes)
+
+    def same_outputs(self, out: Any, ref: Any) -> bool:
+        """The same detections in another order among equal scores count as the same answer (see
+        :func:`same_detections`): how another runtime's graph is checked before it replaces the captured one."""
+        return same_detections(out, ref)
 
     def _check(self, x: torch.Tensor) -> None:
         from ..._blocks import check_input
@@ -194,3 +200,50 @@ def labels_to_targets(labels: torch.Tensor) -> list[dict[str, torch.Tensor]]:
         valid = lab[:, 4] >= 0
         out.append({"boxes": lab[valid, :4].float(), "labels": lab[valid, 4].long()})
     return out
+
+
+def same_detections(out: Any, ref: Any, rtol: float = 1e-4) -> bool:
+    """Whether two ``(ids, scores, bboxes)`` outputs of a detector (GluonCV's layout, -1 padding) hold the same
+    detections up to float rounding, in any order among equal scores.
+
+    Detections are ranked by score and cut at the best ``K``: where scores tie (common with random
+    weights, possible with trained ones), another runtime may list the tied rows in another order, or keep
+    another of them at the cut. So per image: the scores (sorted) must agree to rounding; every row of
+    ``ref`` must pair with its own row of ``out`` of the same class, score and box, except rows scoring
+    as the last one kept (ties at the cut). Anything else than three tensors is compared as is.
+    """
+    from ....nn.autotune import _close
+
+    if not (isinstance(out, (tuple, list)) and isinstance(ref, (tuple, list)) and len(out) == len(ref) == 3
+            and all(isinstance(t, torch.Tensor) for t in (*out, *ref))):
+        return _close(out, ref)
+    ids, scores, boxes = out
+    rids, rscores, rboxes = ref
+    if any(a.shape != b.shape or a.dtype != b.dtype for a, b in zip(out, ref)) or rboxes.dim() != 3:
+        return False
+    if rids.numel() == 0:
+        return True
+    score_tol = rtol * (1.0 + float(rscores.abs().max()))
+    box_tol = rtol * (1.0 + float(rboxes.abs().max()))
+    if not torch.allclose(scores, rscores, rtol=0.0, atol=score_tol):
+        return False
+    for b in range(rids.shape[0]):
+        valid, rvalid = ids[b, :, 0] >= 0, rids[b, :, 0] >= 0
+        if not torch.equal(valid, rvalid):
+            return False
+        n = int(rvalid.sum())
+        if n == 0:
+            continue
+        # pairs (ref row i, out row j) that could be the same detection
+        pairs = ((rids[b, :n, 0, None] == ids[b, None, :n, 0])
+                 & ((rscores[b, :n, 0, None] - scores[b, None, :n, 0]).abs() <= score_tol)
+                 & ((rboxes[b, :n, None, :] - boxes[b, None, :n, :]).abs().amax(-1) <= box_tol))
+        free = torch.ones(n, dtype=torch.bool)
+        last = float(rscores[b, n - 1, 0])
+        for i in range(n):
+            options = torch.nonzero(pairs[i] & free).flatten()
+            if options.numel():  # greedy is enough: rows that pair with the same ones are interchangeable
+                free[options[0]] = False
+            elif abs(float(rscores[b, i, 0]) - last) > score_tol:  # unpaired, and not a tie at the cut
+                return False
+    return True

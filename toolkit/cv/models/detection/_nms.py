@@ -10,7 +10,10 @@ the ONNX op as designed and each group is suppressed on its own:
 * eagerly (and in a hybridized ``torch.export`` graph) it is ``torchvision.ops.batched_nms``;
 * under ``torch.export`` it is one opaque node with a data-dependent number of rows (fake kernel);
 * :func:`toolkit.deploy.export.export_block` translates it to ``NonMaxSuppression`` through the
-  custom translation registered here (``torch.onnx.export(..., custom_translation_table=...)``).
+  custom translation registered here (``torch.onnx.export(..., custom_translation_table=...)``);
+* OpenVINO's PyTorch frontend (the OpenVINO candidate of ``hybridize()``'s inference race) converts it to
+  OpenVINO's ``NonMaxSuppression`` through the conversion registered here, the same answers to the index
+  (``tests/cv/test_grouped_nms.py``).
 """
 from __future__ import annotations
 
@@ -18,6 +21,7 @@ import torch
 from torchvision.ops import batched_nms
 
 from ....deploy.export import register_onnx_translation
+from ....deploy.ov_core import register_openvino_conversion
 
 __all__ = ["grouped_nms"]
 
@@ -87,3 +91,24 @@ def _grouped_nms_onnx(boxes, scores, iou_threshold: float, score_threshold: floa
 
 
 register_onnx_translation(torch.ops.toolkit.grouped_nms.default, _grouped_nms_onnx)
+
+
+def _grouped_nms_openvino(node) -> list:
+    """The op as OpenVINO's ``NonMaxSuppression`` (opset 13) for its PyTorch frontend: corner boxes, rows of
+    ``(row, class, box index)`` by row, class, then score (``sort_result_descending=False``, the op's order),
+    cut to the number selected (OpenVINO pads the rest)."""
+    import numpy as np
+    import openvino.opset13 as ops
+
+    boxes, scores, iou, score, most = (node.get_input(i) for i in range(5))
+    nms = ops.non_max_suppression(boxes, scores, ops.convert(most, "i64"), ops.convert(iou, "f32"),
+                                  ops.convert(score, "f32"), box_encoding="corner", sort_result_descending=False,
+                                  output_type="i64")
+
+    def const(v: int):
+        return ops.constant(np.array([v], dtype=np.int64))
+
+    return [ops.slice(nms.output(0), const(0), ops.convert(nms.output(2), "i64"), const(1), const(0)).output(0)]
+
+
+register_openvino_conversion("toolkit.grouped_nms.default", _grouped_nms_openvino)
