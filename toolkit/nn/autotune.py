@@ -42,15 +42,14 @@ as the autotuned graph after a compile of 35 s (``benchmarks/results/inference_l
 opt-in because that compile is one step of lazy tuning: it would stall some later call of the user's by
 tens of seconds, where every other step keeps to :data:`LAZY_BUDGET_S`.
 
-The same race can hold the captured program converted by OpenVINO and compiled for this CPU with the
-input shapes fixed (:class:`FrozenOpenVINO`, :func:`compile_openvino`; :data:`OPENVINO_ENV` or
-``hybridize(openvino=True)`` turn it on). OpenVINO ships its own kernels for x86 (it does not go through
-oneDNN's PyTorch integration or a C++ compiler): on that quiet machine it ran the same ResNet-50 1.34x as
-fast as the autotuned graph after 18 s of converting and compiling. With OpenVINO 2026.4 on an AMX Xeon
-the convert and compile take 2.6 s and it runs 1.36x as fast as the channels-last graph
-(``benchmarks/results/openvino_candidate.txt``). It stays opt-in until that default is measured across the
-zoo (``docs/design.md``); the segmentation fault that once also held it back came from one ``Core`` per
-compile and is gone (:func:`toolkit.deploy.ov_core.shared_core`).
+The same race holds the captured program converted by OpenVINO and compiled for this CPU with the input
+shapes fixed (:class:`FrozenOpenVINO`, :func:`compile_openvino`), by default wherever ``openvino`` is
+installed (:data:`OPENVINO_ENV` or ``hybridize(openvino=False)`` leave it out). OpenVINO ships its own
+kernels for x86 (it does not go through oneDNN's PyTorch integration or a C++ compiler): with OpenVINO 2026.4
+on an AMX Xeon its convert and compile take 0.8-4 s and it won every race of the zoo's classification,
+detection, segmentation and BERT models where it converted and matched, 1.13-3.8x the best other candidate
+(``benchmarks/results/openvino_zoo.txt``). The segmentation fault that once held it back came from one
+``Core`` per compile and is gone (:func:`toolkit.deploy.ov_core.shared_core`).
 """
 from __future__ import annotations
 
