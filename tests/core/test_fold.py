@@ -124,3 +124,28 @@ def test_double_precision_and_channels_last(net):
     assert isinstance(_graph_runner(model), FoldedGraph)
     assert out.dtype == torch.float64
     torch.testing.assert_close(out, ref, rtol=1e-10, atol=1e-10)
+
+
+def test_folded_weights_record_no_autograd_graph_and_the_block_copies(net):
+    """The refold runs without gradients (torch.inference_mode(False) inside torch.no_grad turned them back
+    on: the folded buffers held CopyBackwards nodes, and copy.deepcopy of a hybridized model failed);
+    pickle and deepcopy copy a hybridized block without its graphs, and the copy hybridizes again."""
+    import copy
+    import pickle
+
+    x = torch.randn(2, 3, 10, 10)
+    with torch.no_grad():
+        net(x)
+    runner = _graph_runner(net)
+    assert isinstance(runner, FoldedGraph)
+    assert all(not b.requires_grad and b.grad_fn is None for b in runner.module.buffers())
+    net.train()
+    net(x).sum().backward()  # a training graph captured too
+    net.eval()
+    with torch.no_grad():
+        want = net(x)
+        for clone in (copy.deepcopy(net), pickle.loads(pickle.dumps(net))):
+            assert clone._last_graph is None and clone._hybrid_active
+            torch.testing.assert_close(clone(x), want, rtol=1e-5, atol=1e-5)
+            assert isinstance(_graph_runner(clone), FoldedGraph)  # captured anew
+    assert net._last_graph is not None  # the original keeps its graphs

@@ -533,6 +533,15 @@ class HybridBlock(nn.Module):
         self._last_graph = None
         self._eval_programs = {}
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickling and ``copy.deepcopy`` leave the captured graphs out: they are caches of this process (the
+        graph modules ``torch.export`` builds hold local functions pickle refuses, a compiled OpenVINO model
+        cannot be copied), captured again by the copy's next call, in the layouts decided on disk. The
+        ``hybridize`` settings travel with the copy."""
+        state = self.__dict__.copy()
+        state.update(_graphs={}, _last_graph=None, _eval_programs={})
+        return state
+
     def _apply(self, fn, *args, **kwargs):
         # .to(), .half(), .cuda() replace parameter tensors: captured graphs would
         # keep the old ones.

@@ -115,7 +115,7 @@ def fold_batch_norms(gm: fx.GraphModule) -> tuple[fx.GraphModule, list[_Fold]]:
         if mean is None or var is None or conv_w is None or not conv_w.is_floating_point():
             continue
         eps = float(bn.args[7] if len(bn.args) > 7 else bn.kwargs.get("eps", 1e-5))
-        with torch.no_grad(), torch.inference_mode(False):
+        with torch.inference_mode(False), torch.no_grad():  # this order: inference_mode(False) turns grad mode on
             weight = torch.empty_like(conv_w)
             bias = torch.empty(conv_w.shape[0], dtype=conv_w.dtype, device=conv_w.device)
         index = len(folds)
@@ -151,7 +151,7 @@ class FoldedGraph:
     def _refresh_if_stale(self) -> None:
         versions = tuple(t._version for t in self._sources)
         if versions != self._versions:
-            with torch.no_grad(), torch.inference_mode(False):
+            with torch.inference_mode(False), torch.no_grad():  # this order: inference_mode(False) turns grad mode on
                 for fold in self.folds:
                     fold.refresh()
             self._versions = versions
