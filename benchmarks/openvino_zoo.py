@@ -122,6 +122,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--max-calls", type=int, default=80, help="calls before giving up on a decision")
     args = parser.parse_args()
+    unknown = [k for k in args.models.split(",") if k not in MODELS]
+    if unknown:
+        parser.error(f"unknown models {unknown}; choose from {list(MODELS)}")
     model, flags = cpu()
     import openvino
     import torch

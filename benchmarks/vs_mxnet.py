@@ -240,7 +240,8 @@ def _calibration_folder(folder: Path, count: int, size: int) -> None:
         Image.fromarray(rng.integers(0, 256, (size, size, 3), dtype=np.uint8)).save(folder / f"{i}.png")
 
 
-def _ours_child(cfg: dict, warmup: int, steps: int, threads: int, frozen: Sequence[str] = ()) -> dict[str, float]:
+def _ours_child(cfg: dict, warmup: int, steps: int, threads: int, frozen: Sequence[str] = (),
+                compile_train: bool = False) -> dict[str, float]:
     import torch
     import torch.nn.functional as F
 
@@ -255,6 +256,8 @@ def _ours_child(cfg: dict, warmup: int, steps: int, threads: int, frozen: Sequen
         # calls: step calls per warm-up/timed step (the bucketed LM cycles through its buckets)
         # --frozen: inference rows also time hybridize(<backend>=True), the frozen-weight candidate in the race
         variants = [("hybridized", {})] + [(f"hybridized+{name}", {name: True}) for name in (frozen if inference else ())]
+        if compile_train and not inference:  # --compile: the captured training graph through torch.compile (Inductor)
+            variants.append(("hybridized+compile", {"compile": True}))
         # every variant built, then timed call by call in turns (a fixed order once put the variant
         # timed first in a process behind: BERT's graph "slower than eager" in one quiet run)
         models, fns = {}, {}
@@ -422,7 +425,7 @@ def _run_side(side: str, row: str, args) -> dict[str, float] | str:
     else:
         env["PYTHONPATH"] = str(REPO)
     cmd = [python, str(Path(__file__).resolve()), "--child", side, "--rows", row, "--threads", str(args.threads),
-           "--warmup", str(args.warmup), "--steps", str(args.steps), "--frozen", args.frozen] + (["--small"] if args.small else [])
+           "--warmup", str(args.warmup), "--steps", str(args.steps), "--frozen", args.frozen] + (["--small"] if args.small else []) + (["--compile"] if args.compile else [])
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=REPO)
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
     if proc.returncode != 0 or not lines:
@@ -442,6 +445,8 @@ def main() -> None:
     p.add_argument("--peer-python", type=Path, default=DEFAULT_PEER, help="the MXNet venv's python")
     p.add_argument("--frozen", default="", help="comma-separated frozen-weight backends (inductor, openvino): inference "
                    "rows also time hybridize(<backend>=True), labelled hybridized+<backend>")
+    p.add_argument("--compile", action="store_true", help="training rows also time hybridize(compile=True) "
+                   "(Inductor over the captured graph, forward and backward), labelled hybridized+compile")
     p.add_argument("--child", choices=("mxnet", "ours"), help=argparse.SUPPRESS)
     args = p.parse_args()
     rows = args.rows.split(",")
@@ -457,7 +462,8 @@ def main() -> None:
             import torch
 
             torch.set_num_threads(args.threads)
-            res = _ours_child(cfg, args.warmup, args.steps, args.threads, [f for f in args.frozen.split(",") if f])
+            res = _ours_child(cfg, args.warmup, args.steps, args.threads, [f for f in args.frozen.split(",") if f],
+                              compile_train=args.compile)
         print("RESULT " + json.dumps(res), flush=True)
         return
 
