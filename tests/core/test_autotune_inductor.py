@@ -80,13 +80,48 @@ def test_frozen_graph_never_runs_stale_weights_and_recompiles_once_they_settle(m
         for net in (eager, tuned):  # an optimizer step would do the same: in place, version counters move
             net.reduce.weight.mul_(1.5)
             net.bn2.running_var.add_(0.25)
-        for call in range(autotune.INDUCTOR_RECOMPILE_CALLS + 2):
+        # the race's compile served one call before the change: not worth it, the wait doubled
+        wait = 2 * autotune.INDUCTOR_RECOMPILE_CALLS
+        for call in range(wait + 2):
             torch.testing.assert_close(tuned(x), eager(x), rtol=1e-5, atol=1e-5, msg=f"call {call}")
-            assert len(compiles) == (1 if call < autotune.INDUCTOR_RECOMPILE_CALLS else 2)
+            assert len(compiles) == (1 if call < wait else 2)
         # another batch size: the captured graph (no compile per size), right answer
         y = torch.randn(5, 6, 10, 10)
         torch.testing.assert_close(tuned(y), eager(y), rtol=1e-5, atol=1e-5)
         assert len(compiles) == 2
+
+
+def test_recompiles_back_off_when_weights_change_between_few_calls(monkeypatch):
+    """A loop that evaluates a couple of batches between training steps: compiles that served fewer calls
+    than four times their wait double it, so compiling stops; a long evaluation after it compiles again
+    (once its calls outlast the wait), and every answer is the live weights'."""
+    _race(monkeypatch, {"inductor": 0.5})
+    compiles = _fake_compile(monkeypatch)
+    eager, tuned = _pair()
+    tuned.hybridize()
+    x = torch.randn(3, 6, 10, 10)
+    with torch.no_grad():
+        tuned(x)
+        frozen = tuned._last_graph.runner
+        assert isinstance(frozen, autotune.FrozenInductor) and len(compiles) == 1
+        waits = []
+        for step in range(6):  # "train" (weights change in place), then evaluate 5 batches
+            for net in (eager, tuned):
+                net.reduce.weight.mul_(1.01)
+            for _ in range(5):
+                torch.testing.assert_close(tuned(x), eager(x), rtol=1e-5, atol=1e-5, msg=f"step {step}")
+            waits.append(frozen.wait)
+        # 1st compile (the race's) served 1 call: wait 6; 5 calls never reach it: no compile after
+        assert waits == [6] * 6 and len(compiles) == 1
+        for net in (eager, tuned):
+            net.reduce.weight.mul_(1.01)
+        for call in range(40):  # a whole validation epoch: compiled after 6 calls, then served
+            torch.testing.assert_close(tuned(x), eager(x), rtol=1e-5, atol=1e-5, msg=f"call {call}")
+        assert len(compiles) == 2 and frozen.wait == 6
+        for net in (eager, tuned):  # it paid off (34 calls >= 4 x 6): the wait stays
+            net.reduce.weight.mul_(1.01)
+        tuned(x)
+        assert frozen.wait == 6
 
 
 def test_never_raced_in_training_or_with_gradients(monkeypatch):

@@ -103,8 +103,11 @@ INDUCTOR_ENV = "TOOLKIT_AUTOTUNE_INDUCTOR"
 #: ``0``/``off``/``false``/``no`` leaves :class:`FrozenOpenVINO` out of inference races (in by default where the
 #: ``openvino`` package is installed); ``hybridize(openvino=...)`` decides per block.
 OPENVINO_ENV = "TOOLKIT_AUTOTUNE_OPENVINO"
-#: Calls with unchanged weights after which a :class:`FrozenGraph` compiles again (before: the fallback graph).
+#: Calls with unchanged weights after which a :class:`FrozenGraph` compiles again (before: the fallback graph);
+#: the first wait, doubled after each compile that did not pay off (see :class:`FrozenGraph`).
 INDUCTOR_RECOMPILE_CALLS = 3
+#: The most calls a :class:`FrozenGraph` waits for, however often its compiles were wasted.
+RECOMPILE_MAX_WAIT = 1024
 #: Lazy tuning: rounds of the race (one run of every candidate each, in alternating order) after a
 #: warm-up round; the median decides, as in :func:`fastest`.
 RACE_ROUNDS = 4
@@ -786,8 +789,11 @@ class FrozenGraph:
     version counter moves: an optimizer step, ``load_state_dict``, ``copy_``), calls go to ``fallback``
     (the captured graph, which refolds its batch norms), and the graph is compiled again once the
     weights have stayed the same for :data:`INDUCTOR_RECOMPILE_CALLS` calls (a compile takes seconds to
-    minutes: not for every evaluation between training steps). Inputs of other shapes or strides than
-    the compiled ones also go to ``fallback`` (no recompiling per batch size).
+    minutes: not for every evaluation between training steps). A compile whose graph answered fewer than
+    four times the calls waited for before the weights changed again did not pay off (a loop that
+    evaluates a few batches between training steps): the wait doubles, up to :data:`RECOMPILE_MAX_WAIT`.
+    Inputs of other shapes or strides than the compiled ones also go to ``fallback`` (no recompiling
+    per batch size).
     """
 
     #: The backend's name, for messages.
@@ -801,6 +807,8 @@ class FrozenGraph:
         self._compiled: Callable[..., Any] | None = None
         self._versions = self._current()
         self._stable = 0
+        self.wait = INDUCTOR_RECOMPILE_CALLS  # calls with unchanged weights before compiling again
+        self._served = 0  # calls the compiled graph answered since its compile
         self._compile(args, kwargs)
 
     def build(self, args: tuple, kwargs: dict) -> Callable[..., Any]:
@@ -813,6 +821,7 @@ class FrozenGraph:
     def _compile(self, args: tuple, kwargs: dict) -> None:
         self._compiled = self.build(args, kwargs)
         self._versions = self._current()
+        self._served = 0
         self.compiles += 1
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
@@ -820,12 +829,15 @@ class FrozenGraph:
             return self.fallback(*args, **kwargs)
         versions = self._current()
         if versions != self._versions:  # weights changed: stale constants
+            if self._compiled is not None and self._served < 4 * self.wait:  # that compile did not pay off
+                self.wait = min(2 * self.wait, RECOMPILE_MAX_WAIT)
             self._compiled, self._versions, self._stable = None, versions, 0
         if self._compiled is None:
             self._stable += 1
-            if self._stable <= INDUCTOR_RECOMPILE_CALLS:
+            if self._stable <= self.wait:
                 return self.fallback(*args, **kwargs)
             self._compile(args, kwargs)
+        self._served += 1
         return self._compiled(*args, **kwargs)
 
 
