@@ -246,3 +246,20 @@ def test_integer_and_boolean_inputs(monkeypatch):
         other = torch.randint(0, 50, (2, 7))  # other values, same shapes: the compiled model
         torch.testing.assert_close(net(other, mask), Tagger.forward(net, other, mask), rtol=1e-4, atol=1e-4)
     torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
+
+
+def test_left_out_where_its_weight_copy_would_not_fit(monkeypatch, caplog):
+    races = fake_race(monkeypatch, {"openvino": 0.5})
+    compiles = _count_compiles(monkeypatch)
+    net = Bottleneck().eval().hybridize()
+    weights = sum(t.numel() * t.element_size() for t in list(net.parameters()) + list(net.buffers()))
+    monkeypatch.setattr(autotune, "available_memory", lambda: 3 * weights)  # under 4x the weights
+    x = torch.randn(2, 6, 8, 8)
+    with torch.no_grad(), caplog.at_level(logging.WARNING, logger="toolkit"):
+        torch.testing.assert_close(net(x), Bottleneck.forward(net, x), rtol=1e-5, atol=1e-5)
+    assert compiles == [] and net.graph_memory_format != "openvino" and "openvino" not in races[0]
+    assert any("would not fit" in r.getMessage() for r in caplog.records)  # asked for (the variable): a warning
+    monkeypatch.setattr(autotune, "available_memory", lambda: 4 * weights)
+    with torch.no_grad():
+        Bottleneck().eval().hybridize()(torch.randn(3, 6, 8, 8))
+    assert compiles == [(3, 6, 8, 8)]

@@ -740,6 +740,33 @@ def openvino_enabled() -> bool:
     return not _switched_off(OPENVINO_ENV) and importlib.util.find_spec("openvino") is not None
 
 
+#: A frozen-weight candidate is compiled only where the memory available is at least this many times the
+#: block's weights: the compiled model holds its own copy, and converting holds more for a while
+#: (``benchmarks/results/openvino_zoo.txt``: 0.8-4x the weights' size after the race).
+FROZEN_MEMORY_FACTOR = 4
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available to new allocations (``MemAvailable`` of ``/proc/meminfo``); ``None`` where
+    that is not known (not Linux)."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def frozen_fits_memory(module: torch.nn.Module) -> tuple[bool, int, int | None]:
+    """Whether a frozen-weight copy of ``module`` fits (see :data:`FROZEN_MEMORY_FACTOR`), with the bytes of
+    its weights and the bytes available."""
+    weights = sum(t.numel() * t.element_size() for t in list(module.parameters()) + list(module.buffers()))
+    free = available_memory()
+    return free is None or FROZEN_MEMORY_FACTOR * weights <= free, weights, free
+
+
 def frozen_requested(path: str) -> bool:
     """Whether the environment asks for the frozen path ``path`` (:data:`INDUCTOR_ENV`/:data:`OPENVINO_ENV`
     set to on): a failed compile is then worth a warning; by default it is only logged at INFO."""

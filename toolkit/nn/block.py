@@ -740,6 +740,11 @@ class HybridBlock(nn.Module):
         # at every new input signature
         asked = getattr(self, f"_hybrid_{path}") is True or _autotune.frozen_requested(path)
         level = logging.WARNING if asked else logging.INFO
+        fits, weights, free = _autotune.frozen_fits_memory(self)
+        if not fits:
+            _log.log(level, "%s: %s candidate left out: its copy of the weights (%.0f MiB) would not fit in the "
+                     "%.0f MiB available", type(self).__name__, backend, weights / 2**20, (free or 0) / 2**20)
+            return None
         try:
             with torch.no_grad():
                 frozen = FROZEN_BACKENDS[path](graph.program, self, graph.runner, args, kwargs)
