@@ -1,5 +1,6 @@
 """The process's one ``openvino.Core``, which every OpenVINO compile in the toolkit goes through, and
-:func:`convert_program`, OpenVINO's converter without its side effect on the process's logging.
+:func:`convert_program`, OpenVINO's PyTorch converter taught the toolkit's own operators
+(:func:`register_openvino_conversion`) and without its side effect on the process's logging.
 
 Why one: each ``Core`` loads its own instance of OpenVINO's CPU plugin, and each instance installs an
 alternate signal stack (``sigaltstack``) on the thread that creates it, putting back the one it found when
@@ -37,8 +38,8 @@ def root_logging_kept() -> Iterator[None]:
     """Put the root logger's level, filters and handlers back as they were on the way out, whatever happens
     inside. ``openvino.convert_model`` sets the root logger to ``ERROR`` (and adds a handler to it when it has
     none) and restores it only when the convert succeeds: after a failed one every warning of the process,
-    the toolkit's included, was silenced (found at stop 28: the zoo's detectors, whose NMS OpenVINO does
-    not convert, hid the warning saying so)."""
+    the toolkit's included, was silenced (found at stop 28: the zoo's detectors, whose NMS OpenVINO did
+    not convert yet, hid the warning saying so)."""
     root = logging.getLogger()
     level, filters, handlers = root.level, list(root.filters), list(root.handlers)
     try:

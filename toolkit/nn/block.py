@@ -736,7 +736,7 @@ class HybridBlock(nn.Module):
         beyond float rounding)."""
         backend = FROZEN_BACKENDS[path].backend
         # asked for (hybridize(openvino=True), the variable on): a failure is worth a warning; in a default
-        # race it only costs the speed-up, and models OpenVINO cannot convert (NMS, RoIAlign) would warn
+        # race it only costs the speed-up, and models with operators OpenVINO cannot convert would warn
         # at every new input signature
         asked = getattr(self, f"_hybrid_{path}") is True or _autotune.frozen_requested(path)
         level = logging.WARNING if asked else logging.INFO
