@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from pathlib import Path
 
 import torch
@@ -38,6 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
     a("--num-workers", "-j", type=int, default=0)
     a("--max-val-samples", type=int, default=None)
     a("--num-threads", type=int, default=None)
+    a("--hybridize", action="store_true", help="run the model hybridized (captured graph; on CPU the inference race "
+      "also holds OpenVINO where it is installed)")
     return p
 
 
@@ -60,12 +63,18 @@ def main(argv=None) -> dict[str, float]:
     extra = {k: v for k, v in kwargs.items() if k in ("anchor_sizes", "rpn_test")}  # the run's builder arguments
     model, _ = common.build_model(args, args.algorithm, kwargs.get("classes", list(val_set.classes)), extra)
     load_weights(model, weights)
+    if args.hybridize:
+        model.hybridize()
     family_presets = {"ssd": "train_ssd", "yolo3": "train_yolo3", "faster_rcnn": "train_faster_rcnn"}[args.algorithm]
     module = __import__(family_presets)
     _, val_tf, batchify = module.presets(args)
     loader = DataLoader(common._Transformed(val_set, val_tf), batch_size=args.batch_size, shuffle=False,
                         num_workers=args.num_workers, collate_fn=batchify)
+    start = time.perf_counter()
     result = common.evaluate(model, loader, model.classes, val_set, args.algorithm, args)
+    seconds = time.perf_counter() - start
+    path = f", hybridized path {model.graph_memory_format}" if args.hybridize else ""
+    print(f"evaluated {len(val_set)} images in {seconds:.1f} s{path}", file=sys.stderr)
     print(json.dumps({k: round(v, 2) for k, v in result.items()}))
     return result
 

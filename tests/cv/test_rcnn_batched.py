@@ -97,6 +97,15 @@ def test_hybridize_equals_eager():
     for i in range(2):  # the captured graph rounds differently (boxes ~2e-3 px apart)
         torch.testing.assert_close(_rows(out, i), _rows(ref, i), atol=1e-3, rtol=1e-4)
     torch.testing.assert_close(_rows(one, 0), _rows(ref, 1), atol=1e-3, rtol=1e-4)
+    # each image's true size inside a padded batch (scripts/detection/eval.py): no graph takes it (it bounds
+    # the RoI pooling by tensor values), so the call runs eagerly instead of failing to capture
+    sizes = torch.tensor([[96, 128], [80, 100]])
+    with torch.no_grad():
+        padded = net(x, image_sizes=sizes)
+        net.hybridize(active=False)
+        want = net(x, image_sizes=sizes)
+    for i in range(2):
+        torch.testing.assert_close(_rows(padded, i), _rows(want, i))
 
 
 @pytest.mark.parametrize("kind", ["c4", "fpn"])

@@ -558,9 +558,15 @@ class HybridBlock(nn.Module):
         return super().load_state_dict(state_dict, strict=strict, assign=assign)
 
     def __call__(self, *args, **kwargs):
-        if not self._hybrid_active or _capturing() or torch.compiler.is_compiling():
+        if (not self._hybrid_active or _capturing() or torch.compiler.is_compiling()
+                or self._eager_only(args, kwargs)):
             return super().__call__(*args, **kwargs)
         return self._call_hybrid(args, kwargs)
+
+    def _eager_only(self, args: tuple, kwargs: dict) -> bool:
+        """Whether this call takes inputs no graph of the block can (a family overrides it): the block's own
+        forward runs, its hybridized sub-blocks still run their graphs."""
+        return False
 
     def _call_hybrid(self, args: tuple, kwargs: dict):
         key = _key(self.training, args, kwargs)

@@ -291,6 +291,12 @@ class FasterRCNN(Detector):
     def post_nms(self, value: int) -> None:
         self.roi_heads.detections_per_img = int(value)
 
+    def _eager_only(self, args: tuple, kwargs: dict) -> bool:
+        # each image's true size inside a padded batch sets the RoI pooling's bounds from tensor values, which
+        # torch.export cannot capture: such calls run eagerly (the backbone's graph still runs)
+        image_sizes = kwargs.get("image_sizes", args[2] if len(args) > 2 else None)
+        return image_sizes is not None
+
     def _detect(self, data: torch.Tensor, image_sizes: torch.Tensor | None) -> tuple[torch.Tensor, ...]:
         h, w = int(data.shape[-2]), int(data.shape[-1])
         if image_sizes is None:
