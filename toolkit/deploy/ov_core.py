@@ -74,4 +74,4 @@ def convert_program(program: Any) -> Any:
 
     extensions = [ConversionExtension(name, convert) for name, convert in _CONVERSIONS.items()]
     with root_logging_kept():
-        return ov.convert_model(program, extension=extensions) if extensions else ov.convert_model(program)
+        return ov.convert_model(program, extension=extensions or None)

@@ -251,9 +251,9 @@ def machine_fingerprint() -> dict[str, Any]:
 
 
 def _cache_folder() -> Path | None:
-    setting = os.environ.get(CACHE_ENV, "").strip()
-    if setting.lower() in ("0", "off", "false", "no"):
+    if _switched_off(CACHE_ENV):
         return None
+    setting = os.environ.get(CACHE_ENV, "").strip()
     if setting:
         return Path(setting).expanduser()
     return Path(os.environ.get("TOOLKIT_HOME", Path.home() / ".toolkit")).expanduser() / "autotune"
@@ -706,14 +706,22 @@ def layout_key(module: torch.nn.Module, args: tuple, kwargs: dict, backward: boo
 PATHS = ("as_given", "channels_last", "eager", "inductor", "openvino")
 
 
+def _switched_on(env: str) -> bool:
+    return os.environ.get(env, "").strip().lower() in ("1", "on", "true", "yes")
+
+
+def _switched_off(env: str) -> bool:
+    return os.environ.get(env, "").strip().lower() in ("0", "off", "false", "no")
+
+
 def lazy_enabled() -> bool:
     """Whether hybridized blocks measure lazily, over the calls after the capture (see :data:`LAZY_ENV`)."""
-    return os.environ.get(LAZY_ENV, "").strip().lower() not in ("0", "off", "false", "no")
+    return not _switched_off(LAZY_ENV)
 
 
 def eager_fallback_enabled() -> bool:
     """Whether captures race the eager forward too (see :data:`EAGER_ENV`)."""
-    return os.environ.get(EAGER_ENV, "").strip().lower() not in ("0", "off", "false", "no")
+    return not _switched_off(EAGER_ENV)
 
 
 def inductor_enabled() -> bool:
@@ -722,14 +730,6 @@ def inductor_enabled() -> bool:
     if not _switched_on(INDUCTOR_ENV):
         return False
     return any(shutil.which(cc) for cc in ("g++", "c++", "clang++"))
-
-
-def _switched_on(env: str) -> bool:
-    return os.environ.get(env, "").strip().lower() in ("1", "on", "true", "yes")
-
-
-def _switched_off(env: str) -> bool:
-    return os.environ.get(env, "").strip().lower() in ("0", "off", "false", "no")
 
 
 def openvino_enabled() -> bool:

@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from ....nn import HybridBlock
+from ....nn.autotune import _close
 from ....zoo import Weights
 from ..._blocks import IMAGENET_MEAN, IMAGENET_STD
 
@@ -212,8 +213,6 @@ def same_detections(out: Any, ref: Any, rtol: float = 1e-4) -> bool:
     ``ref`` must pair with its own row of ``out`` of the same class, score and box, except rows scoring
     as the last one kept (ties at the cut). Anything else than three tensors is compared as is.
     """
-    from ....nn.autotune import _close
-
     if not (isinstance(out, (tuple, list)) and isinstance(ref, (tuple, list)) and len(out) == len(ref) == 3
             and all(isinstance(t, torch.Tensor) for t in (*out, *ref))):
         return _close(out, ref)
