@@ -32,6 +32,12 @@ graph on onnxruntime, as shipped and with ``text_fusion`` (see ``benchmarks/bert
 The SSD row compares GluonCV's ``ssd_512_mobilenet1.0_voc`` with the toolkit's model of the same
 name (random weights on both sides, ``pretrained_base=False``), boxes decoded and NMS included.
 
+Under the table, each row's arithmetic (``torch.utils.flop_counter`` on our eager step: its
+matrix products and convolutions, backward included) turns each side's step time into a rate,
+set beside a 2048x2048 fp32 matrix product's rate on the same threads, measured in our
+processes: how far each side is from what this CPU's cores do, and whether the issue's
+target ratio over MXNet is within it.
+
 ``--small`` shrinks batch and input sizes (not the models) to prove the script end to
 end quickly; its numbers are not the benchmark. Numbers from a loaded machine mean
 nothing: the header prints the load average.
@@ -85,6 +91,10 @@ ROWS: dict[str, dict] = {
 }
 SMALL = {"batch": 2, "size": 64, "seq": 32}
 BERT_VOCAB = 30522
+
+
+#: what our processes report beside the step times: the arithmetic of a step and the matrix product's rate
+ARITHMETIC = ("flops", "gemm GFLOP/s")
 
 
 def _small(cfg: dict) -> dict:
@@ -244,6 +254,7 @@ def _ours_child(cfg: dict, warmup: int, steps: int, threads: int, frozen: Sequen
                 compile_train: bool = False) -> dict[str, float]:
     import torch
     import torch.nn.functional as F
+    from torch.utils.flop_counter import FlopCounterMode
 
     from toolkit.zoo import get_model
 
@@ -267,6 +278,14 @@ def _ours_child(cfg: dict, warmup: int, steps: int, threads: int, frozen: Sequen
                 m.hybridize(**options)
             models[label], fns[label] = m, make_step(m)
         out.update(interleaved_medians(fns, warmup * calls, steps * calls))
+        # the arithmetic of one call (matrix products and convolutions, backward included), to set each
+        # side's rate beside what this CPU's fp32 matrix product reaches (see "arithmetic" under the table)
+        counter = FlopCounterMode(display=False)
+        with counter:
+            fns["eager"]()
+        a = torch.randn(2048, 2048)
+        out["flops"] = float(counter.get_total_flops())
+        out["gemm GFLOP/s"] = 2 * 2048 ** 3 / median_step_s(lambda: torch.mm(a, a), 3, 10) / 1e9
         for label, options in variants:  # what hybridize() ran: a graph's layout, "eager" or a frozen backend
             out[f"{label} path"] = models[label].graph_memory_format
             # the capture-time race's medians, to set beside the steady-state times above
@@ -484,6 +503,7 @@ def main() -> None:
           + ("; SMOKE RUN (--small shapes): not a benchmark" if args.small else ""))
     print("| row | MXNet/GluonCV s | ours s | MXNet time / ours |\n|---|---|---|---|", flush=True)
     races: list[str] = []  # printed under the table: each round's capture-time race medians
+    rates_lines: list[str] = []  # and each row's arithmetic rates
     for row in rows:
         runs: dict[str, list] = {"mxnet": [], "ours": []}
         for r in range(args.rounds):
@@ -512,15 +532,32 @@ def main() -> None:
             taken = "/".join(per_round(label, "path"))
             return f": {taken}" if taken else ""
 
+        arithmetic = {k: ours_res.pop(k) for k in ARITHMETIC if k in ours_res}
         mx_t = mx_res.get("hybridized")
         mx_text = f"{mx_t:.3f}" if mx_t is not None else mx_err
         ours_text = ", ".join(f"{v:.3f} ({k}{paths(k)})" for k, v in ours_res.items()) or ours_err
         ratio = ", ".join(f"{mx_t / v:.2f}x ({k})" for k, v in ours_res.items()) if mx_t and ours_res else "-"
         print(f"| {title} | {mx_text} | {ours_text} | {ratio} |", flush=True)
+        if arithmetic.get("flops"):
+            flops, gemm = arithmetic["flops"], arithmetic["gemm GFLOP/s"]
+            rates = ([("MXNet", mx_t)] if mx_t else []) + list(ours_res.items())
+            rate_text = ", ".join(f"{label} {flops / t / 1e9:.0f} ({100 * flops / t / 1e9 / gemm:.0f}%)" for label, t in rates)
+            lines = [f"{title}: {flops / 1e9:.1f} GFLOP per step; GFLOP/s (% of the matrix product) "
+                     f"{rate_text}; fp32 2048x2048 matrix product {gemm:.0f} GFLOP/s"]
+            if mx_t:  # the targets: training steps 1.2x MXNet, fp32 inference 1.3x
+                goal = 1.2 if "train" in cfg["kind"] else 1.3
+                lines.append(f"  {goal}x MXNet would take {mx_t / goal:.3f} s: "
+                             f"{100 * flops / (mx_t / goal) / 1e9 / gemm:.0f}% of the matrix product's rate")
+            rates_lines.extend(lines)
         for label in ours_res:
             medians = per_round(label, "race")
             if medians:
                 races.append(f"{ROWS[row]['title']}, {label}: " + "; ".join(medians))
+    if rates_lines:
+        print("arithmetic (torch.utils.flop_counter on our eager step: matrix products and convolutions, backward "
+              "included; both sides run the same layers) per step time above, beside this CPU's fp32 matrix product "
+              "on the same threads (measured in our processes):")
+        print("\n".join(f"  {line}" for line in rates_lines))
     if races:
         print("capture-time race medians (s) per round, beside the steady-state times above:")
         print("\n".join(f"  {line}" for line in races))
