@@ -32,7 +32,7 @@ import sys
 import time
 from pathlib import Path
 
-from _timing import cpu, interleaved_medians, load_text, median_step_s
+from _timing import cpu, load_text, median_step_s
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -93,20 +93,10 @@ def _mx_child(warmup: int, steps: int) -> dict:
     step_s = median_step_s(step, warmup, steps)
     mx.profiler.set_config(profile_all=True, aggregate_stats=True)
     mx.profiler.set_state("run")
-    profiled_s = _timed(step, steps)
+    profiled_s = median_step_s(step, 0, steps)  # the profiled steps: what profiling adds shows
     mx.profiler.set_state("stop")
     ops = json.loads(mx.profiler.dumps(format="json"))["Time"].get("operator", {})
     return {"step_s": step_s, "profiled_s": profiled_s, "own_ms": {k: v["Total"] / steps for k, v in ops.items()}}
-
-
-def _timed(step, steps: int) -> float:
-    """Median seconds of ``steps`` calls of ``step`` (the profiled ones: what profiling added shows)."""
-    times = []
-    for _ in range(steps):
-        start = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def _ours_child(warmup: int, steps: int, threads: int) -> dict:
@@ -154,7 +144,7 @@ def _ours_child(warmup: int, steps: int, threads: int) -> dict:
     def timed_step() -> None:
         with OperatorTimer():
             step()
-    profiled_s = _timed(timed_step, steps)
+    profiled_s = median_step_s(timed_step, 0, steps)
 
     counter = FlopCounterMode(display=False)
     with counter:
