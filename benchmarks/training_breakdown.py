@@ -34,9 +34,9 @@ from pathlib import Path
 
 from _timing import cpu, load_text, median_step_s
 
+from vs_mxnet import DEFAULT_PEER
+
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from vs_mxnet import DEFAULT_PEER  # noqa: E402 - this folder first (run as a file)
 
 BATCH, SIZE = 16, 128
 
