@@ -50,6 +50,15 @@ def median_step_s(step: Callable[[], object], warmup: int, steps: int) -> float:
     return statistics.median(times)
 
 
+def matmul_gflops(size: int = 2048) -> float:
+    """GFLOP/s of a ``size`` x ``size`` fp32 matrix product on torch's threads: what this CPU's cores reach, the
+    ceiling the benchmarks set arithmetic rates beside (torch imported here: the peer environment has none)."""
+    import torch
+
+    a = torch.randn(size, size)
+    return 2 * size ** 3 / median_step_s(lambda: torch.mm(a, a), 3, 10) / 1e9
+
+
 def interleaved_medians(steps_by_label: dict[str, Callable[[], object]], warmup: int, steps: int) -> dict[str, float]:
     """Median seconds per label of ``steps`` calls each, after ``warmup`` untimed calls of every one, the
     labels taking turns call by call (forward then reverse order): drift on a shared machine, and

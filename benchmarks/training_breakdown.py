@@ -32,7 +32,7 @@ import sys
 import time
 from pathlib import Path
 
-from _timing import cpu, load_text, median_step_s
+from _timing import cpu, load_text, matmul_gflops, median_step_s
 
 from vs_mxnet import DEFAULT_PEER
 
@@ -150,11 +150,9 @@ def _ours_child(warmup: int, steps: int, threads: int) -> dict:
     counter = FlopCounterMode(display=False)
     with counter:
         make_step(get_model("resnet50_v1b", classes=1000))()
-    a = torch.randn(2048, 2048)
-    gemm_s = median_step_s(lambda: torch.mm(a, a), 3, 10)
     return {"step_s": step_s, "profiled_s": profiled_s, "own_ms": {k: 1e3 * v / steps for k, v in own.items()},
             "path": net.graph_memory_format, "flops": counter.get_total_flops(),
-            "gemm_gflops": 2 * 2048 ** 3 / gemm_s / 1e9}
+            "gemm_gflops": matmul_gflops()}
 
 
 def _run_side(side: str, args: argparse.Namespace) -> dict | str:

@@ -56,7 +56,7 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from _timing import cpu, interleaved_medians, load_text, median_step_s
+from _timing import cpu, interleaved_medians, load_text, matmul_gflops, median_step_s
 
 REPO = Path(__file__).resolve().parents[1]
 #: $PEER_PYTHON, else the default venv of benchmarks/peer/setup_mxnet_venv.sh
@@ -283,9 +283,8 @@ def _ours_child(cfg: dict, warmup: int, steps: int, threads: int, frozen: Sequen
         counter = FlopCounterMode(display=False)
         with counter:
             fns["eager"]()
-        a = torch.randn(2048, 2048)
         out["flops"] = float(counter.get_total_flops())
-        out["gemm GFLOP/s"] = 2 * 2048 ** 3 / median_step_s(lambda: torch.mm(a, a), 3, 10) / 1e9
+        out["gemm GFLOP/s"] = matmul_gflops()
         for label, options in variants:  # what hybridize() ran: a graph's layout, "eager" or a frozen backend
             out[f"{label} path"] = models[label].graph_memory_format
             # the capture-time race's medians, to set beside the steady-state times above
