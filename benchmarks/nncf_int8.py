@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from _timing import cpu, interleaved_medians, load_text
+from vs_mxnet import _calibration_folder
 
 REPO = Path(__file__).resolve().parents[1]
 R20_CHECKPOINT = REPO / "model_zoo_logs/classification/cifar_resnet20_v1-fashion-mnist/cifar_resnet20_v1.safetensors"
@@ -128,34 +129,31 @@ def main() -> None:
           f"{' '.join(isa) or '-'}, {os.cpu_count()} cores, {args.threads} threads; load average at start {load_text()}")
     print(f"{args.steps} interleaved calls per model after 3 warm-up each (medians)\n")
     with tempfile.TemporaryDirectory() as d:
+        def calibrated(prefix: Path, calib: str, batches: int, **options) -> list[np.ndarray]:
+            """``prefix`` quantized by the toolkit, and the same calibration images for NNCF, preprocessed alike."""
+            quantize(prefix, calib=calib, num_calib_batches=batches, batch_size=16, num_threads=args.threads,
+                     latency_repeats=1, **options)
+            meta = read_metadata(prefix)
+            count, get = image_source(calib)
+            return list(_batches(count, get, ImagePreprocessing.from_metadata(meta), meta["inputs"][0]["shape"][1:],
+                                 16, batches * 16))
+
         # the trained zoo model, calibrated on Fashion-MNIST's training images as the README's main job does
         r20 = Path(d) / "r20"
         if toolkit_cli(["export", str(R20_CHECKPOINT), "--out", str(r20)]) != 0:
             sys.exit("export of the zoo's cifar_resnet20_v1 failed")
-        quantize(r20, calib="fashion-mnist", num_calib_batches=args.calib_batches, batch_size=16, calib_mode="entropy",
-                 num_threads=args.threads, latency_repeats=1)
-        meta = read_metadata(r20)
-        count, get = image_source("fashion-mnist")
-        calib = list(_batches(count, get, ImagePreprocessing.from_metadata(meta), meta["inputs"][0]["shape"][1:], 16,
-                              args.calib_batches * 16))
+        calib = calibrated(r20, "fashion-mnist", args.calib_batches, calib_mode="entropy")
         print("\n".join(_row("cifar_resnet20_v1 (Fashion-MNIST, trained)", r20, calib, args.threads, 16, args.steps,
                              args.preset, val="fashion-mnist")), "\n", flush=True)
 
-        # ResNet-50 v1b, random weights: speed only
+        # ResNet-50 v1b, random weights: speed only, calibrated on random pixels
         r50 = Path(d) / "r50"
         net = get_model("resnet50_v1b", classes=1000).eval()
         net.export(str(r50), example_inputs=(torch.randn(2, 3, 224, 224),))
-        rng = np.random.default_rng(1)
         folder = Path(d) / "calib"
         folder.mkdir()
-        from PIL import Image
-
-        for i in range(32):
-            Image.fromarray(rng.integers(0, 256, (224, 224, 3), dtype=np.uint8)).save(folder / f"{i}.png")
-        quantize(r50, calib=str(folder), num_calib_batches=2, batch_size=16, num_threads=args.threads, latency_repeats=1)
-        meta = read_metadata(r50)
-        count, get = image_source(str(folder))
-        calib = list(_batches(count, get, ImagePreprocessing.from_metadata(meta), meta["inputs"][0]["shape"][1:], 16, 32))
+        _calibration_folder(folder, 32, 224)
+        calib = calibrated(r50, str(folder), 2)
         print("\n".join(_row("ResNet-50 v1b (random weights), 224x224", r50, calib, args.threads, 16, args.steps,
                              args.preset)), flush=True)
     print(f"load average at end {load_text()}")
